@@ -1,0 +1,256 @@
+import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
+import type { Context, MiddlewareHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { RunStatus } from "@spindle/worker-sdk/protocol";
+import { httpStatusOf, SpindleError } from "../core/errors";
+import { tenantForToken } from "../core/tenants";
+import type { Env } from "../env";
+import {
+  ErrorSchema,
+  ListQuery,
+  RunIdParams,
+  RunListSchema,
+  RunSchema,
+  TriggerBodySchema,
+  TriggerResultSchema,
+  WaitQuery,
+  WorkerListSchema,
+  WorkflowListSchema,
+  WorkflowNameParams,
+} from "./schemas";
+import { EngineService } from "./service";
+
+type AppEnv = { Bindings: Env; Variables: { service: EngineService } };
+
+const errorResponses = {
+  400: { description: "Bad request: the message names the failing field", content: { "application/json": { schema: ErrorSchema } } },
+  401: { description: "Missing or unknown bearer token", content: { "application/json": { schema: ErrorSchema } } },
+  404: { description: "Not found", content: { "application/json": { schema: ErrorSchema } } },
+} as const;
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+/** Validation failures of params, query and body all become one 400 shape naming the field. */
+function validationHook(result: { success: boolean; error?: z.ZodError; target?: string }) {
+  if (result.success || !result.error) return;
+  const where = result.target === "json" ? "body" : result.target === "param" ? "path" : (result.target ?? "request");
+  const fields = result.error.issues.map((i) => ({
+    path: [where, ...i.path.map(String)].join("."),
+    message: i.message,
+  }));
+  throw new SpindleError("request.invalid", fields.map((f) => `${f.path}: ${f.message}`).join("; "), { fields });
+}
+
+/** Bodies must be JSON; say so plainly instead of validating an empty object. */
+const jsonOnly: MiddlewareHandler = async (c, next) => {
+  const type = c.req.header("content-type") ?? "";
+  const length = c.req.header("content-length");
+  const hasBody = length !== undefined ? length !== "0" : c.req.raw.body !== null;
+  if (hasBody && !/^application\/([\w.-]+\+)?json/i.test(type)) {
+    throw new SpindleError("request.unsupported_media_type", "the request body must be JSON (Content-Type: application/json)");
+  }
+  await next();
+};
+
+const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const header = c.req.header("authorization");
+  const token = /^Bearer\s+(.+)$/i.exec(header ?? "")?.[1]?.trim();
+  if (!token) throw new SpindleError("auth.missing_token", "missing bearer token: send 'Authorization: Bearer <token>'");
+  const tenant = await tenantForToken(c.env, token);
+  if (!tenant) throw new SpindleError("auth.invalid_token", "the bearer token is not valid");
+  c.set("service", new EngineService(c.env, tenant));
+  await next();
+};
+
+export function createApp(): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.onError((err, c) => errorResponse(c, err));
+  app.notFound((c) => errorResponse(c, new SpindleError("route.not_found", `no route ${c.req.method} ${c.req.path}`)));
+
+  app.get("/", (c) =>
+    c.json({ name: "spindle", api: "/api/v1", openapi: "/api/v1/openapi.json" }),
+  );
+
+  app.use("/api/v1/*", auth);
+  app.use("/api/v1/*", async (c, next) => (c.req.method === "POST" ? jsonOnly(c, next) : next()));
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/workflows/{name}/runs",
+      summary: "Trigger a run of a workflow or standalone task",
+      request: {
+        params: WorkflowNameParams,
+        body: { required: false, content: { "application/json": { schema: TriggerBodySchema } } },
+      },
+      responses: { 202: json(TriggerResultSchema, "The run was created"), ...errorResponses },
+    }),
+    async (c) => {
+      const { name } = c.req.valid("param");
+      const body = hasJson(c) ? c.req.valid("json") : {};
+      const result = await c.var.service.trigger({
+        workflow: name,
+        input: body.input ?? null,
+        additionalMetadata: body.additionalMetadata,
+        priority: body.priority,
+      });
+      return c.json(result, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/runs/{runId}",
+      summary: "Get a run with its tasks, attempts, outputs and logs",
+      request: { params: RunIdParams },
+      responses: { 200: json(RunSchema, "The run"), ...errorResponses },
+    }),
+    async (c) => c.json(await c.var.service.getRun(c.req.valid("param").runId), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/runs/{runId}/result",
+      summary: "Wait for a run to end (long poll)",
+      description: "200 with the run once it has ended; 202 with the run if it is still going when the wait is over.",
+      request: { params: RunIdParams, query: WaitQuery },
+      responses: { 200: json(RunSchema, "The run has ended"), 202: json(RunSchema, "The run is still going"), ...errorResponses },
+    }),
+    async (c) => {
+      const { runId } = c.req.valid("param");
+      const { wait } = c.req.valid("query");
+      const run = await c.var.service.waitForRun(runId, Math.round((wait ?? 0) * 1000));
+      const ended = run.status === "COMPLETED" || run.status === "FAILED" || run.status === "CANCELLED";
+      return ended ? c.json(run, 200) : c.json(run, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/runs",
+      summary: "List runs, newest first",
+      request: { query: ListQuery },
+      responses: { 200: json(RunListSchema, "A page of runs"), ...errorResponses },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const statuses = q.status?.split(",").map((s) => s.trim().toUpperCase()) ?? [];
+      const known = new Set(["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]);
+      const bad = statuses.find((s) => !known.has(s));
+      if (bad) {
+        throw new SpindleError("request.invalid", `query.status: unknown status '${bad}'`, {
+          fields: [{ path: "query.status", message: `unknown status '${bad}'` }],
+        });
+      }
+      const metadata: Record<string, string> = {};
+      for (const pair of [q.metadata ?? []].flat()) {
+        const at = pair.indexOf(":");
+        if (at <= 0) {
+          throw new SpindleError("request.invalid", "query.metadata: expected key:value", {
+            fields: [{ path: "query.metadata", message: "expected key:value" }],
+          });
+        }
+        metadata[pair.slice(0, at)] = pair.slice(at + 1);
+      }
+      const list = await c.var.service.listRuns({
+        workflow: q.workflow,
+        status: statuses as RunStatus[],
+        since: q.since,
+        until: q.until,
+        limit: q.limit,
+        cursor: q.cursor,
+        metadata,
+      });
+      return c.json(list, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/runs/{runId}/cancel",
+      summary: "Cancel a run: queued tasks never start, running ones are aborted",
+      request: { params: RunIdParams },
+      responses: { 200: json(RunSchema, "The run after cancellation"), ...errorResponses },
+    }),
+    async (c) => c.json(await c.var.service.cancelRun(c.req.valid("param").runId), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/runs/{runId}/replay",
+      summary: "Re-run a finished run's failed and cancelled tasks and what depends on them",
+      request: { params: RunIdParams },
+      responses: {
+        200: json(RunSchema, "The run, running again"),
+        409: json(ErrorSchema, "The run is still going, or has nothing to replay"),
+        ...errorResponses,
+      },
+    }),
+    async (c) => c.json(await c.var.service.replayRun(c.req.valid("param").runId), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/workflows",
+      summary: "Registered workflows and standalone tasks",
+      responses: { 200: json(WorkflowListSchema, "The tenant's workflows"), ...errorResponses },
+    }),
+    async (c) => c.json({ workflows: await c.var.service.workflows() }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/workers",
+      summary: "Registered workers and their slot pools",
+      responses: { 200: json(WorkerListSchema, "The tenant's workers"), ...errorResponses },
+    }),
+    async (c) => c.json({ workers: await c.var.service.workers() }, 200),
+  );
+
+  app.doc31("/api/v1/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Spindle API",
+      version: "1",
+      description: "Durable task orchestration on Cloudflare. Every route takes `Authorization: Bearer <token>`.",
+    },
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+
+  return app;
+}
+
+function hasJson(c: Context): boolean {
+  return /^application\/([\w.-]+\+)?json/i.test(c.req.header("content-type") ?? "");
+}
+
+function errorResponse(c: Context, err: unknown): Response {
+  if (err instanceof SpindleError) {
+    const status = err.code === "request.unsupported_media_type" ? 415 : httpStatusOf(err.code);
+    const body: { code: string; message: string; fields?: { path: string; message: string }[] } = {
+      code: err.code,
+      message: err.message,
+    };
+    if (err.fields) body.fields = err.fields;
+    return c.json({ error: body }, status as ContentfulStatusCode);
+  }
+  if (err instanceof HTTPException) {
+    const code = err.status === 400 && /json/i.test(err.message) ? "request.invalid_json" : "request.invalid";
+    const message = code === "request.invalid_json" ? "the request body is not valid JSON" : err.message;
+    return c.json({ error: { code, message } }, err.status);
+  }
+  console.error("unhandled error", err);
+  return c.json({ error: { code: "internal.error", message: "internal error" } }, 500);
+}

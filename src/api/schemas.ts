@@ -1,0 +1,172 @@
+import { z } from "@hono/zod-openapi";
+
+/** Request and response shapes of the HTTP API; the OpenAPI document is generated from these. */
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "input.invalid" }),
+      message: z.string(),
+      fields: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    }),
+  })
+  .openapi("Error");
+
+const ErrorDataSchema = z
+  .object({
+    code: z.string(),
+    name: z.string(),
+    message: z.string(),
+    retryable: z.boolean(),
+    stack: z.string().optional(),
+    task: z.string().optional(),
+  })
+  .openapi("TaskError");
+
+export const RunStatusSchema = z.enum(["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]).openapi("RunStatus");
+const TaskStatusSchema = z.enum(["PENDING", "QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "SKIPPED"]);
+
+const MetadataSchema = z.record(z.string(), z.string()).openapi({ example: { customer: "acme" } });
+
+export const TriggerBodySchema = z
+  .object({
+    input: z.unknown().optional().openapi({ example: { Message: "Hello World" } }),
+    additionalMetadata: MetadataSchema.optional(),
+    priority: z.number().int().min(1).max(3).optional(),
+  })
+  .strict()
+  .openapi("TriggerRun");
+
+export const TriggerResultSchema = z.object({ runId: z.string(), status: RunStatusSchema }).openapi("TriggerResult");
+
+const TaskSchema = z
+  .object({
+    name: z.string(),
+    taskRunId: z.string(),
+    kind: z.enum(["task", "durable"]),
+    role: z.enum(["on_failure", "on_success"]).nullable(),
+    status: TaskStatusSchema,
+    retryCount: z.number(),
+    attempt: z.number(),
+    output: z.unknown(),
+    error: ErrorDataSchema.nullable(),
+    queuedAt: z.string().nullable(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    durationMs: z.number().nullable(),
+    queuedReason: z.string().nullable(),
+    logs: z.array(z.object({ attempt: z.number(), at: z.number(), level: z.enum(["info", "warn", "error"]), message: z.string() })),
+    attempts: z.array(
+      z.object({
+        attempt: z.number(),
+        retryCount: z.number(),
+        status: TaskStatusSchema,
+        startedAt: z.string().nullable(),
+        finishedAt: z.string().nullable(),
+        error: ErrorDataSchema.nullable(),
+      }),
+    ),
+    evicted: z.boolean().optional(),
+    waitingFor: z.unknown().optional(),
+    eventLog: z.array(z.unknown()).optional(),
+  })
+  .openapi("Task");
+
+const ParentSchema = z.object({ runId: z.string(), taskName: z.string() }).nullable();
+
+export const RunSchema = z
+  .object({
+    runId: z.string(),
+    workflow: z.string(),
+    status: RunStatusSchema,
+    input: z.unknown(),
+    output: z.unknown(),
+    error: ErrorDataSchema.nullable(),
+    additionalMetadata: MetadataSchema,
+    priority: z.number(),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+    parent: ParentSchema,
+    children: z.array(z.string()),
+    tasks: z.array(TaskSchema),
+  })
+  .openapi("Run");
+
+export const RunListSchema = z
+  .object({
+    runs: z.array(
+      z.object({
+        runId: z.string(),
+        workflow: z.string(),
+        status: RunStatusSchema,
+        additionalMetadata: MetadataSchema,
+        createdAt: z.string(),
+        finishedAt: z.string().nullable(),
+        parent: ParentSchema,
+      }),
+    ),
+    nextCursor: z.string().nullable(),
+  })
+  .openapi("RunList");
+
+export const RunIdParams = z.object({
+  runId: z.string().openapi({ param: { name: "runId", in: "path" }, example: "01JH8X7Q2K3M4N5P6Q7R8S9T0V" }),
+});
+
+export const WorkflowNameParams = z.object({
+  name: z.string().min(1).openapi({ param: { name: "name", in: "path" }, example: "simple" }),
+});
+
+export const WaitQuery = z.object({
+  wait: z.coerce.number().min(0).max(60).optional().openapi({ description: "Seconds to wait for the run to end (at most 60)." }),
+});
+
+const isoDate = z.string().refine((s) => !Number.isNaN(Date.parse(s)), "must be an ISO 8601 date-time");
+
+export const ListQuery = z.object({
+  workflow: z.string().optional(),
+  status: z
+    .string()
+    .optional()
+    .openapi({ description: "One status or a comma-separated list.", example: "FAILED,CANCELLED" }),
+  since: isoDate.optional(),
+  until: isoDate.optional(),
+  limit: z.coerce.number().int().min(1).max(500).optional(),
+  cursor: z.string().optional(),
+  metadata: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .openapi({ description: "`key:value`; repeat to require several.", example: "customer:acme" }),
+});
+
+export const WorkflowListSchema = z
+  .object({
+    workflows: z.array(
+      z.object({
+        name: z.string(),
+        kind: z.enum(["task", "workflow"]),
+        worker: z.string(),
+        description: z.string().optional(),
+        inputSchema: z.record(z.string(), z.unknown()).optional(),
+        tasks: z.array(z.object({ name: z.string(), kind: z.enum(["task", "durable"]), parents: z.array(z.string()) }).passthrough()),
+      }),
+    ),
+  })
+  .openapi("WorkflowList");
+
+export const WorkerListSchema = z
+  .object({
+    workers: z.array(
+      z.object({
+        name: z.string(),
+        slots: z.number(),
+        durableSlots: z.number(),
+        workflows: z.array(z.string()),
+        registeredAt: z.string(),
+        blockedReason: z.string().nullable(),
+        binding: z.string(),
+      }),
+    ),
+  })
+  .openapi("WorkerList");

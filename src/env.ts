@@ -1,0 +1,21 @@
+import type { Registry } from "./registry/registry";
+import type { WorkflowRun } from "./run/workflow-run";
+import type { RunIndex } from "./run/run-index";
+import type { TaskQueue } from "./scheduler/task-queue";
+import type { DispatchMessage } from "./scheduler/messages";
+import type { WorkerService } from "./scheduler/worker-service";
+
+export interface Env {
+  RUNS: DurableObjectNamespace<WorkflowRun>;
+  TASK_QUEUES: DurableObjectNamespace<TaskQueue>;
+  REGISTRY: DurableObjectNamespace<Registry>;
+  RUN_INDEX: DurableObjectNamespace<RunIndex>;
+  DISPATCH: Queue<DispatchMessage>;
+  DISPATCH_DURABLE: Queue<DispatchMessage>;
+  /** The token of the tenant `default` (a secret: `.dev.vars` locally, `wrangler secret put` deployed). */
+  SPINDLE_API_TOKEN?: string;
+  /** More tenants: JSON `{"tenant": "token"}` (a secret). */
+  SPINDLE_TENANTS?: string;
+  /** Service bindings to workers, one per worker, named `WORKER_<NAME>`. */
+  [worker: `WORKER_${string}`]: WorkerService | undefined;
+}

@@ -1,0 +1,18 @@
+import { createApp } from "./api/app";
+import type { Env } from "./env";
+import { consumeDispatch } from "./scheduler/dispatch";
+import type { DispatchMessage } from "./scheduler/messages";
+
+export { Engine } from "./rpc/engine";
+export { Registry } from "./registry/registry";
+export { RunIndex } from "./run/run-index";
+export { WorkflowRun } from "./run/workflow-run";
+export { TaskQueue } from "./scheduler/task-queue";
+export type { Env } from "./env";
+
+const app = createApp();
+
+export default {
+  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+  queue: (batch, env, ctx) => consumeDispatch(batch, env, ctx),
+} satisfies ExportedHandler<Env, DispatchMessage>;

@@ -1,0 +1,69 @@
+import { WorkerEntrypoint } from "cloudflare:workers";
+import type {
+  Reply,
+  RunFilter,
+  RunList,
+  RunView,
+  TriggerRequest,
+  TriggerResult,
+  WatchResult,
+  WorkerRegistration,
+} from "@spindle/worker-sdk/protocol";
+import { SpindleError, toErrorData } from "../core/errors";
+import { tenantForToken } from "../core/tenants";
+import { EngineService } from "../api/service";
+import type { Env } from "../env";
+import type { DispatchRef } from "../run/workflow-run";
+
+/**
+ * The engine's RPC entrypoint: what the SDK calls over a service binding. Every method takes the
+ * caller's API token (the tenant comes from it) and answers with a `Reply`: errors cross the
+ * boundary as data with a code, never as thrown classes.
+ */
+export class Engine extends WorkerEntrypoint<Env> {
+  trigger(token: string, req: TriggerRequest): Promise<Reply<TriggerResult>> {
+    return this.call(token, (s) => s.trigger(req));
+  }
+
+  triggerMany(token: string, reqs: TriggerRequest[]): Promise<Reply<TriggerResult[]>> {
+    return this.call(token, (s) => s.triggerMany(reqs));
+  }
+
+  getRun(token: string, runId: string): Promise<Reply<RunView>> {
+    return this.call(token, (s) => s.getRun(runId));
+  }
+
+  waitForRun(token: string, runId: string, waitMs: number): Promise<Reply<RunView>> {
+    return this.call(token, (s) => s.waitForRun(runId, waitMs));
+  }
+
+  listRuns(token: string, filter: RunFilter): Promise<Reply<RunList>> {
+    return this.call(token, (s) => s.listRuns(filter));
+  }
+
+  cancelRun(token: string, runId: string): Promise<Reply<RunView>> {
+    return this.call(token, (s) => s.cancelRun(runId));
+  }
+
+  replayRun(token: string, runId: string): Promise<Reply<RunView>> {
+    return this.call(token, (s) => s.replayRun(runId));
+  }
+
+  watchTask(token: string, runId: string, ref: DispatchRef): Promise<Reply<WatchResult>> {
+    return this.call(token, (s) => s.watchTask(runId, ref));
+  }
+
+  register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>> {
+    return this.call(token, (s) => s.register(registration));
+  }
+
+  private async call<T>(token: string, fn: (service: EngineService) => Promise<T>): Promise<Reply<T>> {
+    try {
+      const tenant = await tenantForToken(this.env, token);
+      if (!tenant) throw new SpindleError("auth.invalid_token", "the API token is not valid");
+      return { ok: true, value: await fn(new EngineService(this.env, tenant)) };
+    } catch (err) {
+      return { ok: false, error: toErrorData(err) };
+    }
+  }
+}

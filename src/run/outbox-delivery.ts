@@ -1,0 +1,62 @@
+import type { Env } from "../env";
+import type { EnqueueItem, EnqueueReply, TaskQueueIdentity } from "../scheduler/messages";
+import type { IndexEntry } from "./run-index";
+import type { OutboxKind, OutboxMessage } from "./outbox";
+
+/** Payloads of the outbox's messages, by kind. */
+export interface OutboxPayloads {
+  enqueue: { identity: TaskQueueIdentity; items: EnqueueItem[] };
+  dequeue: { keys: string[] };
+  index: IndexEntry;
+  cancel_run: Record<string, never>;
+  link_child: { runId: string; task: string; position: number };
+  child_ended: ChildEnded;
+}
+
+export interface ChildEnded {
+  childRunId: string;
+  parentTask: string;
+  status: "COMPLETED" | "FAILED" | "CANCELLED";
+  output: unknown;
+  error: unknown;
+}
+
+export type DeliveryResult = { kind: "enqueue"; reply: EnqueueReply; items: EnqueueItem[] } | { kind: "other" };
+
+/**
+ * Sends a group of outbox messages of one kind to one target. Enqueues to the same task queue are
+ * merged into one call.
+ */
+export async function deliver(env: Env, kind: OutboxKind, target: string, messages: OutboxMessage[]): Promise<DeliveryResult> {
+  switch (kind) {
+    case "enqueue": {
+      const payloads = messages.map((m) => m.payload as OutboxPayloads["enqueue"]);
+      const items = payloads.flatMap((p) => p.items);
+      const reply = await env.TASK_QUEUES.getByName(target).enqueue(payloads[0]!.identity, items);
+      return { kind: "enqueue", reply, items };
+    }
+    case "dequeue": {
+      const keys = messages.flatMap((m) => (m.payload as OutboxPayloads["dequeue"]).keys);
+      await env.TASK_QUEUES.getByName(target).remove(keys);
+      return { kind: "other" };
+    }
+    case "index": {
+      const latest = messages[messages.length - 1]!.payload as OutboxPayloads["index"];
+      await env.RUN_INDEX.getByName(target).upsert(latest);
+      return { kind: "other" };
+    }
+    case "cancel_run":
+      await env.RUNS.getByName(target).cancel();
+      return { kind: "other" };
+    case "link_child": {
+      const stub = env.RUNS.getByName(target);
+      await stub.linkChildren(messages.map((m) => m.payload as OutboxPayloads["link_child"]));
+      return { kind: "other" };
+    }
+    case "child_ended": {
+      const stub = env.RUNS.getByName(target);
+      for (const m of messages) await stub.childEnded(m.payload as OutboxPayloads["child_ended"]);
+      return { kind: "other" };
+    }
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Messages this run owes to other objects (queue a task, update the run index, cancel a child),
+ * written in the same transaction as the state change that caused them and sent right after it
+ * commits. A send that fails stays here and is retried from the alarm, so a crash between the
+ * commit and the send loses nothing; receivers are idempotent, so a resend duplicates nothing.
+ */
+export type OutboxKind = "enqueue" | "dequeue" | "index" | "cancel_run" | "link_child" | "child_ended";
+
+export interface OutboxMessage {
+  id: number;
+  kind: OutboxKind;
+  target: string;
+  payload: unknown;
+  tries: number;
+}
+
+interface OutboxRow extends Record<string, SqlStorageValue> {
+  id: number;
+  kind: string;
+  target: string;
+  payload: string;
+  tries: number;
+  next_at: number;
+}
+
+export const OUTBOX_RETRY_BASE_MS = 500;
+export const OUTBOX_RETRY_MAX_MS = 60_000;
+
+export class Outbox {
+  private readonly sending = new Set<number>();
+
+  constructor(private readonly sql: SqlStorage) {}
+
+  add(kind: OutboxKind, target: string, payload: unknown, now: number): void {
+    if (kind === "index") {
+      // Only the newest index update of a run matters; drop older ones not already on the wire.
+      const inFlight = [...this.sending];
+      this.sql.exec(
+        `DELETE FROM outbox WHERE kind = 'index' AND target = ?${inFlight.length ? ` AND id NOT IN (${inFlight.join(",")})` : ""}`,
+        target,
+      );
+    }
+    this.sql.exec("INSERT INTO outbox (kind, target, payload, next_at) VALUES (?, ?, ?, ?)", kind, target, JSON.stringify(payload), now);
+  }
+
+  /** Due messages not already being sent; marks them as being sent. */
+  take(now: number): OutboxMessage[] {
+    const rows = this.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE next_at <= ? ORDER BY id", now).toArray();
+    const out: OutboxMessage[] = [];
+    for (const r of rows) {
+      if (this.sending.has(r.id)) continue;
+      this.sending.add(r.id);
+      out.push({ id: r.id, kind: r.kind as OutboxKind, target: r.target, payload: JSON.parse(r.payload), tries: r.tries });
+    }
+    return out;
+  }
+
+  done(id: number): void {
+    this.sending.delete(id);
+    this.sql.exec("DELETE FROM outbox WHERE id = ?", id);
+  }
+
+  /** A send failed: try again later, backing off. Returns when. */
+  failed(id: number, tries: number, now: number): number {
+    this.sending.delete(id);
+    const delay = Math.min(OUTBOX_RETRY_BASE_MS * 2 ** tries, OUTBOX_RETRY_MAX_MS);
+    this.sql.exec("UPDATE outbox SET tries = tries + 1, next_at = ? WHERE id = ?", now + delay, id);
+    return now + delay;
+  }
+
+  nextDue(): number | null {
+    return this.sql.exec<{ next: number | null }>("SELECT MIN(next_at) AS next FROM outbox").toArray()[0]?.next ?? null;
+  }
+}

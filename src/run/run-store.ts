@@ -1,0 +1,133 @@
+import type { ErrorData, ParentLink, RunStatus, WorkflowDefinition } from "@spindle/worker-sdk/protocol";
+import { parseJson, toJson } from "../storage/migrate";
+
+/** The one row that describes a run. */
+export interface RunRecord {
+  runId: string;
+  tenant: string;
+  workflow: string;
+  worker: string;
+  definition: WorkflowDefinition;
+  input: unknown;
+  metadata: Record<string, string>;
+  priority: number;
+  status: RunStatus;
+  version: number;
+  output: unknown;
+  error: ErrorData | null;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  parent: ParentLink | null;
+}
+
+interface RunRow extends Record<string, SqlStorageValue> {
+  run_id: string;
+  tenant: string;
+  workflow: string;
+  worker: string;
+  definition: string;
+  input: string | null;
+  metadata: string;
+  priority: number;
+  status: string;
+  version: number;
+  output: string | null;
+  error: string | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  parent: string | null;
+}
+
+export type NewRun = Omit<RunRecord, "status" | "version" | "output" | "error" | "startedAt" | "finishedAt">;
+
+export class RunStore {
+  /** The definition is immutable once written; parse it once per object instance. */
+  private definition: WorkflowDefinition | null = null;
+
+  constructor(private readonly sql: SqlStorage) {}
+
+  insert(run: NewRun): void {
+    this.sql.exec(
+      `INSERT INTO run (id, run_id, tenant, workflow, worker, definition, input, metadata, priority, status, created_at, parent)
+       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?)`,
+      run.runId,
+      run.tenant,
+      run.workflow,
+      run.worker,
+      JSON.stringify(run.definition),
+      toJson(run.input),
+      JSON.stringify(run.metadata),
+      run.priority,
+      run.createdAt,
+      toJson(run.parent),
+    );
+  }
+
+  exists(): boolean {
+    return this.sql.exec("SELECT 1 FROM run WHERE id = 1").toArray().length > 0;
+  }
+
+  get(): RunRecord | null {
+    const r = this.sql.exec<RunRow>("SELECT * FROM run WHERE id = 1").toArray()[0];
+    if (!r) return null;
+    this.definition ??= JSON.parse(r.definition) as WorkflowDefinition;
+    return {
+      runId: r.run_id,
+      tenant: r.tenant,
+      workflow: r.workflow,
+      worker: r.worker,
+      definition: this.definition,
+      input: parseJson(r.input),
+      metadata: JSON.parse(r.metadata) as Record<string, string>,
+      priority: r.priority,
+      status: r.status as RunStatus,
+      version: r.version,
+      output: parseJson(r.output),
+      error: parseJson<ErrorData>(r.error),
+      createdAt: r.created_at,
+      startedAt: r.started_at,
+      finishedAt: r.finished_at,
+      parent: parseJson<ParentLink>(r.parent),
+    };
+  }
+
+  status(): RunStatus | null {
+    return (this.sql.exec<{ status: string }>("SELECT status FROM run WHERE id = 1").toArray()[0]?.status as RunStatus) ?? null;
+  }
+
+  markStarted(now: number): boolean {
+    return (
+      this.sql.exec(
+        "UPDATE run SET status = 'RUNNING', started_at = COALESCE(started_at, ?), version = version + 1 WHERE id = 1 AND status = 'QUEUED'",
+        now,
+      ).rowsWritten > 0
+    );
+  }
+
+  end(status: "COMPLETED" | "FAILED" | "CANCELLED", now: number, output: unknown, error: ErrorData | null): void {
+    this.sql.exec(
+      "UPDATE run SET status = ?, output = ?, error = ?, finished_at = ?, version = version + 1 WHERE id = 1",
+      status,
+      toJson(output),
+      toJson(error),
+      now,
+    );
+  }
+
+  reopen(): void {
+    this.sql.exec(
+      `UPDATE run SET status = CASE WHEN started_at IS NULL THEN 'QUEUED' ELSE 'RUNNING' END,
+         output = NULL, error = NULL, finished_at = NULL, version = version + 1 WHERE id = 1`,
+    );
+  }
+
+  addChild(runId: string, task: string, position: number): void {
+    this.sql.exec("INSERT INTO children (run_id, task, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", runId, task, position);
+  }
+
+  children(): string[] {
+    return this.sql.exec<{ run_id: string }>("SELECT run_id FROM children ORDER BY run_id").toArray().map((r) => r.run_id);
+  }
+}

@@ -1,0 +1,86 @@
+import type { Migration } from "../storage/migrate";
+
+/** The `WorkflowRun` object's schema, one migration per change, never edited once shipped. */
+export const RUN_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: "run, tasks, attempts, logs, timers, outbox, children",
+    sql: [
+      `CREATE TABLE run (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        run_id TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        worker TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        input TEXT,
+        metadata TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('QUEUED','RUNNING','COMPLETED','FAILED','CANCELLED')),
+        version INTEGER NOT NULL DEFAULT 0,
+        output TEXT,
+        error TEXT,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        parent TEXT
+      )`,
+      `CREATE TABLE tasks (
+        name TEXT PRIMARY KEY,
+        position INTEGER NOT NULL,
+        task_run_id TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('PENDING','QUEUED','RUNNING','COMPLETED','FAILED','CANCELLED','SKIPPED')),
+        attempt INTEGER NOT NULL DEFAULT 0,
+        retry_count INTEGER NOT NULL DEFAULT 0,
+        invocation INTEGER NOT NULL DEFAULT 0,
+        output TEXT,
+        error TEXT,
+        queued_at INTEGER,
+        started_at INTEGER,
+        finished_at INTEGER,
+        queued_reason TEXT
+      )`,
+      `CREATE TABLE attempts (
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        retry_count INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('QUEUED','RUNNING','COMPLETED','FAILED','CANCELLED')),
+        queued_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        error TEXT,
+        PRIMARY KEY (task, attempt)
+      )`,
+      `CREATE TABLE logs (
+        id INTEGER PRIMARY KEY,
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        level TEXT NOT NULL CHECK (level IN ('info','warn','error')),
+        message TEXT NOT NULL
+      )`,
+      `CREATE TABLE timers (
+        kind TEXT NOT NULL,
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        due_at INTEGER NOT NULL,
+        data TEXT,
+        PRIMARY KEY (kind, task, attempt)
+      )`,
+      "CREATE INDEX timers_due ON timers (due_at)",
+      `CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        next_at INTEGER NOT NULL
+      )`,
+      `CREATE TABLE children (
+        run_id TEXT PRIMARY KEY,
+        task TEXT NOT NULL,
+        position INTEGER NOT NULL
+      )`,
+    ],
+  },
+];

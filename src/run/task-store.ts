@@ -1,0 +1,263 @@
+import type { ErrorData, LogLine, TaskStatus } from "@spindle/worker-sdk/protocol";
+import { parseJson, toJson } from "../storage/migrate";
+
+/** The tasks of a run, their attempts and their logs. */
+export interface TaskRecord {
+  name: string;
+  position: number;
+  taskRunId: string;
+  status: TaskStatus;
+  attempt: number;
+  retryCount: number;
+  invocation: number;
+  output: unknown;
+  error: ErrorData | null;
+  queuedAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  queuedReason: string | null;
+}
+
+interface TaskRow extends Record<string, SqlStorageValue> {
+  name: string;
+  position: number;
+  task_run_id: string;
+  status: string;
+  attempt: number;
+  retry_count: number;
+  invocation: number;
+  output: string | null;
+  error: string | null;
+  queued_at: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+  queued_reason: string | null;
+}
+
+const toTask = (r: TaskRow): TaskRecord => ({
+  name: r.name,
+  position: r.position,
+  taskRunId: r.task_run_id,
+  status: r.status as TaskStatus,
+  attempt: r.attempt,
+  retryCount: r.retry_count,
+  invocation: r.invocation,
+  output: parseJson(r.output),
+  error: parseJson<ErrorData>(r.error),
+  queuedAt: r.queued_at,
+  startedAt: r.started_at,
+  finishedAt: r.finished_at,
+  queuedReason: r.queued_reason,
+});
+
+export interface AttemptRecord {
+  task: string;
+  attempt: number;
+  retryCount: number;
+  status: TaskStatus;
+  queuedAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  error: ErrorData | null;
+}
+
+interface AttemptRow extends Record<string, SqlStorageValue> {
+  task: string;
+  attempt: number;
+  retry_count: number;
+  status: string;
+  queued_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  error: string | null;
+}
+
+interface LogRow extends Record<string, SqlStorageValue> {
+  task: string;
+  attempt: number;
+  at: number;
+  level: string;
+  message: string;
+}
+
+/** Most log lines kept per attempt; a chatty task cannot grow a run without bound. */
+export const MAX_LOG_LINES_PER_ATTEMPT = 1000;
+export const MAX_LOG_LINE_CHARS = 4000;
+
+export class TaskStore {
+  constructor(private readonly sql: SqlStorage) {}
+
+  insert(name: string, position: number, taskRunId: string): void {
+    this.sql.exec(
+      "INSERT INTO tasks (name, position, task_run_id, status) VALUES (?, ?, ?, 'PENDING')",
+      name,
+      position,
+      taskRunId,
+    );
+  }
+
+  get(name: string): TaskRecord | null {
+    const row = this.sql.exec<TaskRow>("SELECT * FROM tasks WHERE name = ?", name).toArray()[0];
+    return row ? toTask(row) : null;
+  }
+
+  all(): TaskRecord[] {
+    return this.sql.exec<TaskRow>("SELECT * FROM tasks ORDER BY position").toArray().map(toTask);
+  }
+
+  statuses(): Map<string, TaskStatus> {
+    const rows = this.sql.exec<{ name: string; status: string }>("SELECT name, status FROM tasks").toArray();
+    return new Map(rows.map((r) => [r.name, r.status as TaskStatus]));
+  }
+
+  /** Queues a new attempt of a task; returns the attempt number. */
+  queue(name: string, now: number, retryCount: number): number {
+    const row = this.sql
+      .exec<{ attempt: number }>(
+        `UPDATE tasks SET status = 'QUEUED', attempt = attempt + 1, retry_count = ?, invocation = 0,
+           queued_at = ?, started_at = NULL, finished_at = NULL, error = NULL, output = NULL, queued_reason = NULL
+         WHERE name = ? RETURNING attempt`,
+        retryCount,
+        now,
+        name,
+      )
+      .toArray()[0];
+    if (!row) throw new Error(`no task '${name}'`);
+    this.sql.exec(
+      "INSERT INTO attempts (task, attempt, retry_count, status, queued_at) VALUES (?, ?, ?, 'QUEUED', ?)",
+      name,
+      row.attempt,
+      retryCount,
+      now,
+    );
+    return row.attempt;
+  }
+
+  /** Queues the next invocation of a durable task's current attempt (after a wait is satisfied). */
+  requeueInvocation(name: string, now: number): number {
+    const row = this.sql
+      .exec<{ invocation: number }>(
+        "UPDATE tasks SET status = 'QUEUED', invocation = invocation + 1, queued_at = ? WHERE name = ? RETURNING invocation",
+        now,
+        name,
+      )
+      .toArray()[0];
+    if (!row) throw new Error(`no task '${name}'`);
+    return row.invocation;
+  }
+
+  start(name: string, attempt: number, now: number): void {
+    this.sql.exec(
+      "UPDATE tasks SET status = 'RUNNING', started_at = COALESCE(started_at, ?), queued_reason = NULL WHERE name = ?",
+      now,
+      name,
+    );
+    this.sql.exec(
+      "UPDATE attempts SET status = 'RUNNING', started_at = COALESCE(started_at, ?) WHERE task = ? AND attempt = ?",
+      now,
+      name,
+      attempt,
+    );
+  }
+
+  finish(
+    name: string,
+    attempt: number,
+    status: "COMPLETED" | "FAILED" | "CANCELLED",
+    now: number,
+    result: { output?: unknown; error?: ErrorData | null },
+  ): void {
+    this.sql.exec(
+      "UPDATE tasks SET status = ?, output = ?, error = ?, finished_at = ?, queued_reason = NULL WHERE name = ?",
+      status,
+      toJson(result.output),
+      toJson(result.error ?? null),
+      now,
+      name,
+    );
+    this.closeAttempt(name, attempt, status, now, result.error ?? null);
+  }
+
+  /** Ends the record of one attempt; the task itself may go on (a retry). */
+  closeAttempt(name: string, attempt: number, status: "COMPLETED" | "FAILED" | "CANCELLED", now: number, error: ErrorData | null): void {
+    this.sql.exec(
+      "UPDATE attempts SET status = ?, finished_at = ?, error = ? WHERE task = ? AND attempt = ? AND finished_at IS NULL",
+      status,
+      now,
+      toJson(error),
+      name,
+      attempt,
+    );
+  }
+
+  /** Marks a task that never ran (cancelled upstream, skipped, or not needed). */
+  settle(name: string, status: "CANCELLED" | "SKIPPED", now: number, error: ErrorData | null = null): void {
+    this.sql.exec(
+      "UPDATE tasks SET status = ?, finished_at = ?, error = ?, queued_reason = NULL WHERE name = ?",
+      status,
+      now,
+      toJson(error),
+      name,
+    );
+  }
+
+  /** Back to PENDING for a replay; the attempt counter keeps counting so keys stay unique. */
+  reset(name: string): void {
+    this.sql.exec(
+      `UPDATE tasks SET status = 'PENDING', retry_count = 0, output = NULL, error = NULL,
+         queued_at = NULL, started_at = NULL, finished_at = NULL, queued_reason = NULL WHERE name = ?`,
+      name,
+    );
+  }
+
+  setQueuedReason(name: string, attempt: number, reason: string | null): boolean {
+    const changed = this.sql.exec(
+      "UPDATE tasks SET queued_reason = ? WHERE name = ? AND attempt = ? AND status = 'QUEUED'",
+      reason,
+      name,
+      attempt,
+    ).rowsWritten;
+    return changed > 0;
+  }
+
+  attempts(name: string): AttemptRecord[] {
+    return this.sql
+      .exec<AttemptRow>("SELECT * FROM attempts WHERE task = ? ORDER BY attempt", name)
+      .toArray()
+      .map((r) => ({
+        task: r.task,
+        attempt: r.attempt,
+        retryCount: r.retry_count,
+        status: r.status as TaskStatus,
+        queuedAt: r.queued_at,
+        startedAt: r.started_at,
+        finishedAt: r.finished_at,
+        error: parseJson<ErrorData>(r.error),
+      }));
+  }
+
+  appendLogs(task: string, attempt: number, lines: LogLine[]): void {
+    if (lines.length === 0) return;
+    const have =
+      this.sql
+        .exec<{ n: number }>("SELECT COUNT(*) AS n FROM logs WHERE task = ? AND attempt = ?", task, attempt)
+        .toArray()[0]?.n ?? 0;
+    for (const line of lines.slice(0, Math.max(0, MAX_LOG_LINES_PER_ATTEMPT - have))) {
+      this.sql.exec(
+        "INSERT INTO logs (task, attempt, at, level, message) VALUES (?, ?, ?, ?, ?)",
+        task,
+        attempt,
+        line.at,
+        line.level,
+        line.message.slice(0, MAX_LOG_LINE_CHARS),
+      );
+    }
+  }
+
+  logs(task: string): (LogLine & { attempt: number })[] {
+    return this.sql
+      .exec<LogRow>("SELECT task, attempt, at, level, message FROM logs WHERE task = ? ORDER BY id", task)
+      .toArray()
+      .map((r) => ({ attempt: r.attempt, at: r.at, level: r.level as LogLine["level"], message: r.message }));
+  }
+}

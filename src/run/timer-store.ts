@@ -1,0 +1,86 @@
+/**
+ * Every timer of a run (retry backoff, execution and schedule timeouts, sleeps, outbox retries)
+ * lives in one table. `arm()` is the one function that points the object's alarm at the earliest
+ * due time; callers invoke it after every write.
+ */
+export type TimerKind = "retry" | "exec_timeout" | "schedule_timeout" | "outbox" | "sleep" | "condition";
+
+export interface Timer {
+  kind: TimerKind;
+  task: string;
+  attempt: number;
+  dueAt: number;
+  /** Kind-specific detail, e.g. the invocation an execution timeout belongs to. */
+  data: string | null;
+}
+
+interface TimerRow extends Record<string, SqlStorageValue> {
+  kind: string;
+  task: string;
+  attempt: number;
+  due_at: number;
+  data: string | null;
+}
+
+const toTimer = (r: TimerRow): Timer => ({ kind: r.kind as TimerKind, task: r.task, attempt: r.attempt, dueAt: r.due_at, data: r.data });
+
+export class TimerStore {
+  private armedAt: number | null | undefined = undefined;
+
+  constructor(private readonly storage: DurableObjectStorage) {}
+
+  set(kind: TimerKind, task: string, attempt: number, dueAt: number, data: string | null = null): void {
+    this.storage.sql.exec(
+      `INSERT INTO timers (kind, task, attempt, due_at, data) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (kind, task, attempt) DO UPDATE SET due_at = excluded.due_at, data = excluded.data`,
+      kind,
+      task,
+      attempt,
+      dueAt,
+      data,
+    );
+  }
+
+  clear(kind: TimerKind, task: string, attempt?: number): void {
+    if (attempt === undefined) this.storage.sql.exec("DELETE FROM timers WHERE kind = ? AND task = ?", kind, task);
+    else this.storage.sql.exec("DELETE FROM timers WHERE kind = ? AND task = ? AND attempt = ?", kind, task, attempt);
+  }
+
+  clearTask(task: string): void {
+    this.storage.sql.exec("DELETE FROM timers WHERE task = ? AND kind != 'outbox'", task);
+  }
+
+  get(kind: TimerKind, task: string, attempt: number): Timer | null {
+    const row = this.storage.sql
+      .exec<TimerRow>("SELECT * FROM timers WHERE kind = ? AND task = ? AND attempt = ?", kind, task, attempt)
+      .toArray()[0];
+    return row ? toTimer(row) : null;
+  }
+
+  forTask(task: string): Timer[] {
+    return this.storage.sql.exec<TimerRow>("SELECT * FROM timers WHERE task = ? ORDER BY due_at", task).toArray().map(toTimer);
+  }
+
+  due(now: number): Timer[] {
+    return this.storage.sql
+      .exec<TimerRow>("SELECT * FROM timers WHERE due_at <= ? ORDER BY due_at", now)
+      .toArray()
+      .map(toTimer);
+  }
+
+  /** Points the alarm at the earliest timer, or clears it. Skips the write when nothing changed. */
+  async arm(): Promise<void> {
+    const row = this.storage.sql.exec<{ next: number | null }>("SELECT MIN(due_at) AS next FROM timers").toArray()[0];
+    const next = row?.next ?? null;
+    if (this.armedAt === undefined) this.armedAt = await this.storage.getAlarm();
+    if (next === this.armedAt) return;
+    if (next === null) await this.storage.deleteAlarm();
+    else await this.storage.setAlarm(next);
+    this.armedAt = next;
+  }
+
+  /** The alarm just fired (and was consumed by the runtime). */
+  alarmFired(): void {
+    this.armedAt = null;
+  }
+}

@@ -1,0 +1,96 @@
+import type { TaskOutcome } from "@spindle/worker-sdk/protocol";
+import { errorData } from "../core/errors";
+import { runObjectName, taskQueueName, workerBindingName } from "../core/names";
+import type { Env } from "../env";
+import type { DispatchRef } from "../run/workflow-run";
+import type { DispatchMessage } from "./messages";
+import type { WorkerService } from "./worker-service";
+
+const COMPLETE_RETRIES = 5;
+const COMPLETE_RETRY_BASE_MS = 200;
+
+/**
+ * The dispatch queues' consumer. For each message it asks the run to start the attempt (a duplicate
+ * or stale message is refused there), acknowledges the message, and then runs the attempt on the
+ * worker in the background: the engine is configured with `queue_consumer_no_wait_for_wait_until`,
+ * so a long task does not hold up the batches behind it. If starting fails (the run's object is
+ * unavailable) the message is retried by the queue.
+ */
+export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env: Env, ctx: ExecutionContext): Promise<void> {
+  await Promise.all(
+    batch.messages.map(async (message) => {
+      const m = message.body;
+      const ref: DispatchRef = { task: m.task, attempt: m.attempt, invocation: m.invocation };
+      const run = env.RUNS.getByName(runObjectName(m.tenant, m.runId));
+      const queue = env.TASK_QUEUES.getByName(taskQueueName(m.tenant, m.worker, m.pool));
+      let started;
+      try {
+        started = await run.startTask(ref);
+      } catch (err) {
+        console.error(`dispatch ${m.key}: could not start, retrying`, err);
+        message.retry({ delaySeconds: 1 });
+        return;
+      }
+      message.ack();
+      if (!started.ok || started.value.kind === "stale") {
+        ctx.waitUntil(queue.release(m.key));
+        return;
+      }
+      const assignment = started.value.assignment;
+      ctx.waitUntil(
+        (async () => {
+          try {
+            const outcome = await execute(env, m.worker, assignment);
+            await completeWithRetries(run, ref, outcome);
+          } finally {
+            await queue.release(m.key);
+          }
+        })(),
+      );
+    }),
+  );
+}
+
+async function execute(env: Env, worker: string, assignment: Parameters<WorkerService["execute"]>[0]): Promise<TaskOutcome> {
+  const binding = env[workerBindingName(worker) as `WORKER_${string}`] as WorkerService | undefined;
+  if (!binding) {
+    return {
+      status: "failed",
+      error: errorData("worker.unreachable", "WorkerUnreachableError", `the engine has no service binding ${workerBindingName(worker)} for worker '${worker}'`, {
+        retryable: true,
+      }),
+      logs: [],
+    };
+  }
+  try {
+    return await binding.execute(assignment);
+  } catch (err) {
+    // The worker threw outside the task (it crashed, ran out of CPU, was redeployed mid-call).
+    const e = err instanceof Error ? err : new Error(String(err));
+    return {
+      status: "failed",
+      error: errorData("worker.crashed", e.name, `worker '${worker}' failed while running the task: ${e.message}`, { retryable: true }),
+      logs: [],
+    };
+  }
+}
+
+async function completeWithRetries(
+  run: { completeTask: (ref: DispatchRef, outcome: TaskOutcome) => Promise<unknown> },
+  ref: DispatchRef,
+  outcome: TaskOutcome,
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await run.completeTask(ref, outcome);
+      return;
+    } catch (err) {
+      // Past the last retry the attempt's execution timeout will fail it: nothing is lost for good.
+      if (attempt >= COMPLETE_RETRIES) {
+        console.error(`could not record the outcome of ${ref.task}#${ref.attempt}`, err);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, COMPLETE_RETRY_BASE_MS * 2 ** attempt));
+    }
+  }
+}

@@ -1,0 +1,243 @@
+import { DurableObject } from "cloudflare:workers";
+import { clock } from "../core/clock";
+import type { Env } from "../env";
+import { migrate, type Migration } from "../storage/migrate";
+import type { DispatchMessage, EnqueueItem, EnqueueReply, TaskQueueIdentity } from "./messages";
+
+/**
+ * One queue of ready tasks per tenant, worker and slot pool. It admits tasks in priority order
+ * (then first come, first served) while the worker has free slots, and sends each admitted task to
+ * the dispatch queue. A slot is leased until the attempt's consumer releases it; a lease that
+ * outlives its attempt's timeout is taken back by the alarm, so a lost consumer cannot leak slots.
+ */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: "config, ready tasks, slot leases",
+    sql: [
+      `CREATE TABLE config (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        tenant TEXT NOT NULL,
+        worker TEXT NOT NULL,
+        pool TEXT NOT NULL CHECK (pool IN ('regular','durable')),
+        slots INTEGER NOT NULL DEFAULT 0,
+        blocked_reason TEXT
+      )`,
+      `CREATE TABLE ready (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL UNIQUE,
+        run_id TEXT NOT NULL,
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        invocation INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        lease_ms INTEGER NOT NULL
+      )`,
+      "CREATE INDEX ready_order ON ready (priority DESC, enqueued_at, seq)",
+      `CREATE TABLE leases (
+        key TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+      )`,
+      "CREATE INDEX leases_expiry ON leases (expires_at)",
+    ],
+  },
+];
+
+/** Queues accept at most 100 messages per `sendBatch`. */
+const SEND_BATCH_LIMIT = 100;
+const SEND_RETRY_MS = 1_000;
+
+interface ConfigRow extends Record<string, SqlStorageValue> {
+  tenant: string;
+  worker: string;
+  pool: string;
+  slots: number;
+  blocked_reason: string | null;
+}
+
+interface ReadyRow extends Record<string, SqlStorageValue> {
+  seq: number;
+  key: string;
+  run_id: string;
+  task: string;
+  attempt: number;
+  invocation: number;
+  priority: number;
+  enqueued_at: number;
+  lease_ms: number;
+}
+
+export interface TaskQueueStats {
+  worker: string;
+  pool: string;
+  slots: number;
+  inFlight: number;
+  ready: number;
+  blockedReason: string | null;
+}
+
+export class TaskQueue extends DurableObject<Env> {
+  private pumping = false;
+  private pumpAgain = false;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    void ctx.blockConcurrencyWhile(async () => {
+      migrate(ctx.storage, MIGRATIONS);
+    });
+  }
+
+  /** Sets the pool's size when a worker registers (or marks why it cannot take tasks). */
+  async configure(identity: TaskQueueIdentity, slots: number, blockedReason: string | null): Promise<void> {
+    this.ensureIdentity(identity);
+    this.ctx.storage.sql.exec("UPDATE config SET slots = ?, blocked_reason = ? WHERE id = 1", slots, blockedReason);
+    await this.pump();
+  }
+
+  async enqueue(identity: TaskQueueIdentity, items: EnqueueItem[]): Promise<EnqueueReply> {
+    const config = this.ensureIdentity(identity);
+    for (const item of items) {
+      // A duplicate enqueue (an outbox resend) hits the UNIQUE key and changes nothing.
+      this.ctx.storage.sql.exec(
+        `INSERT INTO ready (key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms)
+         SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM leases WHERE key = ?)
+         ON CONFLICT (key) DO NOTHING`,
+        item.key,
+        item.runId,
+        item.task,
+        item.attempt,
+        item.invocation,
+        item.priority,
+        item.enqueuedAt,
+        item.leaseMs,
+        item.key,
+      );
+    }
+    await this.pump();
+    return { blockedReason: blockedReason(config) };
+  }
+
+  /** The attempt behind `key` no longer holds its slot. */
+  async release(key: string): Promise<void> {
+    const freed = this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", key).rowsWritten;
+    if (freed > 0) await this.pump();
+  }
+
+  /** Drops tasks that will not run after all (their run was cancelled, or they timed out waiting). */
+  async remove(keys: string[]): Promise<void> {
+    for (const key of keys) this.ctx.storage.sql.exec("DELETE FROM ready WHERE key = ?", key);
+  }
+
+  async stats(): Promise<TaskQueueStats | null> {
+    const config = this.config();
+    if (!config) return null;
+    const count = (table: string) =>
+      this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).toArray()[0]?.n ?? 0;
+    return {
+      worker: config.worker,
+      pool: config.pool,
+      slots: config.slots,
+      inFlight: count("leases"),
+      ready: count("ready"),
+      blockedReason: blockedReason(config),
+    };
+  }
+
+  async alarm(): Promise<void> {
+    this.ctx.storage.sql.exec("DELETE FROM leases WHERE expires_at <= ?", clock.now());
+    await this.pump();
+  }
+
+  private config(): ConfigRow | null {
+    return this.ctx.storage.sql.exec<ConfigRow>("SELECT * FROM config WHERE id = 1").toArray()[0] ?? null;
+  }
+
+  private ensureIdentity(identity: TaskQueueIdentity): ConfigRow {
+    const existing = this.config();
+    if (existing) return existing;
+    this.ctx.storage.sql.exec(
+      "INSERT INTO config (id, tenant, worker, pool) VALUES (1, ?, ?, ?)",
+      identity.tenant,
+      identity.worker,
+      identity.pool,
+    );
+    return this.config()!;
+  }
+
+  /**
+   * Admits ready tasks into free slots. One pump runs at a time; a call that arrives while one is
+   * sending asks it to go round again. The message is sent before the lease is written: a crash in
+   * between re-sends the task later, and the run refuses the duplicate start.
+   */
+  private async pump(): Promise<void> {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        const config = this.config();
+        if (!config || blockedReason(config)) break;
+        const leased = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM leases").toArray()[0]?.n ?? 0;
+        const free = Math.min(config.slots - leased, SEND_BATCH_LIMIT);
+        if (free <= 0) break;
+        const rows = this.ctx.storage.sql
+          .exec<ReadyRow>("SELECT * FROM ready ORDER BY priority DESC, enqueued_at, seq LIMIT ?", free)
+          .toArray();
+        if (rows.length === 0) break;
+        const queue = config.pool === "durable" ? this.env.DISPATCH_DURABLE : this.env.DISPATCH;
+        try {
+          await queue.sendBatch(rows.map((r) => ({ body: toMessage(config, r), contentType: "json" as const })));
+        } catch (err) {
+          console.error(`task queue ${config.worker}/${config.pool}: dispatch send failed, retrying`, err);
+          await this.ctx.storage.setAlarm(clock.now() + SEND_RETRY_MS);
+          break;
+        }
+        const now = clock.now();
+        this.ctx.storage.transactionSync(() => {
+          for (const r of rows) {
+            this.ctx.storage.sql.exec("DELETE FROM ready WHERE seq = ?", r.seq);
+            this.ctx.storage.sql.exec(
+              "INSERT INTO leases (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+              r.key,
+              now + r.lease_ms,
+            );
+          }
+        });
+        this.pumpAgain = true;
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+    await this.armLeaseExpiry();
+  }
+
+  private async armLeaseExpiry(): Promise<void> {
+    const next = this.ctx.storage.sql.exec<{ next: number | null }>("SELECT MIN(expires_at) AS next FROM leases").toArray()[0]?.next;
+    if (next === null || next === undefined) return;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > next) await this.ctx.storage.setAlarm(next);
+  }
+}
+
+function blockedReason(config: ConfigRow): string | null {
+  if (config.blocked_reason) return config.blocked_reason;
+  if (config.slots <= 0) return `no worker named '${config.worker}' has registered a ${config.pool} slot pool`;
+  return null;
+}
+
+function toMessage(config: ConfigRow, r: ReadyRow): DispatchMessage {
+  return {
+    tenant: config.tenant,
+    worker: config.worker,
+    pool: config.pool as DispatchMessage["pool"],
+    key: r.key,
+    runId: r.run_id,
+    task: r.task,
+    attempt: r.attempt,
+    invocation: r.invocation,
+  };
+}

@@ -1,0 +1,17 @@
+import { child, childWorkflows } from "./children";
+import { dag } from "./dag";
+import { onFailure, onSuccess } from "./hooks";
+import { nonRetryable, retries } from "./retries";
+import { simple } from "./simple";
+import { spindle } from "./spindle";
+import { cancellation, timeout } from "./timeout";
+
+/**
+ * The example worker. Its default export is the entrypoint the engine dispatches to (through the
+ * engine's WORKER_EXAMPLE binding); the engine learns these workflows by asking it.
+ */
+export default spindle.worker({
+  name: "example",
+  slots: 100,
+  workflows: [simple, dag, retries, nonRetryable, timeout, cancellation, onFailure, onSuccess, child, childWorkflows],
+});

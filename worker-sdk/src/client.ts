@@ -1,0 +1,158 @@
+import { SpindleError } from "./errors";
+import type {
+  Reply,
+  RunFilter,
+  RunList,
+  RunView,
+  TriggerRequest,
+  TriggerResult,
+  WatchResult,
+  WorkerRegistration,
+} from "./protocol";
+
+/** A reference to one dispatch of a task, as the engine knows it. */
+export interface DispatchRef {
+  task: string;
+  attempt: number;
+  invocation: number;
+}
+
+/**
+ * How the SDK talks to the engine: over a service binding (RPC, same account, fastest) or over
+ * HTTPS with a bearer token (from anywhere). Both speak the same operations.
+ */
+export interface EngineClient {
+  trigger(req: TriggerRequest): Promise<TriggerResult>;
+  triggerMany(reqs: TriggerRequest[]): Promise<TriggerResult[]>;
+  getRun(runId: string): Promise<RunView>;
+  waitForRun(runId: string, waitMs: number): Promise<RunView>;
+  listRuns(filter: RunFilter): Promise<RunList>;
+  cancelRun(runId: string): Promise<RunView>;
+  replayRun(runId: string): Promise<RunView>;
+  watchTask(runId: string, ref: DispatchRef): Promise<WatchResult>;
+  register(registration: WorkerRegistration): Promise<{ workflows: string[] }>;
+}
+
+/** The engine's RPC entrypoint as seen through a service binding. */
+export interface EngineBinding {
+  trigger(token: string, req: TriggerRequest): Promise<Reply<TriggerResult>>;
+  triggerMany(token: string, reqs: TriggerRequest[]): Promise<Reply<TriggerResult[]>>;
+  getRun(token: string, runId: string): Promise<Reply<RunView>>;
+  waitForRun(token: string, runId: string, waitMs: number): Promise<Reply<RunView>>;
+  listRuns(token: string, filter: RunFilter): Promise<Reply<RunList>>;
+  cancelRun(token: string, runId: string): Promise<Reply<RunView>>;
+  replayRun(token: string, runId: string): Promise<Reply<RunView>>;
+  watchTask(token: string, runId: string, ref: DispatchRef): Promise<Reply<WatchResult>>;
+  register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>>;
+}
+
+function unwrap<T>(reply: Reply<T>): T {
+  if (reply.ok) return reply.value;
+  throw SpindleError.fromData(reply.error);
+}
+
+export class RpcClient implements EngineClient {
+  constructor(
+    private readonly binding: EngineBinding,
+    private readonly token: string,
+  ) {}
+
+  async trigger(req: TriggerRequest) {
+    return unwrap(await this.binding.trigger(this.token, req));
+  }
+  async triggerMany(reqs: TriggerRequest[]) {
+    return unwrap(await this.binding.triggerMany(this.token, reqs));
+  }
+  async getRun(runId: string) {
+    return unwrap(await this.binding.getRun(this.token, runId));
+  }
+  async waitForRun(runId: string, waitMs: number) {
+    return unwrap(await this.binding.waitForRun(this.token, runId, waitMs));
+  }
+  async listRuns(filter: RunFilter) {
+    return unwrap(await this.binding.listRuns(this.token, filter));
+  }
+  async cancelRun(runId: string) {
+    return unwrap(await this.binding.cancelRun(this.token, runId));
+  }
+  async replayRun(runId: string) {
+    return unwrap(await this.binding.replayRun(this.token, runId));
+  }
+  async watchTask(runId: string, ref: DispatchRef) {
+    return unwrap(await this.binding.watchTask(this.token, runId, ref));
+  }
+  async register(registration: WorkerRegistration) {
+    return unwrap(await this.binding.register(this.token, registration));
+  }
+}
+
+/** The same operations over the engine's HTTP API. Runs tasks' children only through a binding. */
+export class HttpClient implements EngineClient {
+  private readonly base: string;
+
+  constructor(
+    url: string,
+    private readonly token: string,
+    private readonly fetcher: typeof fetch = (input, init) => fetch(input, init),
+  ) {
+    this.base = url.replace(/\/+$/, "");
+  }
+
+  trigger(req: TriggerRequest): Promise<TriggerResult> {
+    if (req.parent) {
+      throw new SpindleError("config.unsupported", "child runs are spawned over the SPINDLE service binding, not HTTPS");
+    }
+    return this.request("POST", `/api/v1/workflows/${encodeURIComponent(req.workflow)}/runs`, {
+      input: req.input,
+      additionalMetadata: req.additionalMetadata,
+      priority: req.priority,
+    });
+  }
+  triggerMany(reqs: TriggerRequest[]): Promise<TriggerResult[]> {
+    return Promise.all(reqs.map((r) => this.trigger(r)));
+  }
+  getRun(runId: string): Promise<RunView> {
+    return this.request("GET", `/api/v1/runs/${encodeURIComponent(runId)}`);
+  }
+  waitForRun(runId: string, waitMs: number): Promise<RunView> {
+    return this.request("GET", `/api/v1/runs/${encodeURIComponent(runId)}/result?wait=${Math.ceil(waitMs / 1000)}`);
+  }
+  listRuns(filter: RunFilter): Promise<RunList> {
+    const q = new URLSearchParams();
+    if (filter.workflow) q.set("workflow", filter.workflow);
+    if (filter.status?.length) q.set("status", filter.status.join(","));
+    if (filter.since) q.set("since", filter.since);
+    if (filter.until) q.set("until", filter.until);
+    if (filter.limit) q.set("limit", String(filter.limit));
+    if (filter.cursor) q.set("cursor", filter.cursor);
+    for (const [k, v] of Object.entries(filter.metadata ?? {})) q.append("metadata", `${k}:${v}`);
+    return this.request("GET", `/api/v1/runs?${q}`);
+  }
+  cancelRun(runId: string): Promise<RunView> {
+    return this.request("POST", `/api/v1/runs/${encodeURIComponent(runId)}/cancel`);
+  }
+  replayRun(runId: string): Promise<RunView> {
+    return this.request("POST", `/api/v1/runs/${encodeURIComponent(runId)}/replay`);
+  }
+  watchTask(): Promise<WatchResult> {
+    // Cancellation reaches HTTPS-connected code through its run's status; nothing to watch here.
+    return Promise.resolve({ reason: "superseded" });
+  }
+  register(): Promise<{ workflows: string[] }> {
+    throw new SpindleError("config.unsupported", "workers register through a service binding; see the README");
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.fetcher(`${this.base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const payload = (await res.json().catch(() => null)) as { error?: { code: string; message: string; fields?: [] } } | null;
+    if (!res.ok) {
+      const error = payload?.error ?? { code: `http.${res.status}`, message: `HTTP ${res.status}` };
+      throw new SpindleError(error.code, error.message, { fields: error.fields });
+    }
+    return payload as T;
+  }
+}

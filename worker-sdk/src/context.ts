@@ -1,0 +1,151 @@
+import type { EngineClient } from "./client";
+import { SpindleError } from "./errors";
+import type { Assignment, LogLine } from "./protocol";
+import type { RunOptions, RunRef, Runnable, TaskRef } from "./runnable";
+
+export interface Logger {
+  info(message: string, ...args: unknown[]): void;
+  warn(message: string, ...args: unknown[]): void;
+  error(message: string, ...args: unknown[]): void;
+}
+
+export interface ChildSpec<I = unknown, O = unknown> {
+  task: Runnable<I, O>;
+  input: I;
+  options?: RunOptions;
+}
+
+/** The most log lines one attempt sends back; more are counted and dropped. */
+export const MAX_LOG_LINES = 1000;
+
+/**
+ * What a task's function receives next to its input: who it is, what its parents produced, a
+ * logger stored with the task, an abort signal, and the way to spawn children.
+ */
+export class Context<I = unknown> {
+  readonly input: I;
+  /** Fires when the run is cancelled or the attempt's execution timeout passes. */
+  readonly abortSignal: AbortSignal;
+  readonly logger: Logger;
+  /** @internal */ readonly logs: LogLine[] = [];
+  private dropped = 0;
+  private spawned = 0;
+
+  /** @internal */
+  constructor(
+    protected readonly assignment: Assignment,
+    input: I,
+    abortSignal: AbortSignal,
+    protected readonly client: () => EngineClient,
+  ) {
+    this.input = input;
+    this.abortSignal = abortSignal;
+    const log = (level: LogLine["level"]) => (message: string, ...args: unknown[]) => {
+      if (this.logs.length >= MAX_LOG_LINES) {
+        this.dropped++;
+        return;
+      }
+      const text = [message, ...args.map((a) => (typeof a === "string" ? a : safeJson(a)))].join(" ");
+      this.logs.push({ at: Date.now(), level, message: text });
+    };
+    this.logger = { info: log("info"), warn: log("warn"), error: log("error") };
+  }
+
+  /** The output of a parent task (in an on-failure or on-success task: of any task of the run). */
+  parentOutput<O>(task: TaskRef<unknown, O> | string): O {
+    const name = typeof task === "string" ? task : task.name;
+    if (!(name in this.assignment.parentOutputs)) {
+      const skipped = this.assignment.skippedParents.includes(name);
+      throw new SpindleError(
+        "task.no_parent_output",
+        skipped ? `parent '${name}' was skipped; check ctx.wasSkipped() first` : `'${name}' is not a completed parent of this task`,
+      );
+    }
+    return this.assignment.parentOutputs[name] as O;
+  }
+
+  /** Whether a parent task was skipped by its `skipIf` condition. */
+  wasSkipped(task: TaskRef<unknown, unknown> | string): boolean {
+    return this.assignment.skippedParents.includes(typeof task === "string" ? task : task.name);
+  }
+
+  /** How many times this task has been retried in this run (0 on the first attempt). */
+  retryCount(): number {
+    return this.assignment.retryCount;
+  }
+
+  additionalMetadata(): Record<string, string> {
+    return { ...this.assignment.additionalMetadata };
+  }
+
+  workflowRunId(): string {
+    return this.assignment.runId;
+  }
+
+  taskRunId(): string {
+    return this.assignment.taskRunId;
+  }
+
+  taskName(): string {
+    return this.assignment.taskName;
+  }
+
+  /** In an on-failure task: the error message of each failed task, by task name. */
+  errors(): Record<string, string> {
+    return { ...this.assignment.errors };
+  }
+
+  /** Runs a child and waits for its output. The child's run is linked to this task. */
+  async runChild<CI, CO>(task: Runnable<CI, CO>, input: CI, options?: RunOptions): Promise<CO> {
+    const ref = await this.runNoWaitChild(task, input, options);
+    return ref.result();
+  }
+
+  /** Starts a child without waiting; `result()` on the reference waits for it. */
+  async runNoWaitChild<CI, CO>(task: Runnable<CI, CO>, input: CI, options?: RunOptions): Promise<RunRef<CO>> {
+    const [ref] = await this.spawn([{ task, input, options }]);
+    return ref!;
+  }
+
+  /** Runs many children at once and waits for all their outputs (in the order given). */
+  async bulkRunChildren<CI, CO>(children: ChildSpec<CI, CO>[]): Promise<CO[]> {
+    const refs = await this.bulkRunNoWaitChildren(children);
+    return Promise.all(refs.map((r) => r.result()));
+  }
+
+  async bulkRunNoWaitChildren<CI, CO>(children: ChildSpec<CI, CO>[]): Promise<RunRef<CO>[]> {
+    return this.spawn(children);
+  }
+
+  /** @internal the n-th spawn of an attempt always gets the same child id, so a duplicate delivery reuses it. */
+  protected async spawn<CI, CO>(children: ChildSpec<CI, CO>[]): Promise<RunRef<CO>[]> {
+    const first = this.spawned;
+    this.spawned += children.length;
+    const requests = await Promise.all(
+      children.map(async (c, i) =>
+        c.task.triggerRequest(c.input, c.options, {
+          runId: this.assignment.runId,
+          taskName: this.assignment.taskName,
+          attempt: this.assignment.attempt,
+          index: first + i,
+          startedAt: this.assignment.startedAt,
+        }),
+      ),
+    );
+    const results = await this.client().triggerMany(requests);
+    return results.map((r, i) => children[i]!.task.ref(r.runId));
+  }
+
+  /** @internal */
+  droppedLogLines(): number {
+    return this.dropped;
+  }
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

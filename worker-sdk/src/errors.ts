@@ -1,0 +1,96 @@
+import type { ErrorData, RunView } from "./protocol";
+
+/**
+ * Errors the SDK throws. Each has a dotted `code` (the same codes the HTTP API returns), so callers
+ * can branch on `err.code` whatever side of a boundary the error came from.
+ */
+export class SpindleError extends Error {
+  readonly code: string;
+  readonly fields: { path: string; message: string }[] | undefined;
+
+  constructor(code: string, message: string, options: { fields?: { path: string; message: string }[]; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = "SpindleError";
+    this.code = code;
+    this.fields = options.fields;
+  }
+
+  static fromData(data: ErrorData): SpindleError {
+    return new SpindleError(data.code, data.message, { fields: data.fields });
+  }
+}
+
+/** Throw from a task to fail it at once, without the retries it has left. */
+export class NonRetryableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "NonRetryableError";
+  }
+}
+
+/** A run ended FAILED. `error` is the failed task's error (its code, type name and message). */
+export class RunFailedError extends SpindleError {
+  readonly runId: string;
+  readonly error: ErrorData;
+  readonly run: RunView;
+
+  constructor(run: RunView) {
+    const error = run.error ?? { code: "run.failed", name: "Error", message: "the run failed", retryable: false };
+    super("run.failed", `run ${run.runId} (${run.workflow}) failed${error.task ? ` in task '${error.task}'` : ""}: ${error.name}: ${error.message}`);
+    this.name = "RunFailedError";
+    this.runId = run.runId;
+    this.error = error;
+    this.run = run;
+  }
+}
+
+export class RunCancelledError extends SpindleError {
+  readonly runId: string;
+
+  constructor(runId: string) {
+    super("run.cancelled", `run ${runId} was cancelled`);
+    this.name = "RunCancelledError";
+    this.runId = runId;
+  }
+}
+
+/** The reason a task's `abortSignal` fires when the engine's execution timeout passes. */
+export class TaskTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TimeoutError";
+  }
+}
+
+/** The reason a task's `abortSignal` fires when its run is cancelled. */
+export class TaskCancelledError extends Error {
+  constructor(message = "the run was cancelled") {
+    super(message);
+    this.name = "CancelledError";
+  }
+}
+
+/** Turns anything a task threw into error data, keeping its message and type name. */
+export function toErrorData(err: unknown): ErrorData {
+  if (err instanceof NonRetryableError) {
+    return withStack({ code: "task.failed", name: err.name, message: err.message, retryable: false }, err);
+  }
+  if (err instanceof TaskTimeoutError) return withStack({ code: "task.timeout", name: err.name, message: err.message, retryable: true }, err);
+  if (err instanceof TaskCancelledError) return { code: "run.cancelled", name: err.name, message: err.message, retryable: false };
+  if (err instanceof SpindleError) {
+    return withStack({ code: err.code, name: err.name, message: err.message, retryable: !err.code.endsWith(".invalid") }, err);
+  }
+  if (err instanceof Error) return withStack({ code: "task.failed", name: typeName(err), message: err.message, retryable: true }, err);
+  return { code: "task.failed", name: "Error", message: typeof err === "string" ? err : JSON.stringify(err) ?? String(err), retryable: true };
+}
+
+function typeName(err: Error): string {
+  if (err.name && err.name !== "Error") return err.name;
+  const ctor = (err as { constructor?: { name?: string } }).constructor?.name;
+  return ctor && ctor !== "Object" ? ctor : "Error";
+}
+
+function withStack(data: ErrorData, err: Error): ErrorData {
+  if (err.stack) data.stack = err.stack.split("\n").slice(0, 20).join("\n");
+  return data;
+}

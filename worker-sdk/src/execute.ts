@@ -1,0 +1,112 @@
+import type { EngineClient } from "./client";
+import { Context } from "./context";
+import { NonRetryableError, TaskCancelledError, TaskTimeoutError, toErrorData } from "./errors";
+import type { Assignment, TaskOutcome, WatchResult } from "./protocol";
+import type { Runnable } from "./runnable";
+
+/** A task that runs longer than this starts watching its attempt for cancellation. */
+export const WATCH_DELAY_MS = 200;
+const WATCH_RETRY_MS = 1_000;
+
+/**
+ * Runs one dispatched attempt: parses the input, gives the function its context, and turns what
+ * happens into an outcome. The abort signal fires at the execution timeout and when the engine says
+ * the run was cancelled; either way the attempt ends at once, even if the function ignores the
+ * signal.
+ */
+export async function executeAssignment(
+  runnables: ReadonlyMap<string, Runnable<unknown, unknown>>,
+  assignment: Assignment,
+  client: () => EngineClient,
+  makeContext: (a: Assignment, input: unknown, signal: AbortSignal) => Context<unknown> = (a, input, signal) =>
+    new Context(a, input, signal, client),
+): Promise<TaskOutcome> {
+  const runnable = runnables.get(assignment.workflowName);
+  const impl = runnable?.implementation(assignment.taskName);
+  if (!runnable || !impl) {
+    const error = new NonRetryableError(`this worker has no task '${assignment.taskName}' in '${assignment.workflowName}'`);
+    return { status: "failed", error: { ...toErrorData(error), code: "task.unknown" }, logs: [] };
+  }
+  const controller = new AbortController();
+  const remaining = Math.max(0, assignment.startedAt + assignment.executionTimeoutMs - Date.now());
+  const timeout = setTimeout(
+    () => controller.abort(new TaskTimeoutError(`task '${assignment.taskName}' exceeded its execution timeout of ${assignment.executionTimeoutMs}ms`)),
+    remaining,
+  );
+  const stopWatching = watchAttempt(client, assignment, controller);
+  let ctx: Context<unknown> | undefined;
+  try {
+    const input = await runnable.parseInput(assignment.input);
+    ctx = makeContext(assignment, input, controller.signal);
+    const context = ctx;
+    const output = await untilAborted(
+      Promise.resolve().then(() => impl.fn(input, context as never)),
+      controller.signal,
+    );
+    return { status: "completed", output: serializable(output), logs: ctx.logs };
+  } catch (err) {
+    return { status: "failed", error: toErrorData(err), logs: ctx?.logs ?? [] };
+  } finally {
+    clearTimeout(timeout);
+    stopWatching();
+  }
+}
+
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Outputs are stored as JSON; refuse what JSON cannot hold instead of storing something else. */
+function serializable(output: unknown): unknown {
+  if (output === undefined) return null;
+  try {
+    return JSON.parse(JSON.stringify(output)) as unknown;
+  } catch (err) {
+    throw new NonRetryableError(`the task's output is not JSON-serializable: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Watches the attempt on the engine once the task has run for WATCH_DELAY_MS, so a short task pays
+ * nothing; aborts the signal when the run is cancelled or the engine times the attempt out.
+ */
+function watchAttempt(client: () => EngineClient, a: Assignment, controller: AbortController): () => void {
+  let stopped = false;
+  const loop = async () => {
+    while (!stopped) {
+      let result: WatchResult;
+      try {
+        result = await client().watchTask(a.runId, { task: a.taskName, attempt: a.attempt, invocation: a.invocation });
+      } catch (err) {
+        if ((err as { code?: string }).code?.startsWith("config.")) return; // no engine to watch (HTTPS mode)
+        await new Promise((r) => setTimeout(r, WATCH_RETRY_MS));
+        continue;
+      }
+      if (stopped) return;
+      if (result.reason === "cancelled") controller.abort(new TaskCancelledError());
+      else if (result.reason === "timeout") {
+        controller.abort(new TaskTimeoutError(`task '${a.taskName}' exceeded its execution timeout of ${a.executionTimeoutMs}ms`));
+      }
+      if (result.reason !== "pending") return;
+    }
+  };
+  const timer = setTimeout(() => void loop(), WATCH_DELAY_MS);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

@@ -1,0 +1,298 @@
+/**
+ * The wire contract between the Spindle engine and the workers that run tasks.
+ *
+ * Everything here crosses a boundary (service-binding RPC, a queue message or HTTP), so it is plain
+ * data: no classes, no functions. The engine imports these types from the SDK package so both sides
+ * agree on one definition.
+ */
+
+/** A duration: milliseconds, or a string such as "500ms", "10s", "5m", "1h", "2d". */
+export type Duration = number | string;
+
+export type JsonSchema = Record<string, unknown>;
+
+export type RunStatus = "QUEUED" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED";
+/** PENDING: waiting for its parents (or its conditions). SKIPPED: a skipIf condition held. */
+export type TaskStatus = RunStatus | "PENDING" | "SKIPPED";
+
+export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["COMPLETED", "FAILED", "CANCELLED"];
+
+/** An error as data: what crosses RPC, queues and HTTP. Classify by `code`, never by class. */
+export interface ErrorData {
+  /** Dotted code, e.g. `task.failed`, `task.timeout`, `input.invalid`, `replay.non_determinism`. */
+  code: string;
+  /** The thrown error's type name (`TypeError`, `NonRetryableError`, ...). */
+  name: string;
+  message: string;
+  /** False when retrying cannot help (NonRetryableError, bad input, non-determinism). */
+  retryable: boolean;
+  stack?: string;
+  /** Field paths for validation errors. */
+  fields?: { path: string; message: string }[];
+  /** On a run's error: the task whose failure failed the run. */
+  task?: string;
+}
+
+export type LogLevel = "info" | "warn" | "error";
+export interface LogLine {
+  at: number;
+  level: LogLevel;
+  message: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditions (waitFor / skipIf / cancelIf on DAG tasks, and durable waits)
+// ---------------------------------------------------------------------------------------------
+
+export interface SleepConditionData {
+  kind: "sleep";
+  durationMs: number;
+}
+export interface EventConditionData {
+  kind: "event";
+  eventKey: string;
+  /** CEL over `input` (the event payload) and `additional_metadata`. */
+  expression?: string;
+  scope?: string;
+}
+export interface ParentConditionData {
+  kind: "parent";
+  parent: string;
+  /** CEL over `output` (the parent's output). */
+  expression: string;
+}
+export type LeafCondition = SleepConditionData | EventConditionData | ParentConditionData;
+/** One group is an OR of its leaves; a list of groups is an AND. */
+export interface OrGroupData {
+  kind: "or";
+  conditions: LeafCondition[];
+}
+export type ConditionData = LeafCondition | OrGroupData;
+
+// ---------------------------------------------------------------------------------------------
+// Registration: what a worker tells the engine about itself
+// ---------------------------------------------------------------------------------------------
+
+export interface BackoffData {
+  factor: number;
+  maxSeconds: number;
+}
+
+export interface TaskDefinition {
+  name: string;
+  /** `durable` tasks draw from the durable slot pool and may checkpoint. */
+  kind: "task" | "durable";
+  /** Set on a workflow's on-failure and on-success tasks. */
+  role?: "on_failure" | "on_success";
+  parents: string[];
+  retries: number;
+  backoff?: BackoffData;
+  executionTimeoutMs: number;
+  scheduleTimeoutMs: number;
+  priority?: number;
+  waitFor?: ConditionData[];
+  skipIf?: ConditionData[];
+  cancelIf?: ConditionData[];
+}
+
+export interface WorkflowDefinition {
+  name: string;
+  description?: string;
+  /** `task`: a standalone task (its output is the run's output). `workflow`: a DAG. */
+  kind: "task" | "workflow";
+  inputSchema?: JsonSchema;
+  defaultPriority?: number;
+  tasks: TaskDefinition[];
+}
+
+export interface WorkerRegistration {
+  name: string;
+  slots: number;
+  durableSlots: number;
+  workflows: WorkflowDefinition[];
+  sdkVersion: string;
+}
+
+/** What a worker's `describe()` returns: its registration, and whom it belongs to. */
+export interface WorkerDescription {
+  registration: WorkerRegistration;
+  /** SHA-256 (hex) of the API token the worker was given; the engine maps it to a tenant. */
+  tokenHash: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dispatch: the engine hands a task attempt to a worker, the worker answers with an outcome
+// ---------------------------------------------------------------------------------------------
+
+export interface Assignment {
+  runId: string;
+  workflowName: string;
+  taskName: string;
+  taskRunId: string;
+  /** Monotonic dispatch number of this task in this run (the idempotency key of the attempt). */
+  attempt: number;
+  /** Retries so far in the current series (what `ctx.retryCount()` returns). */
+  retryCount: number;
+  /** Durable tasks: the invocation number, which fences stale copies of the task. */
+  invocation: number;
+  input: unknown;
+  parentOutputs: Record<string, unknown>;
+  /** Parents that were skipped (their names). */
+  skippedParents: string[];
+  additionalMetadata: Record<string, string>;
+  /** For an on-failure task: the failed tasks' errors, by task name. */
+  errors: Record<string, string>;
+  executionTimeoutMs: number;
+  /** When the engine started this attempt (ms since epoch); children derive their ids from it. */
+  startedAt: number;
+  /** What the wait that woke a durable task resolved to, if any (the engine fills it on resume). */
+  durable?: DurableAssignment;
+}
+
+export interface DurableAssignment {
+  /** The task's event log so far, in sequence order. */
+  log: CheckpointRecord[];
+}
+
+export type TaskOutcome =
+  | { status: "completed"; output: unknown; logs: LogLine[] }
+  | { status: "failed"; error: ErrorData; logs: LogLine[] }
+  /** A durable task reached a wait: its invocation ends and the slot is freed. */
+  | { status: "suspended"; logs: LogLine[] };
+
+// ---------------------------------------------------------------------------------------------
+// Durable event log
+// ---------------------------------------------------------------------------------------------
+
+export type CheckpointKind = "sleep" | "wait" | "memo" | "child" | "children";
+
+export interface CheckpointRecord {
+  seq: number;
+  kind: CheckpointKind;
+  key: string;
+  status: "pending" | "resolved";
+  result?: unknown;
+  /** For waits: the condition that fired, as `{ key: result }`. */
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs as the API shows them
+// ---------------------------------------------------------------------------------------------
+
+export interface TaskAttemptView {
+  attempt: number;
+  retryCount: number;
+  status: TaskStatus;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: ErrorData | null;
+}
+
+export interface TaskView {
+  name: string;
+  taskRunId: string;
+  kind: "task" | "durable";
+  role: "on_failure" | "on_success" | null;
+  status: TaskStatus;
+  /** Retries so far in the current series. */
+  retryCount: number;
+  attempt: number;
+  output: unknown;
+  error: ErrorData | null;
+  queuedAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+  /** Why a queued task has not started, when the engine knows. */
+  queuedReason: string | null;
+  logs: (LogLine & { attempt: number })[];
+  attempts: TaskAttemptView[];
+  /** Durable tasks: true while the task waits with no invocation running. */
+  evicted?: boolean;
+  waitingFor?: unknown;
+  eventLog?: CheckpointRecord[];
+}
+
+export interface RunParentView {
+  runId: string;
+  taskName: string;
+}
+
+export interface RunView {
+  runId: string;
+  workflow: string;
+  status: RunStatus;
+  input: unknown;
+  output: unknown;
+  error: ErrorData | null;
+  additionalMetadata: Record<string, string>;
+  priority: number;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  parent: RunParentView | null;
+  children: string[];
+  tasks: TaskView[];
+}
+
+export interface RunSummary {
+  runId: string;
+  workflow: string;
+  status: RunStatus;
+  additionalMetadata: Record<string, string>;
+  createdAt: string;
+  finishedAt: string | null;
+  parent: RunParentView | null;
+}
+
+export interface RunList {
+  runs: RunSummary[];
+  nextCursor: string | null;
+}
+
+export interface RunFilter {
+  workflow?: string;
+  status?: RunStatus[];
+  since?: string;
+  until?: string;
+  metadata?: Record<string, string>;
+  limit?: number;
+  cursor?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Triggering
+// ---------------------------------------------------------------------------------------------
+
+export interface ParentLink {
+  runId: string;
+  taskName: string;
+  /** The parent's attempt: a duplicate dispatch of one attempt spawns the same children. */
+  attempt: number;
+  /** The child's position among the attempt's spawns. */
+  index: number;
+  /** When the parent attempt started; part of the child's deterministic id. */
+  startedAt: number;
+}
+
+export interface TriggerRequest {
+  workflow: string;
+  input: unknown;
+  additionalMetadata?: Record<string, string>;
+  priority?: number;
+  parent?: ParentLink;
+}
+
+export interface TriggerResult {
+  runId: string;
+  status: RunStatus;
+}
+
+/** What every engine RPC returns: a value, or an error as data. */
+export type Reply<T> = { ok: true; value: T } | { ok: false; error: ErrorData };
+
+/** What a running task learns about its attempt from the engine while it runs. */
+export interface WatchResult {
+  /** `pending`: nothing happened before the watch expired; watch again. */
+  reason: "cancelled" | "timeout" | "ended" | "superseded" | "pending";
+}

@@ -1,0 +1,193 @@
+import { z } from "zod";
+import type { EngineClient } from "./client";
+import type { Context } from "./context";
+import { toMs } from "./duration";
+import { RunCancelledError, RunFailedError, SpindleError } from "./errors";
+import type {
+  BackoffData,
+  Duration,
+  JsonSchema,
+  ParentLink,
+  RunView,
+  TaskDefinition,
+  TriggerRequest,
+  WorkflowDefinition,
+} from "./protocol";
+
+type Awaitable<T> = T | Promise<T>;
+export type TaskFn<I, O, C = Context<I>> = (input: I, ctx: C) => Awaitable<O>;
+
+export type Priority = 1 | 2 | 3;
+
+export interface RunOptions {
+  additionalMetadata?: Record<string, string>;
+  /** 1 (low) to 3 (high); higher runs first when slots are scarce. */
+  priority?: Priority;
+}
+
+export interface RetryOptions {
+  /** Retries after the first attempt (0 = fail on the first error). */
+  retries?: number;
+  /** The n-th retry waits factor^n seconds, at most maxSeconds (default 60). */
+  backoff?: { factor: number; maxSeconds?: number };
+  /** How long one attempt may run before it fails (default "60s"). */
+  executionTimeout?: Duration;
+  /** How long a task may wait to start before it fails (default "5m"). */
+  scheduleTimeout?: Duration;
+}
+
+export const DEFAULT_EXECUTION_TIMEOUT_MS = 60_000;
+export const DEFAULT_SCHEDULE_TIMEOUT_MS = 300_000;
+export const DEFAULT_BACKOFF_MAX_SECONDS = 60;
+/** How long one long-poll for a run's result lasts before it is renewed. */
+const RESULT_POLL_MS = 30_000;
+
+/** A task as its worker knows it: its definition plus the function to run. */
+export interface TaskImpl {
+  definition: TaskDefinition;
+  fn: TaskFn<unknown, unknown, never>;
+}
+
+/** A handle on a task of a workflow: what `parents` and `ctx.parentOutput` take. */
+export class TaskRef<I, O> {
+  /** @internal keeps O in the type. */ declare readonly __output?: O;
+  /** @internal keeps I in the type. */ declare readonly __input?: I;
+  constructor(
+    readonly name: string,
+    readonly workflow: string,
+  ) {}
+}
+
+/** A started run: its id, its result when it ends, and a way to cancel it. */
+export class RunRef<O> {
+  constructor(
+    readonly runId: string,
+    private readonly client: () => EngineClient,
+  ) {}
+
+  /** Waits for the run to end: its output, or a RunFailedError / RunCancelledError. */
+  async result(): Promise<O> {
+    for (;;) {
+      const run = await this.client().waitForRun(this.runId, RESULT_POLL_MS);
+      if (run.status === "COMPLETED") return run.output as O;
+      if (run.status === "FAILED") throw new RunFailedError(run);
+      if (run.status === "CANCELLED") throw new RunCancelledError(run.runId);
+    }
+  }
+
+  get(): Promise<RunView> {
+    return this.client().getRun(this.runId);
+  }
+
+  cancel(): Promise<RunView> {
+    return this.client().cancelRun(this.runId);
+  }
+}
+
+/** Anything that can be triggered by name: a standalone task or a workflow. */
+export abstract class Runnable<I, O> {
+  constructor(
+    readonly name: string,
+    protected readonly inputSchema: z.ZodType<I> | undefined,
+    protected readonly client: () => EngineClient,
+  ) {}
+
+  /** Runs and waits for the output. */
+  async run(input: I, options?: RunOptions): Promise<O> {
+    return (await this.runNoWait(input, options)).result();
+  }
+
+  /** Starts a run and returns its reference at once. */
+  async runNoWait(input: I, options?: RunOptions): Promise<RunRef<O>> {
+    const result = await this.client().trigger(await this.triggerRequest(input, options));
+    return this.ref(result.runId);
+  }
+
+  /** Runs one per input and waits for all outputs, in order. */
+  async runMany(inputs: I[], options?: RunOptions): Promise<O[]> {
+    const refs = await this.runManyNoWait(inputs, options);
+    return Promise.all(refs.map((r) => r.result()));
+  }
+
+  async runManyNoWait(inputs: I[], options?: RunOptions): Promise<RunRef<O>[]> {
+    const requests = await Promise.all(inputs.map((input) => this.triggerRequest(input, options)));
+    const results = await this.client().triggerMany(requests);
+    return results.map((r) => this.ref(r.runId));
+  }
+
+  /** @internal */
+  ref(runId: string): RunRef<O> {
+    return new RunRef<O>(runId, this.client);
+  }
+
+  /** @internal validates the input here, before it leaves, with the declared zod schema. */
+  async triggerRequest(input: I, options: RunOptions | undefined, parent?: ParentLink): Promise<TriggerRequest> {
+    if (this.inputSchema) {
+      const parsed = await this.inputSchema.safeParseAsync(input);
+      if (!parsed.success) throw inputError(this.name, parsed.error);
+    }
+    const req: TriggerRequest = { workflow: this.name, input: input ?? null };
+    if (options?.additionalMetadata) req.additionalMetadata = options.additionalMetadata;
+    if (options?.priority !== undefined) req.priority = options.priority;
+    if (parent) req.parent = parent;
+    return req;
+  }
+
+  /** @internal parses the input a task receives (applying the schema's defaults and transforms). */
+  async parseInput(input: unknown): Promise<I> {
+    if (!this.inputSchema) return input as I;
+    const parsed = await this.inputSchema.safeParseAsync(input);
+    if (!parsed.success) throw inputError(this.name, parsed.error);
+    return parsed.data;
+  }
+
+  /** @internal */
+  abstract definition(): WorkflowDefinition;
+  /** @internal */
+  abstract implementation(task: string): TaskImpl | undefined;
+}
+
+export function inputError(workflow: string, error: z.ZodError): SpindleError {
+  const fields = error.issues.map((i) => ({ path: ["input", ...i.path.map(String)].join("."), message: i.message }));
+  return new SpindleError("input.invalid", `input of '${workflow}' is invalid: ${fields.map((f) => `${f.path}: ${f.message}`).join("; ")}`, {
+    fields,
+  });
+}
+
+export function jsonSchemaOf(schema: z.ZodType | undefined): JsonSchema | undefined {
+  if (!schema) return undefined;
+  // The engine validates what callers send, before any transform: the schema's input side.
+  return z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as JsonSchema;
+}
+
+/** Turns the SDK's task options into the registered definition. */
+export function taskDefinition(
+  name: string,
+  kind: TaskDefinition["kind"],
+  parents: string[],
+  options: RetryOptions,
+  role?: TaskDefinition["role"],
+): TaskDefinition {
+  const retries = options.retries ?? 0;
+  if (!Number.isInteger(retries) || retries < 0) {
+    throw new SpindleError("config.invalid", `task '${name}': retries must be a non-negative integer`);
+  }
+  const def: TaskDefinition = {
+    name,
+    kind,
+    parents,
+    retries,
+    executionTimeoutMs: options.executionTimeout !== undefined ? toMs(options.executionTimeout, `${name}.executionTimeout`) : DEFAULT_EXECUTION_TIMEOUT_MS,
+    scheduleTimeoutMs: options.scheduleTimeout !== undefined ? toMs(options.scheduleTimeout, `${name}.scheduleTimeout`) : DEFAULT_SCHEDULE_TIMEOUT_MS,
+  };
+  if (def.executionTimeoutMs <= 0) throw new SpindleError("config.invalid", `task '${name}': executionTimeout must be positive`);
+  if (options.backoff) {
+    const backoff: BackoffData = { factor: options.backoff.factor, maxSeconds: options.backoff.maxSeconds ?? DEFAULT_BACKOFF_MAX_SECONDS };
+    if (!(backoff.factor > 0) || !(backoff.maxSeconds > 0)) {
+      throw new SpindleError("config.invalid", `task '${name}': backoff factor and maxSeconds must be positive`);
+    }
+    def.backoff = backoff;
+  }
+  if (role) def.role = role;
+  return def;
+}

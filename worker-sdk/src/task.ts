@@ -1,0 +1,45 @@
+import type { z } from "zod";
+import type { EngineClient } from "./client";
+import type { Context } from "./context";
+import type { Priority, RetryOptions, TaskFn, TaskImpl } from "./runnable";
+import { jsonSchemaOf, Runnable, taskDefinition } from "./runnable";
+import type { WorkflowDefinition } from "./protocol";
+
+export interface TaskDeclaration<I, O> extends RetryOptions {
+  name: string;
+  description?: string;
+  /** A zod schema: the engine refuses input that does not match, and the task receives it parsed. */
+  input?: z.ZodType<I>;
+  /** Default priority of its runs, 1 (low) to 3 (high). */
+  priority?: Priority;
+  fn: TaskFn<I, O, Context<I>>;
+}
+
+/** A standalone task: a workflow of one task, triggered by its own name. */
+export class Task<I, O> extends Runnable<I, O> {
+  private readonly impl: TaskImpl;
+
+  constructor(
+    private readonly declaration: TaskDeclaration<I, O>,
+    client: () => EngineClient,
+  ) {
+    super(declaration.name, declaration.input, client);
+    this.impl = {
+      definition: taskDefinition(declaration.name, "task", [], declaration),
+      fn: declaration.fn as TaskImpl["fn"],
+    };
+  }
+
+  definition(): WorkflowDefinition {
+    const def: WorkflowDefinition = { name: this.name, kind: "task", tasks: [this.impl.definition] };
+    const schema = jsonSchemaOf(this.declaration.input);
+    if (schema) def.inputSchema = schema;
+    if (this.declaration.priority !== undefined) def.defaultPriority = this.declaration.priority;
+    if (this.declaration.description) def.description = this.declaration.description;
+    return def;
+  }
+
+  implementation(task: string): TaskImpl | undefined {
+    return task === this.name ? this.impl : undefined;
+  }
+}

@@ -1,0 +1,62 @@
+import { WorkerEntrypoint } from "cloudflare:workers";
+import type { EngineClient } from "./client";
+import { SpindleError } from "./errors";
+import { executeAssignment } from "./execute";
+import type { Assignment, TaskOutcome, WorkerDescription, WorkerRegistration } from "./protocol";
+import type { Runnable } from "./runnable";
+
+export const SDK_VERSION = "0.1.0";
+export const DEFAULT_SLOTS = 100;
+export const DEFAULT_DURABLE_SLOTS = 1_000;
+
+export interface WorkerOptions {
+  /** The worker's name; the engine reaches it through the service binding `WORKER_<NAME>`. */
+  name: string;
+  /** Regular tasks this worker runs at once (default 100). */
+  slots?: number;
+  /** Durable tasks this worker runs at once, a separate pool (default 1000). */
+  durableSlots?: number;
+  workflows: Runnable<any, any>[];
+}
+
+/** The class `spindle.worker()` returns: export it (as default or by name) from your worker. */
+export type SpindleWorkerClass = new (ctx: ExecutionContext, env: unknown) => WorkerEntrypoint & {
+  describe(): Promise<WorkerDescription>;
+  execute(assignment: Assignment): Promise<TaskOutcome>;
+};
+
+export function createWorker(
+  options: WorkerOptions,
+  client: () => EngineClient,
+  tokenHash: () => Promise<string>,
+): SpindleWorkerClass {
+  const runnables = new Map<string, Runnable<unknown, unknown>>();
+  for (const r of options.workflows) {
+    if (runnables.has(r.name)) throw new SpindleError("config.invalid", `worker '${options.name}' lists '${r.name}' twice`);
+    runnables.set(r.name, r);
+  }
+  // Built now, so a bad declaration fails when the worker loads, not when the engine asks.
+  const registration: WorkerRegistration = {
+    name: options.name,
+    slots: options.slots ?? DEFAULT_SLOTS,
+    durableSlots: options.durableSlots ?? DEFAULT_DURABLE_SLOTS,
+    workflows: options.workflows.map((w) => w.definition()),
+    sdkVersion: SDK_VERSION,
+  };
+
+  return class SpindleWorker extends WorkerEntrypoint {
+    /** The engine asks this to learn the worker's workflows (no manual registration step). */
+    async describe(): Promise<WorkerDescription> {
+      return { registration, tokenHash: await tokenHash() };
+    }
+
+    /** The engine dispatches a task attempt here. */
+    async execute(assignment: Assignment): Promise<TaskOutcome> {
+      return executeAssignment(runnables, assignment, client);
+    }
+
+    override async fetch(): Promise<Response> {
+      return Response.json({ worker: registration.name, workflows: registration.workflows.map((w) => w.name) });
+    }
+  };
+}

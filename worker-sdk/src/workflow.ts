@@ -1,0 +1,92 @@
+import type { z } from "zod";
+import type { EngineClient } from "./client";
+import type { Context } from "./context";
+import { SpindleError } from "./errors";
+import type { TaskDefinition, WorkflowDefinition } from "./protocol";
+import type { Priority, RetryOptions, TaskFn, TaskImpl } from "./runnable";
+import { jsonSchemaOf, Runnable, taskDefinition, TaskRef } from "./runnable";
+
+export interface WorkflowDeclaration<I> {
+  name: string;
+  description?: string;
+  input?: z.ZodType<I>;
+  /** Priority of its runs unless the trigger says otherwise, 1 (low) to 3 (high). */
+  defaultPriority?: Priority;
+}
+
+export interface DagTaskDeclaration<I, O> extends RetryOptions {
+  name: string;
+  /** Tasks that must complete before this one starts; their outputs are in `ctx.parentOutput`. */
+  parents?: TaskRef<I, unknown>[];
+  fn: TaskFn<I, O, Context<I>>;
+}
+
+export interface RoleTaskDeclaration<I, O> extends RetryOptions {
+  name?: string;
+  fn: TaskFn<I, O, Context<I>>;
+}
+
+/**
+ * A workflow: tasks and their dependencies, declared up front. A task starts when all its parents
+ * have completed; the run's output is an object keyed by task name.
+ */
+export class Workflow<I, O = Record<string, unknown>> extends Runnable<I, O> {
+  protected readonly tasks = new Map<string, TaskImpl>();
+
+  constructor(
+    private readonly declaration: WorkflowDeclaration<I>,
+    client: () => EngineClient,
+  ) {
+    super(declaration.name, declaration.input, client);
+  }
+
+  /** Adds a task; `parents` must be tasks already added to this workflow. */
+  task<T>(declaration: DagTaskDeclaration<I, T>): TaskRef<I, T> {
+    const parents = (declaration.parents ?? []).map((p) => this.parentName(declaration.name, p));
+    return this.add(taskDefinition(declaration.name, "task", parents, declaration), declaration.fn as TaskImpl["fn"]);
+  }
+
+  /** Runs when any task of the run has failed (after the others have ended); `ctx.errors()` says what failed. */
+  onFailure<T>(declaration: RoleTaskDeclaration<I, T>): TaskRef<I, T> {
+    const name = declaration.name ?? `${this.name}:on-failure`;
+    return this.add(taskDefinition(name, "task", [], declaration, "on_failure"), declaration.fn as TaskImpl["fn"]);
+  }
+
+  /** Runs after every task of the run has completed. */
+  onSuccess<T>(declaration: RoleTaskDeclaration<I, T>): TaskRef<I, T> {
+    const name = declaration.name ?? `${this.name}:on-success`;
+    return this.add(taskDefinition(name, "task", [], declaration, "on_success"), declaration.fn as TaskImpl["fn"]);
+  }
+
+  definition(): WorkflowDefinition {
+    if (this.tasks.size === 0) throw new SpindleError("config.invalid", `workflow '${this.name}' has no tasks`);
+    const def: WorkflowDefinition = { name: this.name, kind: "workflow", tasks: [...this.tasks.values()].map((t) => t.definition) };
+    const schema = jsonSchemaOf(this.declaration.input);
+    if (schema) def.inputSchema = schema;
+    if (this.declaration.defaultPriority !== undefined) def.defaultPriority = this.declaration.defaultPriority;
+    if (this.declaration.description) def.description = this.declaration.description;
+    return def;
+  }
+
+  implementation(task: string): TaskImpl | undefined {
+    return this.tasks.get(task);
+  }
+
+  protected add<T>(definition: TaskDefinition, fn: TaskImpl["fn"]): TaskRef<I, T> {
+    if (this.tasks.has(definition.name)) {
+      throw new SpindleError("config.invalid", `workflow '${this.name}' already has a task named '${definition.name}'`);
+    }
+    if (definition.role && [...this.tasks.values()].some((t) => t.definition.role === definition.role)) {
+      throw new SpindleError("config.invalid", `workflow '${this.name}' already has an ${definition.role} task`);
+    }
+    this.tasks.set(definition.name, { definition, fn });
+    return new TaskRef<I, T>(definition.name, this.name);
+  }
+
+  protected parentName(task: string, parent: TaskRef<I, unknown>): string {
+    if (parent.workflow !== this.name || !this.tasks.has(parent.name)) {
+      throw new SpindleError("config.invalid", `task '${task}': parent '${parent.name}' is not a task of workflow '${this.name}'`);
+    }
+    return parent.name;
+  }
+}
