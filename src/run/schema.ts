@@ -55,10 +55,12 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
         id INTEGER PRIMARY KEY,
         task TEXT NOT NULL,
         attempt INTEGER NOT NULL,
+        invocation INTEGER NOT NULL DEFAULT 0,
         at INTEGER NOT NULL,
         level TEXT NOT NULL CHECK (level IN ('info','warn','error')),
         message TEXT NOT NULL
       )`,
+      "CREATE INDEX logs_by_dispatch ON logs (task, attempt, invocation)",
       `CREATE TABLE timers (
         kind TEXT NOT NULL,
         task TEXT NOT NULL,

@@ -236,20 +236,30 @@ export class TaskStore {
       }));
   }
 
-  appendLogs(task: string, attempt: number, lines: LogLine[]): void {
+  /**
+   * Stores the log lines one dispatch sent back. A second report of the same dispatch (a duplicate
+   * delivery) finds its lines already there and adds nothing.
+   */
+  appendLogs(task: string, attempt: number, invocation: number, lines: LogLine[]): void {
     if (lines.length === 0) return;
+    const known = this.sql
+      .exec("SELECT 1 FROM attempts WHERE task = ? AND attempt = ?", task, attempt)
+      .toArray().length;
+    const already = this.sql
+      .exec("SELECT 1 FROM logs WHERE task = ? AND attempt = ? AND invocation = ? LIMIT 1", task, attempt, invocation)
+      .toArray().length;
+    if (!known || already) return;
     const have =
-      this.sql
-        .exec<{ n: number }>("SELECT COUNT(*) AS n FROM logs WHERE task = ? AND attempt = ?", task, attempt)
-        .toArray()[0]?.n ?? 0;
+      this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM logs WHERE task = ? AND attempt = ?", task, attempt).toArray()[0]?.n ?? 0;
     for (const line of lines.slice(0, Math.max(0, MAX_LOG_LINES_PER_ATTEMPT - have))) {
       this.sql.exec(
-        "INSERT INTO logs (task, attempt, at, level, message) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO logs (task, attempt, invocation, at, level, message) VALUES (?, ?, ?, ?, ?, ?)",
         task,
         attempt,
+        invocation,
         line.at,
         line.level,
-        line.message.slice(0, MAX_LOG_LINE_CHARS),
+        String(line.message).slice(0, MAX_LOG_LINE_CHARS),
       );
     }
   }

@@ -152,7 +152,7 @@ export class WorkflowRun extends DurableObject<Env> {
     const task = this.tasks.get(ref.task);
     if (!task) return ok({ accepted: false });
     // Logs of a late attempt are still worth keeping: they say what the attempt did.
-    if (task.attempt === ref.attempt) this.tasks.appendLogs(ref.task, ref.attempt, outcome.logs);
+    this.tasks.appendLogs(ref.task, ref.attempt, ref.invocation, outcome.logs);
     if (
       task.attempt !== ref.attempt ||
       task.invocation !== ref.invocation ||

@@ -199,8 +199,28 @@ export const prio = spindle.task({
   },
 });
 
+/** x → y; y fails until the test lets it succeed (for replay). */
+export const allowed = new Set<string>();
+export const replayable = spindle.workflow({ name: "t-replay" });
+const x = replayable.task({
+  name: "x",
+  fn: (_input, ctx) => {
+    count(`t-replay:x:${ctx.workflowRunId()}`);
+    return { x: 1 };
+  },
+});
+replayable.task({
+  name: "y",
+  parents: [x],
+  fn: (_input, ctx) => {
+    count(`t-replay:y:${ctx.workflowRunId()}`);
+    if (!allowed.has(ctx.workflowRunId())) throw new Error("not yet");
+    return { y: ctx.parentOutput(x).x + 1 };
+  },
+});
+
 export const testWorker = spindle.worker({
   name: "test",
   slots: 50,
-  workflows: [echo, typed, diamond, flaky, noRetry, slow, waiter, twoStep, hooks, leaf, fanout, logs, prio],
+  workflows: [echo, typed, diamond, flaky, noRetry, slow, waiter, twoStep, hooks, leaf, fanout, logs, prio, replayable],
 });
