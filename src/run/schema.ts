@@ -70,6 +70,7 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (kind, task, attempt)
       )`,
       "CREATE INDEX timers_due ON timers (due_at)",
+      "CREATE TABLE alarm (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER)",
       `CREATE TABLE outbox (
         id INTEGER PRIMARY KEY,
         kind TEXT NOT NULL,

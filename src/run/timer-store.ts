@@ -25,8 +25,6 @@ interface TimerRow extends Record<string, SqlStorageValue> {
 const toTimer = (r: TimerRow): Timer => ({ kind: r.kind as TimerKind, task: r.task, attempt: r.attempt, dueAt: r.due_at, data: r.data });
 
 export class TimerStore {
-  private armedAt: number | null | undefined = undefined;
-
   constructor(private readonly storage: DurableObjectStorage) {}
 
   set(kind: TimerKind, task: string, attempt: number, dueAt: number, data: string | null = null): void {
@@ -68,19 +66,29 @@ export class TimerStore {
       .map(toTimer);
   }
 
-  /** Points the alarm at the earliest timer, or clears it. Skips the write when nothing changed. */
+  /**
+   * Points the alarm at the earliest timer, or clears it. The time it is set for is kept in the
+   * `alarm` row (not just in memory), so it survives eviction and is skipped when unchanged.
+   */
   async arm(): Promise<void> {
-    const row = this.storage.sql.exec<{ next: number | null }>("SELECT MIN(due_at) AS next FROM timers").toArray()[0];
-    const next = row?.next ?? null;
-    if (this.armedAt === undefined) this.armedAt = await this.storage.getAlarm();
-    if (next === this.armedAt) return;
+    const next = this.storage.sql.exec<{ next: number | null }>("SELECT MIN(due_at) AS next FROM timers").toArray()[0]?.next ?? null;
+    if (next === this.armedAt()) return;
     if (next === null) await this.storage.deleteAlarm();
     else await this.storage.setAlarm(next);
-    this.armedAt = next;
+    this.storage.sql.exec("INSERT INTO alarm (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at", next);
   }
 
-  /** The alarm just fired (and was consumed by the runtime). */
-  alarmFired(): void {
-    this.armedAt = null;
+  /**
+   * The alarm fired: the timers due are those due by now or by the time the alarm was set for,
+   * whichever is later (the runtime fires an alarm at or after its time; a test may fire it early).
+   */
+  alarmFired(now: number): number {
+    const horizon = Math.max(now, this.armedAt() ?? now);
+    this.storage.sql.exec("INSERT INTO alarm (id, at) VALUES (1, NULL) ON CONFLICT (id) DO UPDATE SET at = NULL");
+    return horizon;
+  }
+
+  private armedAt(): number | null {
+    return this.storage.sql.exec<{ at: number | null }>("SELECT at FROM alarm WHERE id = 1").toArray()[0]?.at ?? null;
   }
 }

@@ -294,12 +294,12 @@ export class WorkflowRun extends DurableObject<Env> {
   }
 
   async alarm(): Promise<void> {
-    this.timers.alarmFired();
+    const now = clock.now();
+    const horizon = this.timers.alarmFired(now);
     const run = this.runs.get();
     if (!run) return;
-    const now = clock.now();
     this.ctx.storage.transactionSync(() => {
-      for (const timer of this.timers.due(now)) {
+      for (const timer of this.timers.due(horizon)) {
         this.timers.clear(timer.kind, timer.task, timer.attempt);
         this.fire(this.runs.get()!, timer, now);
       }
@@ -391,6 +391,7 @@ export class WorkflowRun extends DurableObject<Env> {
   private dispatch(run: RunRecord, name: string, attempt: number, invocation: number, now: number): void {
     const def = this.taskDef(run, name);
     this.timers.set("schedule_timeout", name, attempt, now + def.scheduleTimeoutMs, String(invocation));
+    this.tasks.setQueuedReason(name, attempt, null);
     const item: EnqueueItem = {
       key: dispatchKey(run.runId, name, attempt, invocation),
       runId: run.runId,

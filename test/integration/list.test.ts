@@ -1,0 +1,61 @@
+import { describe, expect, it, vi } from "vitest";
+import { api, result, trigger } from "./helpers";
+
+describe("listing runs", () => {
+  it("filters by workflow, status, time range and metadata, newest first, with a cursor", async () => {
+    const tag = `list-${crypto.randomUUID()}`;
+    const since = new Date().toISOString();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await trigger("t-echo", { i }, { additionalMetadata: { tag, n: String(i) } }));
+    const failed = await trigger("t-non-retryable", {}, { additionalMetadata: { tag } });
+    await Promise.all([...ids, failed].map((id) => result(id)));
+    // A run tells its waiters it ended before its index update is on the wire: wait for the index.
+    await vi.waitUntil(async () => {
+      const runs = (await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=COMPLETED,FAILED`)).body.runs;
+      return runs.length === 6;
+    }, { timeout: 5_000 });
+
+    const all = await api("GET", `/api/v1/runs?metadata=tag:${tag}`);
+    expect(all.status).toBe(200);
+    expect(all.body.runs.map((r: any) => r.runId)).toEqual([failed, ...ids.reverse()]);
+    ids.reverse();
+
+    const echoOnly = await api("GET", `/api/v1/runs?metadata=tag:${tag}&workflow=t-echo&status=COMPLETED`);
+    expect(echoOnly.body.runs).toHaveLength(5);
+    expect(echoOnly.body.runs.every((r: any) => r.workflow === "t-echo" && r.status === "COMPLETED")).toBe(true);
+
+    const failures = await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=FAILED,CANCELLED`);
+    expect(failures.body.runs.map((r: any) => r.runId)).toEqual([failed]);
+
+    const byTwoKeys = await api("GET", `/api/v1/runs?metadata=tag:${tag}&metadata=n:3`);
+    expect(byTwoKeys.body.runs.map((r: any) => r.runId)).toEqual([ids[3]]);
+
+    const future = await api("GET", `/api/v1/runs?metadata=tag:${tag}&since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`);
+    expect(future.body.runs).toEqual([]);
+    const window = await api("GET", `/api/v1/runs?metadata=tag:${tag}&since=${encodeURIComponent(since)}&until=${encodeURIComponent(new Date(Date.now() + 1000).toISOString())}`);
+    expect(window.body.runs).toHaveLength(6);
+
+    // Pages of two, following the cursor, give every run once, in order.
+    const paged: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: any = await api("GET", `/api/v1/runs?metadata=tag:${tag}&limit=2${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(page.body.runs.length).toBeLessThanOrEqual(2);
+      paged.push(...page.body.runs.map((r: any) => r.runId));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(paged).toEqual([failed, ...[...ids].reverse()]);
+  });
+
+  it("refuses a bad filter with the field named", async () => {
+    const status = await api("GET", "/api/v1/runs?status=DONE");
+    expect(status.status).toBe(400);
+    expect(status.body.error.fields[0].path).toBe("query.status");
+    const since = await api("GET", "/api/v1/runs?since=yesterday");
+    expect(since.status).toBe(400);
+    expect(since.body.error.fields[0].path).toBe("query.since");
+    const limit = await api("GET", "/api/v1/runs?limit=0");
+    expect(limit.status).toBe(400);
+    expect(limit.body.error.fields[0].path).toBe("query.limit");
+  });
+});

@@ -1,0 +1,24 @@
+import { describe, expect, it } from "vitest";
+import { api } from "./helpers";
+
+describe("the OpenAPI document", () => {
+  it("describes every route with its request and response schemas", async () => {
+    const res = await api("GET", "/api/v1/openapi.json");
+    expect(res.status).toBe(200);
+    expect(res.body.openapi).toBe("3.1.0");
+    expect(Object.keys(res.body.paths).sort()).toEqual([
+      "/api/v1/runs",
+      "/api/v1/runs/{runId}",
+      "/api/v1/runs/{runId}/cancel",
+      "/api/v1/runs/{runId}/replay",
+      "/api/v1/runs/{runId}/result",
+      "/api/v1/workers",
+      "/api/v1/workflows",
+      "/api/v1/workflows/{name}/runs",
+    ]);
+    const trigger = res.body.paths["/api/v1/workflows/{name}/runs"].post;
+    expect(trigger.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/TriggerRun");
+    expect(Object.keys(trigger.responses)).toEqual(expect.arrayContaining(["202", "400", "401", "404"]));
+    expect(res.body.components.schemas.Run.properties.tasks).toBeDefined();
+  });
+});

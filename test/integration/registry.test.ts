@@ -1,0 +1,77 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { api } from "./helpers";
+
+describe("registration", () => {
+  it("learns every bound worker's workflows without a manual step", async () => {
+    const res = await api("GET", "/api/v1/workflows");
+    expect(res.status).toBe(200);
+    const byName = new Map(res.body.workflows.map((w: any) => [w.name, w]));
+    expect(byName.get("t-typed")).toMatchObject({
+      kind: "task",
+      worker: "test",
+      inputSchema: { type: "object", properties: { Message: { type: "string" } }, required: ["Message"] },
+    });
+    expect(byName.get("t-diamond")).toMatchObject({ kind: "workflow", worker: "test" });
+    const diamond: any = byName.get("t-diamond");
+    expect(diamond.tasks.map((t: any) => [t.name, t.parents])).toEqual([
+      ["a", []],
+      ["b", ["a"]],
+      ["c", ["a"]],
+      ["d", ["b", "c"]],
+    ]);
+    expect(byName.get("t-flaky")).toMatchObject({
+      tasks: [{ retries: 3, backoff: { factor: 2, maxSeconds: 3 }, executionTimeoutMs: 60_000, scheduleTimeoutMs: 300_000 }],
+    });
+    expect(byName.get("t-raw-hang")).toMatchObject({ worker: "raw" });
+
+    const workers = await api("GET", "/api/v1/workers");
+    const test = workers.body.workers.find((w: any) => w.name === "test");
+    expect(test).toMatchObject({ slots: 50, durableSlots: 1000, binding: "WORKER_TEST", blockedReason: null });
+    expect(workers.body.workers.find((w: any) => w.name === "slotted")).toMatchObject({ slots: 2 });
+  });
+
+  it("refuses a worker that claims another worker's workflow", async () => {
+    await api("GET", "/api/v1/workflows");
+    const reply = await env.SPINDLE.register("test-token-default", {
+      name: "thief",
+      slots: 1,
+      durableSlots: 0,
+      sdkVersion: "test",
+      workflows: [{ name: "t-echo", kind: "task", tasks: [{ name: "t-echo", kind: "task", parents: [], retries: 0, executionTimeoutMs: 1000, scheduleTimeoutMs: 1000 }] }],
+    });
+    expect(reply.ok).toBe(false);
+    if (!reply.ok) {
+      expect(reply.error.code).toBe("registry.conflict");
+      expect(reply.error.message).toContain("already registered by worker 'test'");
+    }
+  });
+
+  it("refuses an invalid DAG with the reason", async () => {
+    const reply = await env.SPINDLE.register("test-token-default", {
+      name: "cyclic",
+      slots: 1,
+      durableSlots: 0,
+      sdkVersion: "test",
+      workflows: [
+        {
+          name: "t-cycle",
+          kind: "workflow",
+          tasks: [
+            { name: "p", kind: "task", parents: ["q"], retries: 0, executionTimeoutMs: 1000, scheduleTimeoutMs: 1000 },
+            { name: "q", kind: "task", parents: ["p"], retries: 0, executionTimeoutMs: 1000, scheduleTimeoutMs: 1000 },
+          ],
+        },
+      ],
+    });
+    expect(reply.ok).toBe(false);
+    if (!reply.ok) expect(reply.error.message).toContain("dependency cycle: p -> q -> p");
+    expect((await api("POST", "/api/v1/workflows/t-cycle/runs", { input: {} })).status).toBe(404);
+  });
+
+  it("refuses a malformed registration naming the field", async () => {
+    const reply = await env.SPINDLE.register("test-token-default", { name: "bad", slots: -1, durableSlots: 0, sdkVersion: "x", workflows: [] });
+    expect(reply.ok).toBe(false);
+    if (!reply.ok) expect(reply.error.fields?.[0]?.path).toBe("registration.slots");
+  });
+});
