@@ -47,7 +47,11 @@ function describe(errors: OutputUnit[]): { path: string; message: string }[] {
       out.push({ path: `${base}.${quoted}`, message: "is not a known field" });
     } else out.push({ path: base, message: e.error });
   }
-  return out.length > 0 ? out : [{ path: "input", message: "does not match the schema" }];
+  if (out.length === 0) return [{ path: "input", message: "does not match the schema" }];
+  // One entry per field: a value can break several keywords at once (a pattern and a format).
+  const byPath = new Map<string, string[]>();
+  for (const f of out) byPath.set(f.path, [...(byPath.get(f.path) ?? []), f.message]);
+  return [...byPath].map(([path, messages]) => ({ path, message: messages.join("; ") }));
 }
 
 function toPath(location: string): string {

@@ -293,7 +293,7 @@ export class WorkflowRun extends DurableObject<Env> {
     // Regular tasks wait for their children by long-polling the child; durable tasks build on this.
   }
 
-  async alarm(): Promise<void> {
+  override async alarm(): Promise<void> {
     const now = clock.now();
     const horizon = this.timers.alarmFired(now);
     const run = this.runs.get();

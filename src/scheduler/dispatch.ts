@@ -32,11 +32,12 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
         return;
       }
       message.ack();
-      if (!started.ok || started.value.kind === "stale") {
+      const start = "value" in started ? started.value : null;
+      if (!start || start.kind === "stale") {
         ctx.waitUntil(queue.release(m.key));
         return;
       }
-      const assignment = started.value.assignment;
+      const assignment = start.assignment;
       ctx.waitUntil(
         (async () => {
           try {

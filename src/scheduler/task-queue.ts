@@ -144,7 +144,7 @@ export class TaskQueue extends DurableObject<Env> {
     };
   }
 
-  async alarm(): Promise<void> {
+  override async alarm(): Promise<void> {
     this.ctx.storage.sql.exec("DELETE FROM leases WHERE expires_at <= ?", clock.now());
     await this.pump();
   }

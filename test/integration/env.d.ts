@@ -1,7 +1,14 @@
 import type { Env as EngineEnv } from "../../src/env";
+import type { Engine } from "../../src/rpc/engine";
 
 declare global {
   namespace Cloudflare {
-    interface Env extends EngineEnv {}
+    interface Env extends EngineEnv {
+      /** The test worker's binding to the engine (what the SDK uses). */
+      SPINDLE: Service<Engine>;
+    }
+    interface GlobalProps {
+      mainModule: typeof import("../worker/index");
+    }
   }
 }

@@ -20,7 +20,8 @@ export interface WorkerOptions {
 }
 
 /** The class `spindle.worker()` returns: export it (as default or by name) from your worker. */
-export type SpindleWorkerClass = new (ctx: ExecutionContext, env: unknown) => WorkerEntrypoint & {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- the worker's own Env, whatever it is
+export type SpindleWorkerClass = new (ctx: ExecutionContext, env: any) => WorkerEntrypoint & {
   describe(): Promise<WorkerDescription>;
   execute(assignment: Assignment): Promise<TaskOutcome>;
 };
