@@ -1,8 +1,8 @@
-import type { TaskOutcome } from "@spindle/worker-sdk/protocol";
+import type { Reply, TaskOutcome } from "@spindle/worker-sdk/protocol";
 import { errorData } from "../core/errors";
 import { runObjectName, taskQueueName, workerBindingName } from "../core/names";
 import type { Env } from "../env";
-import type { DispatchRef } from "../run/workflow-run";
+import type { DispatchRef, StartReply } from "../run/workflow-run";
 import type { DispatchMessage } from "./messages";
 import type { WorkerService } from "./worker-service";
 
@@ -23,16 +23,17 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
       const ref: DispatchRef = { task: m.task, attempt: m.attempt, invocation: m.invocation };
       const run = env.RUNS.getByName(runObjectName(m.tenant, m.runId));
       const queue = env.TASK_QUEUES.getByName(taskQueueName(m.tenant, m.worker, m.pool));
-      let started;
+      let started: Reply<StartReply>;
       try {
-        started = await run.startTask(ref);
+        // The stub's mapped return type loses the union's discriminant; the value is ours.
+        started = (await run.startTask(ref)) as Reply<StartReply>;
       } catch (err) {
         console.error(`dispatch ${m.key}: could not start, retrying`, err);
         message.retry({ delaySeconds: 1 });
         return;
       }
       message.ack();
-      const start = "value" in started ? started.value : null;
+      const start = started.ok ? started.value : null;
       if (!start || start.kind === "stale") {
         ctx.waitUntil(queue.release(m.key));
         return;
