@@ -84,14 +84,22 @@ export function createApp(): OpenAPIHono<AppEnv> {
       method: "post",
       path: "/api/v1/workflows/{name}/runs",
       summary: "Trigger a run of a workflow or standalone task",
+      description:
+        "Answers 202 with the run's id at once. With `wait=SECONDS` it waits for the run to end and answers like the result route: 200 with the run once it has ended, 202 with the run if it is still going.",
       request: {
         params: WorkflowNameParams,
+        query: WaitQuery,
         body: { required: false, content: { "application/json": { schema: TriggerBodySchema } } },
       },
-      responses: { 202: json(TriggerResultSchema, "The run was created"), ...errorResponses },
+      responses: {
+        202: json(TriggerResultSchema.or(RunSchema), "The run was created (with `wait`: the run, still going)"),
+        200: json(RunSchema, "With `wait`: the run, ended"),
+        ...errorResponses,
+      },
     }),
     async (c) => {
       const { name } = c.req.valid("param");
+      const { wait } = c.req.valid("query");
       const body = hasJson(c) ? c.req.valid("json") : {};
       const result = await c.var.service.trigger({
         workflow: name,
@@ -99,7 +107,9 @@ export function createApp(): OpenAPIHono<AppEnv> {
         additionalMetadata: body.additionalMetadata,
         priority: body.priority,
       });
-      return c.json(result, 202);
+      if (!wait) return c.json(result, 202);
+      const run = await c.var.service.waitForRun(result.runId, Math.round(wait * 1000));
+      return isEnded(run.status) ? c.json(run, 200) : c.json(run, 202);
     },
   );
 
@@ -127,8 +137,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       const { runId } = c.req.valid("param");
       const { wait } = c.req.valid("query");
       const run = await c.var.service.waitForRun(runId, Math.round((wait ?? 0) * 1000));
-      const ended = run.status === "COMPLETED" || run.status === "FAILED" || run.status === "CANCELLED";
-      return ended ? c.json(run, 200) : c.json(run, 202);
+      return isEnded(run.status) ? c.json(run, 200) : c.json(run, 202);
     },
   );
 
@@ -230,6 +239,10 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
 
   return app;
+}
+
+function isEnded(status: RunStatus): boolean {
+  return status === "COMPLETED" || status === "FAILED" || status === "CANCELLED";
 }
 
 function hasJson(c: Context): boolean {
