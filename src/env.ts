@@ -1,3 +1,4 @@
+import type { EventBus } from "./events/event-bus";
 import type { Registry } from "./registry/registry";
 import type { WorkflowRun } from "./run/workflow-run";
 import type { RunIndex } from "./run/run-index";
@@ -10,6 +11,7 @@ export interface Env {
   TASK_QUEUES: DurableObjectNamespace<TaskQueue>;
   REGISTRY: DurableObjectNamespace<Registry>;
   RUN_INDEX: DurableObjectNamespace<RunIndex>;
+  EVENTS: DurableObjectNamespace<EventBus>;
   DISPATCH: Queue<DispatchMessage>;
   DISPATCH_DURABLE: Queue<DispatchMessage>;
   /** The token of the tenant `default` (a secret: `.dev.vars` locally, `wrangler secret put` deployed). */

@@ -4,6 +4,7 @@ import { consumeDispatch } from "./scheduler/dispatch";
 import type { DispatchMessage } from "./scheduler/messages";
 
 export { Engine } from "./rpc/engine";
+export { EventBus } from "./events/event-bus";
 export { Registry } from "./registry/registry";
 export { RunIndex } from "./run/run-index";
 export { WorkflowRun } from "./run/workflow-run";

@@ -1,4 +1,7 @@
 import type {
+  CheckpointReply,
+  CheckpointRequest,
+  EventPush,
   Reply,
   RunFilter,
   RunList,
@@ -16,6 +19,8 @@ import { deterministicUlid, isUlid, ulid } from "../core/ids";
 import { registryName, runIndexName, runObjectName, RUN_INDEX_SHARDS } from "../core/names";
 import type { Env } from "../env";
 import type { ResolvedWorkflow, WorkerInfo } from "../registry/registry";
+import { validateConditions } from "../core/conditions";
+import { eventBusName } from "../run/machine";
 import type { DispatchRef } from "../run/workflow-run";
 
 /** How long a looked-up definition is reused before asking the registry again. */
@@ -45,10 +50,14 @@ export class EngineService {
     const { definition, worker } = await this.resolve(req.workflow);
     checkInput(definition.inputSchema, req.input);
     const now = clock.now();
+    // A child's id derives from its parent link, so spawning it again (a duplicate delivery, a
+    // durable replay) finds the same run instead of making another.
     const runId = req.parent
       ? await deterministicUlid(
           req.parent.startedAt,
-          `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/${req.parent.attempt}/${req.parent.index}`,
+          req.parent.seq !== undefined
+            ? `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/d${req.parent.seq}/${req.parent.index}`
+            : `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/${req.parent.attempt}/${req.parent.index}`,
         )
       : ulid(now);
     const reply = await this.run(runId).create({
@@ -96,6 +105,30 @@ export class EngineService {
 
   async replayRun(runId: string): Promise<RunView> {
     return unwrap(await this.existingRun(runId).replay());
+  }
+
+  async checkpoint(runId: string, req: CheckpointRequest): Promise<CheckpointReply> {
+    if (req.conditions) validateConditions(req.conditions, "conditions");
+    return unwrap(await this.existingRun(runId).checkpoint(req));
+  }
+
+  /** Pushes an event to the waiters of its key; returns its id. */
+  async pushEvent(event: EventPush): Promise<{ eventId: string }> {
+    if (event.scope === "") throw new SpindleError("request.invalid", "scope: must not be empty", { fields: [{ path: "scope", message: "must not be empty" }] });
+    const now = clock.now();
+    const eventId = ulid(now);
+    await this.env.EVENTS.getByName(eventBusName(this.tenant, event.key)).publish(this.tenant, event.key, {
+      id: eventId,
+      scope: event.scope ?? null,
+      payload: event.payload ?? null,
+      metadata: event.additionalMetadata ?? {},
+      at: now,
+    });
+    return { eventId };
+  }
+
+  async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
+    return Promise.all(events.map((e) => this.pushEvent(e)));
   }
 
   async watchTask(runId: string, ref: DispatchRef): Promise<WatchResult> {

@@ -1,4 +1,5 @@
 import type { TaskDefinition, TaskStatus, WorkflowDefinition } from "@spindle/worker-sdk/protocol";
+import { validateConditions } from "./conditions";
 import { SpindleError } from "./errors";
 
 /**
@@ -35,6 +36,17 @@ export function validateWorkflow(def: WorkflowDefinition): void {
     if (task.retries < 0 || !Number.isInteger(task.retries)) fail(`tasks[${i}].retries`, "must be a non-negative integer");
     if (!(task.executionTimeoutMs > 0)) fail(`tasks[${i}].executionTimeoutMs`, "must be positive");
     if (!(task.scheduleTimeoutMs > 0)) fail(`tasks[${i}].scheduleTimeoutMs`, "must be positive");
+    for (const list of ["waitFor", "skipIf", "cancelIf"] as const) {
+      const conditions = task[list];
+      if (!conditions?.length) continue;
+      if (task.role) fail(`tasks[${i}].${list}`, `an ${task.role} task takes no conditions`);
+      try {
+        validateConditions(conditions, `tasks[${i}].${list}`, task.parents);
+      } catch (err) {
+        const e = err as SpindleError;
+        throw new SpindleError("workflow.invalid", `workflow '${def.name}': ${e.message}`, { fields: e.fields });
+      }
+    }
   });
   const cycle = findCycle(def.tasks.filter((t) => !t.role));
   if (cycle) fail("tasks", `dependency cycle: ${cycle.join(" -> ")}`);

@@ -7,7 +7,7 @@ import { isTerminal, parentsDoomed, parentsSatisfied } from "./dag";
  * The `WorkflowRun` object applies a plan and asks again until nothing changes.
  */
 export interface RunPlan {
-  /** Pending DAG tasks whose parents are all done: they start now (or arm their conditions). */
+  /** Pending DAG tasks whose parents are all done: they start now, or arm their conditions. */
   ready: string[];
   /** Pending tasks with a failed or cancelled parent: they end CANCELLED without running. */
   doomed: string[];
@@ -17,7 +17,12 @@ export interface RunPlan {
   end: "COMPLETED" | "FAILED" | null;
 }
 
-export function planRun(def: WorkflowDefinition, statuses: ReadonlyMap<string, TaskStatus>): RunPlan {
+export function planRun(
+  def: WorkflowDefinition,
+  statuses: ReadonlyMap<string, TaskStatus>,
+  /** Pending tasks already waiting on their conditions: not ready again. */
+  armed: ReadonlySet<string> = new Set(),
+): RunPlan {
   const statusOf = (name: string): TaskStatus => statuses.get(name) ?? "PENDING";
   const plan: RunPlan = { ready: [], doomed: [], unneeded: [], end: null };
   const dagTasks = def.tasks.filter((t) => !t.role);
@@ -25,7 +30,7 @@ export function planRun(def: WorkflowDefinition, statuses: ReadonlyMap<string, T
   for (const task of dagTasks) {
     if (statusOf(task.name) !== "PENDING") continue;
     if (parentsDoomed(task, statusOf)) plan.doomed.push(task.name);
-    else if (parentsSatisfied(task, statusOf)) plan.ready.push(task.name);
+    else if (parentsSatisfied(task, statusOf) && !armed.has(task.name)) plan.ready.push(task.name);
   }
   if (plan.ready.length > 0 || plan.doomed.length > 0) return plan;
   if (!dagTasks.every((t) => isTerminal(statusOf(t.name)))) return plan;

@@ -4,14 +4,16 @@ import { SpindleError } from "../core/errors";
 
 /** A registration arrives from another worker: check its shape before trusting any of it. */
 const leaf = z.discriminatedUnion("kind", [
-  z.object({ kind: z.literal("sleep"), durationMs: z.number().int().nonnegative() }),
+  z.object({ kind: z.literal("sleep"), durationMs: z.number().int().nonnegative(), key: z.string().optional() }),
   z.object({
     kind: z.literal("event"),
     eventKey: z.string().min(1),
     expression: z.string().optional(),
     scope: z.string().optional(),
+    lookbackMs: z.number().int().nonnegative().optional(),
+    key: z.string().optional(),
   }),
-  z.object({ kind: z.literal("parent"), parent: z.string().min(1), expression: z.string().min(1) }),
+  z.object({ kind: z.literal("parent"), parent: z.string().min(1), expression: z.string().min(1), key: z.string().optional() }),
 ]);
 const condition = z.union([leaf, z.object({ kind: z.literal("or"), conditions: z.array(leaf).min(1) })]);
 

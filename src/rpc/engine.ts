@@ -1,5 +1,8 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import type {
+  CheckpointReply,
+  CheckpointRequest,
+  EventPush,
   Reply,
   RunFilter,
   RunList,
@@ -51,6 +54,18 @@ export class Engine extends WorkerEntrypoint<Env> {
 
   watchTask(token: string, runId: string, ref: DispatchRef): Promise<Reply<WatchResult>> {
     return this.call(token, (s) => s.watchTask(runId, ref));
+  }
+
+  checkpoint(token: string, runId: string, req: CheckpointRequest): Promise<Reply<CheckpointReply>> {
+    return this.call(token, (s) => s.checkpoint(runId, req));
+  }
+
+  pushEvent(token: string, event: EventPush): Promise<Reply<{ eventId: string }>> {
+    return this.call(token, (s) => s.pushEvent(event));
+  }
+
+  pushEvents(token: string, events: EventPush[]): Promise<Reply<{ eventId: string }[]>> {
+    return this.call(token, (s) => s.pushEvents(events));
   }
 
   register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>> {

@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import type { EnqueueItem, EnqueueReply, TaskQueueIdentity } from "../scheduler/messages";
+import type { Waiter } from "../events/event-bus";
 import type { IndexEntry } from "./run-index";
 import type { OutboxKind, OutboxMessage } from "./outbox";
 
@@ -11,6 +12,8 @@ export interface OutboxPayloads {
   cancel_run: Record<string, never>;
   link_child: { runId: string; task: string; position: number };
   child_ended: ChildEnded;
+  subscribe: { tenant: string; key: string; waiters: Waiter[] };
+  unsubscribe: { ids: string[] };
 }
 
 export interface ChildEnded {
@@ -51,6 +54,16 @@ export async function deliver(env: Env, kind: OutboxKind, target: string, messag
     case "link_child": {
       const stub = env.RUNS.getByName(target);
       await stub.linkChildren(messages.map((m) => m.payload as OutboxPayloads["link_child"]));
+      return { kind: "other" };
+    }
+    case "subscribe": {
+      const first = messages[0]!.payload as OutboxPayloads["subscribe"];
+      const waiters = messages.flatMap((m) => (m.payload as OutboxPayloads["subscribe"]).waiters);
+      await env.EVENTS.getByName(target).subscribe(first.tenant, first.key, waiters);
+      return { kind: "other" };
+    }
+    case "unsubscribe": {
+      await env.EVENTS.getByName(target).unsubscribe(messages.flatMap((m) => (m.payload as OutboxPayloads["unsubscribe"]).ids));
       return { kind: "other" };
     }
     case "child_ended": {

@@ -4,7 +4,7 @@
  * commits. A send that fails stays here and is retried from the alarm, so a crash between the
  * commit and the send loses nothing; receivers are idempotent, so a resend duplicates nothing.
  */
-export type OutboxKind = "enqueue" | "dequeue" | "index" | "cancel_run" | "link_child" | "child_ended";
+export type OutboxKind = "enqueue" | "dequeue" | "index" | "cancel_run" | "link_child" | "child_ended" | "subscribe" | "unsubscribe";
 
 export interface OutboxMessage {
   id: number;

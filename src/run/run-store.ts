@@ -123,8 +123,40 @@ export class RunStore {
     );
   }
 
+  /** A child run linked itself to this run. Keeps any outcome already reported. */
   addChild(runId: string, task: string, position: number): void {
-    this.sql.exec("INSERT INTO children (run_id, task, position) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", runId, task, position);
+    this.sql.exec(
+      "INSERT INTO children (run_id, task, position) VALUES (?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET task = excluded.task, position = excluded.position",
+      runId,
+      task,
+      position,
+    );
+  }
+
+  /** A child run ended (its report may arrive before its link). */
+  childEnded(runId: string, task: string, status: string, output: unknown, error: ErrorData | null): void {
+    this.sql.exec(
+      `INSERT INTO children (run_id, task, position, status, output, error) VALUES (?, ?, -1, ?, ?, ?)
+       ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, output = excluded.output, error = excluded.error`,
+      runId,
+      task,
+      status,
+      toJson(output),
+      toJson(error),
+    );
+  }
+
+  childOutcomes(runIds: readonly string[]): Map<string, { status: string; output: unknown; error: ErrorData | null }> {
+    const out = new Map<string, { status: string; output: unknown; error: ErrorData | null }>();
+    if (runIds.length === 0) return out;
+    const rows = this.sql
+      .exec<{ run_id: string; status: string; output: string | null; error: string | null }>(
+        "SELECT run_id, status, output, error FROM children WHERE status IS NOT NULL AND run_id IN (SELECT value FROM json_each(?))",
+        JSON.stringify(runIds),
+      )
+      .toArray();
+    for (const r of rows) out.set(r.run_id, { status: r.status, output: parseJson(r.output), error: parseJson<ErrorData>(r.error) });
+    return out;
   }
 
   children(): string[] {

@@ -1,14 +1,15 @@
-import type { RunView, TaskView } from "@spindle/worker-sdk/protocol";
+import type { CheckpointRecord, LeafCondition, RunView, TaskDefinition, TaskView, WaitView } from "@spindle/worker-sdk/protocol";
 import { iso } from "../core/clock";
-import type { RunRecord } from "./run-store";
-import type { TaskStore } from "./task-store";
+import { DAG_CONDITIONS_SEQ, type DurableLog } from "./durable-log";
+import type { RunRecord, RunStore } from "./run-store";
+import type { TaskRecord, TaskStore } from "./task-store";
 
 /** The run as the API shows it: status, input, output, error and every task with its attempts and logs. */
 export function buildRunView(
   run: RunRecord,
   tasks: TaskStore,
   children: string[],
-  durable: (name: string) => Partial<TaskView>,
+  extra: (name: string, def: TaskDefinition) => Partial<TaskView>,
 ): RunView {
   const byName = new Map(run.definition.tasks.map((t) => [t.name, t]));
   return {
@@ -26,12 +27,12 @@ export function buildRunView(
     parent: run.parent ? { runId: run.parent.runId, taskName: run.parent.taskName } : null,
     children,
     tasks: tasks.all().map((t) => {
-      const def = byName.get(t.name);
+      const def = byName.get(t.name)!;
       const view: TaskView = {
         name: t.name,
         taskRunId: t.taskRunId,
-        kind: def?.kind ?? "task",
-        role: def?.role ?? null,
+        kind: def.kind,
+        role: def.role ?? null,
         status: t.status,
         retryCount: t.retryCount,
         attempt: t.attempt,
@@ -52,7 +53,49 @@ export function buildRunView(
           error: a.error,
         })),
       };
-      return def?.kind === "durable" ? { ...view, ...durable(t.name) } : view;
+      return { ...view, ...extra(t.name, def) };
     }),
   };
+}
+
+/**
+ * What a durable task (or a DAG task waiting on its conditions) adds to its view: whether it is
+ * evicted, what it waits for, and its event log.
+ */
+export function durableTaskView(task: TaskRecord, def: TaskDefinition, log: DurableLog, runs: RunStore): Partial<TaskView> {
+  if (def.kind !== "durable") {
+    if (task.status !== "PENDING") return {};
+    const waits = waitsOf(task.name, DAG_CONDITIONS_SEQ, "wait", "conditions", log, runs);
+    return waits.conditions?.length ? { waitingFor: [waits] } : {};
+  }
+  const checkpoints = log.all(task.name);
+  const eventLog: CheckpointRecord[] = checkpoints.map(({ seq, kind, key, status, result }) => (result ? { seq, kind, key, status, result } : { seq, kind, key, status }));
+  return {
+    evicted: task.evicted,
+    invocations: task.invocation + (task.attempt > 0 ? 1 : 0),
+    waitingFor: checkpoints.filter((c) => c.status === "pending").map((c) => waitsOf(task.name, c.seq, c.kind, c.key, log, runs, c.data?.children)),
+    eventLog,
+  };
+}
+
+function waitsOf(
+  task: string,
+  seq: number,
+  kind: string,
+  key: string,
+  log: DurableLog,
+  runs: RunStore,
+  children?: string[],
+): WaitView {
+  const view: WaitView = { seq, kind: kind as WaitView["kind"], key };
+  const conditions = log.conditions(task, seq).filter((c) => !c.decided || c.satisfiedAt !== null);
+  if (conditions.length) {
+    view.conditions = conditions.map((c) => {
+      const entry: LeafCondition & { group: number; satisfied: boolean; dueAt?: string } = { ...c.spec, group: c.group, satisfied: c.satisfiedAt !== null };
+      if (c.spec.kind === "sleep") entry.dueAt = iso(c.armedAt + c.spec.durationMs)!;
+      return entry;
+    });
+  }
+  if (children) view.children = { total: children.length, done: runs.childOutcomes(children).size };
+  return view;
 }

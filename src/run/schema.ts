@@ -86,4 +86,57 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    description: "durable event log, wait conditions, child results, timers keyed by reference",
+    sql: [
+      `CREATE TABLE checkpoints (
+        task TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('sleep','wait','memo','child','children','spawn')),
+        key TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending','resolved')),
+        result TEXT,
+        data TEXT,
+        invocation INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        resolved_at INTEGER,
+        PRIMARY KEY (task, seq)
+      )`,
+      `CREATE TABLE conditions (
+        task TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        list TEXT NOT NULL CHECK (list IN ('wait','skip','cancel')),
+        grp INTEGER NOT NULL,
+        leaf INTEGER NOT NULL,
+        spec TEXT NOT NULL,
+        armed_at INTEGER NOT NULL,
+        satisfied_at INTEGER,
+        result TEXT,
+        decided INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (task, seq, list, grp, leaf)
+      )`,
+      "ALTER TABLE tasks ADD COLUMN evicted INTEGER NOT NULL DEFAULT 0",
+      "ALTER TABLE tasks ADD COLUMN first_started_at INTEGER",
+      "ALTER TABLE children ADD COLUMN seq INTEGER",
+      "ALTER TABLE children ADD COLUMN status TEXT",
+      "ALTER TABLE children ADD COLUMN output TEXT",
+      "ALTER TABLE children ADD COLUMN error TEXT",
+      // Several timers of one kind can belong to one task and attempt (two sleeps of one wait):
+      // key them by a reference as well. SQLite cannot change a primary key in place.
+      `CREATE TABLE timers_v2 (
+        kind TEXT NOT NULL,
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        ref TEXT NOT NULL DEFAULT '',
+        due_at INTEGER NOT NULL,
+        data TEXT,
+        PRIMARY KEY (kind, task, attempt, ref)
+      )`,
+      "INSERT INTO timers_v2 (kind, task, attempt, ref, due_at, data) SELECT kind, task, attempt, '', due_at, data FROM timers",
+      "DROP TABLE timers",
+      "ALTER TABLE timers_v2 RENAME TO timers",
+      "CREATE INDEX timers_due ON timers (due_at)",
+    ],
+  },
 ];

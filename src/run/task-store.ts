@@ -16,6 +16,9 @@ export interface TaskRecord {
   startedAt: number | null;
   finishedAt: number | null;
   queuedReason: string | null;
+  /** Durable: waiting with no invocation running. */
+  evicted: boolean;
+  firstStartedAt: number | null;
 }
 
 interface TaskRow extends Record<string, SqlStorageValue> {
@@ -32,6 +35,8 @@ interface TaskRow extends Record<string, SqlStorageValue> {
   started_at: number | null;
   finished_at: number | null;
   queued_reason: string | null;
+  evicted: number;
+  first_started_at: number | null;
 }
 
 const toTask = (r: TaskRow): TaskRecord => ({
@@ -48,6 +53,8 @@ const toTask = (r: TaskRow): TaskRecord => ({
   startedAt: r.started_at,
   finishedAt: r.finished_at,
   queuedReason: r.queued_reason,
+  evicted: r.evicted === 1,
+  firstStartedAt: r.first_started_at,
 });
 
 export interface AttemptRecord {
@@ -137,7 +144,7 @@ export class TaskStore {
   requeueInvocation(name: string, now: number): number {
     const row = this.sql
       .exec<{ invocation: number }>(
-        "UPDATE tasks SET status = 'QUEUED', invocation = invocation + 1, queued_at = ? WHERE name = ? RETURNING invocation",
+        "UPDATE tasks SET status = 'QUEUED', evicted = 0, invocation = invocation + 1, queued_at = ? WHERE name = ? RETURNING invocation",
         now,
         name,
       )
@@ -148,7 +155,9 @@ export class TaskStore {
 
   start(name: string, attempt: number, now: number): void {
     this.sql.exec(
-      "UPDATE tasks SET status = 'RUNNING', started_at = COALESCE(started_at, ?), queued_reason = NULL WHERE name = ?",
+      `UPDATE tasks SET status = 'RUNNING', evicted = 0, started_at = COALESCE(started_at, ?),
+         first_started_at = COALESCE(first_started_at, ?), queued_reason = NULL WHERE name = ?`,
+      now,
       now,
       name,
     );
@@ -168,7 +177,7 @@ export class TaskStore {
     result: { output?: unknown; error?: ErrorData | null },
   ): void {
     this.sql.exec(
-      "UPDATE tasks SET status = ?, output = ?, error = ?, finished_at = ?, queued_reason = NULL WHERE name = ?",
+      "UPDATE tasks SET status = ?, output = ?, error = ?, finished_at = ?, queued_reason = NULL, evicted = 0 WHERE name = ?",
       status,
       toJson(result.output),
       toJson(result.error ?? null),
@@ -190,10 +199,15 @@ export class TaskStore {
     );
   }
 
+  /** A durable task's invocation ended at a wait: it stays RUNNING, holding no slot. */
+  evict(name: string): void {
+    this.sql.exec("UPDATE tasks SET evicted = 1 WHERE name = ?", name);
+  }
+
   /** Marks a task that never ran (cancelled upstream, skipped, or not needed). */
   settle(name: string, status: "CANCELLED" | "SKIPPED", now: number, error: ErrorData | null = null): void {
     this.sql.exec(
-      "UPDATE tasks SET status = ?, finished_at = ?, error = ?, queued_reason = NULL WHERE name = ?",
+      "UPDATE tasks SET status = ?, finished_at = ?, error = ?, queued_reason = NULL, evicted = 0 WHERE name = ?",
       status,
       now,
       toJson(error),
@@ -204,8 +218,8 @@ export class TaskStore {
   /** Back to PENDING for a replay; the attempt counter keeps counting so keys stay unique. */
   reset(name: string): void {
     this.sql.exec(
-      `UPDATE tasks SET status = 'PENDING', retry_count = 0, output = NULL, error = NULL,
-         queued_at = NULL, started_at = NULL, finished_at = NULL, queued_reason = NULL WHERE name = ?`,
+      `UPDATE tasks SET status = 'PENDING', retry_count = 0, output = NULL, error = NULL, evicted = 0,
+         queued_at = NULL, started_at = NULL, first_started_at = NULL, finished_at = NULL, queued_reason = NULL WHERE name = ?`,
       name,
     );
   }

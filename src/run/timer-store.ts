@@ -3,12 +3,15 @@
  * lives in one table. `arm()` is the one function that points the object's alarm at the earliest
  * due time; callers invoke it after every write.
  */
-export type TimerKind = "retry" | "exec_timeout" | "schedule_timeout" | "outbox" | "sleep" | "condition";
+export type TimerKind = "retry" | "exec_timeout" | "schedule_timeout" | "outbox" | "condition";
 
 export interface Timer {
   kind: TimerKind;
   task: string;
+  /** The attempt (or, for a condition, the checkpoint's sequence number) the timer belongs to. */
   attempt: number;
+  /** Tells apart several timers of one kind on one task and attempt (a condition's leaf). */
+  ref: string;
   dueAt: number;
   /** Kind-specific detail, e.g. the invocation an execution timeout belongs to. */
   data: string | null;
@@ -18,41 +21,47 @@ interface TimerRow extends Record<string, SqlStorageValue> {
   kind: string;
   task: string;
   attempt: number;
+  ref: string;
   due_at: number;
   data: string | null;
 }
 
-const toTimer = (r: TimerRow): Timer => ({ kind: r.kind as TimerKind, task: r.task, attempt: r.attempt, dueAt: r.due_at, data: r.data });
+const toTimer = (r: TimerRow): Timer => ({
+  kind: r.kind as TimerKind,
+  task: r.task,
+  attempt: r.attempt,
+  ref: r.ref,
+  dueAt: r.due_at,
+  data: r.data,
+});
 
 export class TimerStore {
   constructor(private readonly storage: DurableObjectStorage) {}
 
-  set(kind: TimerKind, task: string, attempt: number, dueAt: number, data: string | null = null): void {
+  set(kind: TimerKind, task: string, attempt: number, dueAt: number, data: string | null = null, ref = ""): void {
     this.storage.sql.exec(
-      `INSERT INTO timers (kind, task, attempt, due_at, data) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (kind, task, attempt) DO UPDATE SET due_at = excluded.due_at, data = excluded.data`,
+      `INSERT INTO timers (kind, task, attempt, ref, due_at, data) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (kind, task, attempt, ref) DO UPDATE SET due_at = excluded.due_at, data = excluded.data`,
       kind,
       task,
       attempt,
+      ref,
       dueAt,
       data,
     );
   }
 
-  clear(kind: TimerKind, task: string, attempt?: number): void {
-    if (attempt === undefined) this.storage.sql.exec("DELETE FROM timers WHERE kind = ? AND task = ?", kind, task);
-    else this.storage.sql.exec("DELETE FROM timers WHERE kind = ? AND task = ? AND attempt = ?", kind, task, attempt);
+  clear(kind: TimerKind, task: string, attempt: number, ref = ""): void {
+    this.storage.sql.exec("DELETE FROM timers WHERE kind = ? AND task = ? AND attempt = ? AND ref = ?", kind, task, attempt, ref);
+  }
+
+  /** Clears every timer of one kind for a task and attempt (all leaves of a wait). */
+  clearAll(kind: TimerKind, task: string, attempt: number): void {
+    this.storage.sql.exec("DELETE FROM timers WHERE kind = ? AND task = ? AND attempt = ?", kind, task, attempt);
   }
 
   clearTask(task: string): void {
     this.storage.sql.exec("DELETE FROM timers WHERE task = ? AND kind != 'outbox'", task);
-  }
-
-  get(kind: TimerKind, task: string, attempt: number): Timer | null {
-    const row = this.storage.sql
-      .exec<TimerRow>("SELECT * FROM timers WHERE kind = ? AND task = ? AND attempt = ?", kind, task, attempt)
-      .toArray()[0];
-    return row ? toTimer(row) : null;
   }
 
   forTask(task: string): Timer[] {
@@ -60,10 +69,7 @@ export class TimerStore {
   }
 
   due(now: number): Timer[] {
-    return this.storage.sql
-      .exec<TimerRow>("SELECT * FROM timers WHERE due_at <= ? ORDER BY due_at", now)
-      .toArray()
-      .map(toTimer);
+    return this.storage.sql.exec<TimerRow>("SELECT * FROM timers WHERE due_at <= ? ORDER BY due_at", now).toArray().map(toTimer);
   }
 
   /**

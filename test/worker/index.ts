@@ -7,7 +7,7 @@
 import { serialWorker, slottedWorker } from "./pools";
 import { testWorker } from "./workflows";
 
-export { default, Engine, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
+export { default, Engine, EventBus, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";
 
 export class TestWorker extends testWorker {}

@@ -1,5 +1,8 @@
 import { SpindleError } from "./errors";
 import type {
+  CheckpointReply,
+  CheckpointRequest,
+  EventPush,
   Reply,
   RunFilter,
   RunList,
@@ -31,6 +34,8 @@ export interface EngineClient {
   replayRun(runId: string): Promise<RunView>;
   watchTask(runId: string, ref: DispatchRef): Promise<WatchResult>;
   register(registration: WorkerRegistration): Promise<{ workflows: string[] }>;
+  checkpoint(runId: string, req: CheckpointRequest): Promise<CheckpointReply>;
+  pushEvents(events: EventPush[]): Promise<{ eventId: string }[]>;
 }
 
 /** The engine's RPC entrypoint as seen through a service binding. */
@@ -44,6 +49,8 @@ export interface EngineBinding {
   replayRun(token: string, runId: string): Promise<Reply<RunView>>;
   watchTask(token: string, runId: string, ref: DispatchRef): Promise<Reply<WatchResult>>;
   register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>>;
+  checkpoint(token: string, runId: string, req: CheckpointRequest): Promise<Reply<CheckpointReply>>;
+  pushEvents(token: string, events: EventPush[]): Promise<Reply<{ eventId: string }[]>>;
 }
 
 function unwrap<T>(reply: Reply<T>): T {
@@ -83,6 +90,12 @@ export class RpcClient implements EngineClient {
   }
   async register(registration: WorkerRegistration) {
     return unwrap(await this.binding.register(this.token, registration));
+  }
+  async checkpoint(runId: string, req: CheckpointRequest) {
+    return unwrap(await this.binding.checkpoint(this.token, runId, req));
+  }
+  async pushEvents(events: EventPush[]) {
+    return unwrap(await this.binding.pushEvents(this.token, events));
   }
 }
 
@@ -140,6 +153,21 @@ export class HttpClient implements EngineClient {
   }
   register(): Promise<{ workflows: string[] }> {
     throw new SpindleError("config.unsupported", "workers register through a service binding; see the README");
+  }
+  checkpoint(): Promise<CheckpointReply> {
+    throw new SpindleError("config.unsupported", "durable tasks run behind a service binding to the engine");
+  }
+  pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
+    return Promise.all(
+      events.map((e) =>
+        this.request<{ eventId: string }>("POST", "/api/v1/events", {
+          key: e.key,
+          payload: e.payload,
+          additionalMetadata: e.additionalMetadata,
+          scope: e.scope,
+        }),
+      ),
+    );
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {

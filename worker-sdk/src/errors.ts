@@ -1,4 +1,4 @@
-import type { ErrorData, RunView } from "./protocol";
+import type { ChildResult, ErrorData, RunView } from "./protocol";
 
 /**
  * Errors the SDK throws. Each has a dotted `code` (the same codes the HTTP API returns), so callers
@@ -54,6 +54,41 @@ export class RunCancelledError extends SpindleError {
   }
 }
 
+/**
+ * A durable task's replay called something other than what its event log recorded at a position:
+ * the code changed, or is not deterministic between checkpoints. Fails the task without retries.
+ */
+export class NonDeterminismError extends SpindleError {
+  readonly seq: number;
+
+  constructor(seq: number, recorded: string, called: string, message?: string) {
+    super(
+      "replay.non_determinism",
+      message ?? `non-deterministic replay at checkpoint ${seq}: the log recorded ${recorded} but the task now called ${called}`,
+    );
+    this.name = "NonDeterminismError";
+    this.seq = seq;
+  }
+}
+
+/** A child run of a durable task failed or was cancelled. `results` has every child's outcome. */
+export class ChildRunError extends SpindleError {
+  readonly runId: string;
+  readonly error: ErrorData | null;
+  readonly results: ChildResult[];
+
+  constructor(child: ChildResult, results: ChildResult[] = [child]) {
+    super(
+      child.status === "CANCELLED" ? "run.cancelled" : "run.failed",
+      `child run ${child.runId} ${child.status === "CANCELLED" ? "was cancelled" : `failed: ${child.error?.name ?? "Error"}: ${child.error?.message ?? ""}`}`,
+    );
+    this.name = "ChildRunError";
+    this.runId = child.runId;
+    this.error = child.error;
+    this.results = results;
+  }
+}
+
 /** The reason a task's `abortSignal` fires when the engine's execution timeout passes. */
 export class TaskTimeoutError extends Error {
   constructor(message: string) {
@@ -77,6 +112,7 @@ export function toErrorData(err: unknown): ErrorData {
   }
   if (err instanceof TaskTimeoutError) return withStack({ code: "task.timeout", name: err.name, message: err.message, retryable: true }, err);
   if (err instanceof TaskCancelledError) return { code: "run.cancelled", name: err.name, message: err.message, retryable: false };
+  if (err instanceof NonDeterminismError) return withStack({ code: err.code, name: err.name, message: err.message, retryable: false }, err);
   if (err instanceof SpindleError) {
     return withStack({ code: err.code, name: err.name, message: err.message, retryable: !err.code.endsWith(".invalid") }, err);
   }

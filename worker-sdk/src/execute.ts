@@ -1,25 +1,25 @@
 import type { EngineClient } from "./client";
 import { Context } from "./context";
+import { DurableContext, Suspension } from "./durable-context";
 import { NonRetryableError, TaskCancelledError, TaskTimeoutError, toErrorData } from "./errors";
 import type { Assignment, TaskOutcome, WatchResult } from "./protocol";
 import type { Runnable } from "./runnable";
+import { currentTask } from "./scope";
 
 /** A task that runs longer than this starts watching its attempt for cancellation. */
 export const WATCH_DELAY_MS = 200;
 const WATCH_RETRY_MS = 1_000;
 
 /**
- * Runs one dispatched attempt: parses the input, gives the function its context, and turns what
- * happens into an outcome. The abort signal fires at the execution timeout and when the engine says
- * the run was cancelled; either way the attempt ends at once, even if the function ignores the
- * signal.
+ * Runs one dispatched attempt (or durable invocation): parses the input, gives the function its
+ * context, and turns what happens into an outcome. The abort signal fires at the execution timeout
+ * and when the engine says the run was cancelled; either way the attempt ends at once, even if the
+ * function ignores the signal. A durable task that reaches a wait ends its invocation `suspended`.
  */
 export async function executeAssignment(
   runnables: ReadonlyMap<string, Runnable<unknown, unknown>>,
   assignment: Assignment,
   client: () => EngineClient,
-  makeContext: (a: Assignment, input: unknown, signal: AbortSignal) => Context<unknown> = (a, input, signal) =>
-    new Context(a, input, signal, client),
 ): Promise<TaskOutcome> {
   const runnable = runnables.get(assignment.workflowName);
   const impl = runnable?.implementation(assignment.taskName);
@@ -34,18 +34,29 @@ export async function executeAssignment(
     remaining,
   );
   const stopWatching = watchAttempt(client, assignment, controller);
+  const suspension = impl.definition.kind === "durable" ? new Suspension() : null;
   let ctx: Context<unknown> | undefined;
   try {
     const input = await runnable.parseInput(assignment.input);
-    ctx = makeContext(assignment, input, controller.signal);
+    ctx = suspension
+      ? new DurableContext(assignment, input, controller.signal, client, suspension)
+      : new Context(assignment, input, controller.signal, client);
     const context = ctx;
-    const output = await untilAborted(
-      Promise.resolve().then(() => impl.fn(input, context as never)),
+    const work = currentTask.run(context, () => Promise.resolve().then(() => impl.fn(input, context as never)));
+    const ended = await untilAborted(
+      Promise.race([work.then((output: unknown) => ({ done: true as const, output })), suspension ? suspension.requested.then(() => ({ done: false as const })) : new Promise<never>(() => {})]),
       controller.signal,
     );
-    return { status: "completed", output: serializable(output), logs: ctx.logs };
+    if (suspension) {
+      // Let the calls already on their way to the engine land, so every wait is recorded.
+      await untilAborted(suspension.settle(), controller.signal);
+      if (suspension.fatal) throw suspension.fatal;
+      // Returned is returned: a wait it started and did not await does not hold the task.
+      if (!ended.done) return { status: "suspended", waitingOn: [...suspension.waitingOn], logs: ctx.logs };
+    }
+    return { status: "completed", output: serializable(ended.done ? ended.output : null), logs: ctx.logs };
   } catch (err) {
-    return { status: "failed", error: toErrorData(err), logs: ctx?.logs ?? [] };
+    return { status: "failed", error: toErrorData(suspension?.fatal ?? err), logs: ctx?.logs ?? [] };
   } finally {
     clearTimeout(timeout);
     stopWatching();

@@ -5,10 +5,13 @@
 export { Spindle } from "./spindle";
 export type { SpindleOptions } from "./spindle";
 
-export { Task } from "./task";
-export type { TaskDeclaration } from "./task";
+export { Task, DurableTask } from "./task";
+export type { TaskDeclaration, DurableTaskDeclaration } from "./task";
 export { Workflow } from "./workflow";
-export type { WorkflowDeclaration, DagTaskDeclaration, RoleTaskDeclaration } from "./workflow";
+export type { WorkflowDeclaration, DagTaskDeclaration, DagDurableTaskDeclaration, RoleTaskDeclaration } from "./workflow";
+export { DurableContext } from "./durable-context";
+export { SleepCondition, UserEventCondition, ParentCondition, Or, OrGroup } from "./conditions";
+export type { ConditionSpec, LeafSpec } from "./conditions";
 export { Runnable, RunRef, TaskRef } from "./runnable";
 export type { RunOptions, RetryOptions, Priority, TaskFn } from "./runnable";
 export { Context } from "./context";
@@ -22,6 +25,8 @@ export {
   RunCancelledError,
   TaskTimeoutError,
   TaskCancelledError,
+  NonDeterminismError,
+  ChildRunError,
 } from "./errors";
 
 export { toMs } from "./duration";
@@ -37,4 +42,8 @@ export type {
   RunList,
   RunFilter,
   LogLine,
+  EventPush,
+  ChildResult,
+  CheckpointRecord,
+  WaitView,
 } from "./protocol";

@@ -2,7 +2,7 @@
  * The wire contract between the Spindle engine and the workers that run tasks.
  *
  * Everything here crosses a boundary (service-binding RPC, a queue message or HTTP), so it is plain
- * data: no classes, no functions. The engine imports these types from the SDK package so both sides
+ * data: no classes (and the one helper here is a pure function of that data). The engine imports these types from the SDK package so both sides
  * agree on one definition.
  */
 
@@ -47,19 +47,27 @@ export interface LogLine {
 export interface SleepConditionData {
   kind: "sleep";
   durationMs: number;
+  /** The key its result is reported under (default `sleep`). */
+  key?: string;
 }
 export interface EventConditionData {
   kind: "event";
   eventKey: string;
   /** CEL over `input` (the event payload) and `additional_metadata`. */
   expression?: string;
+  /** Only events pushed with this scope match. */
   scope?: string;
+  /** Also match an event pushed this long before the wait was reached (at most 24 h). */
+  lookbackMs?: number;
+  /** The key its result is reported under (default: the event key). */
+  key?: string;
 }
 export interface ParentConditionData {
   kind: "parent";
   parent: string;
   /** CEL over `output` (the parent's output). */
   expression: string;
+  key?: string;
 }
 export type LeafCondition = SleepConditionData | EventConditionData | ParentConditionData;
 /** One group is an OR of its leaves; a list of groups is an AND. */
@@ -68,6 +76,14 @@ export interface OrGroupData {
   conditions: LeafCondition[];
 }
 export type ConditionData = LeafCondition | OrGroupData;
+
+/** The key a fired condition's result is reported under, so code can branch on which fired. */
+export function conditionKey(c: LeafCondition): string {
+  if (c.key) return c.key;
+  if (c.kind === "event") return c.eventKey;
+  if (c.kind === "sleep") return "sleep";
+  return `parent:${c.parent}`;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Registration: what a worker tells the engine about itself
@@ -143,9 +159,11 @@ export interface Assignment {
   /** For an on-failure task: the failed tasks' errors, by task name. */
   errors: Record<string, string>;
   executionTimeoutMs: number;
-  /** When the engine started this attempt (ms since epoch); children derive their ids from it. */
+  /** When the engine started this attempt (or durable invocation), ms since epoch. */
   startedAt: number;
-  /** What the wait that woke a durable task resolved to, if any (the engine fills it on resume). */
+  /** When the task first started in this run; durable children derive their ids from it. */
+  firstStartedAt: number;
+  /** Durable tasks: the event log to replay. */
   durable?: DurableAssignment;
 }
 
@@ -154,25 +172,77 @@ export interface DurableAssignment {
   log: CheckpointRecord[];
 }
 
+export interface EventPush {
+  key: string;
+  payload: unknown;
+  additionalMetadata?: Record<string, string>;
+  /** Only waiters with this scope (or none) match. */
+  scope?: string;
+}
+
 export type TaskOutcome =
   | { status: "completed"; output: unknown; logs: LogLine[] }
   | { status: "failed"; error: ErrorData; logs: LogLine[] }
   /** A durable task reached a wait: its invocation ends and the slot is freed. */
-  | { status: "suspended"; logs: LogLine[] };
+  | { status: "suspended"; logs: LogLine[]; waitingOn: number[] };
 
 // ---------------------------------------------------------------------------------------------
 // Durable event log
 // ---------------------------------------------------------------------------------------------
 
-export type CheckpointKind = "sleep" | "wait" | "memo" | "child" | "children";
+/**
+ * `sleep`: sleepFor/sleepUntil. `wait`: waitFor/waitForEvent. `memo`: a memoized call.
+ * `child`/`children`: spawned runs whose results the task waits for. `spawn`: runs started without
+ * waiting.
+ */
+export type CheckpointKind = "sleep" | "wait" | "memo" | "child" | "children" | "spawn";
+
+export type CheckpointResult = { value: unknown } | { error: ErrorData };
 
 export interface CheckpointRecord {
   seq: number;
   kind: CheckpointKind;
+  /** What identifies the call: duration, event key and expression, child name and input hash, memo deps. */
   key: string;
   status: "pending" | "resolved";
-  result?: unknown;
-  /** For waits: the condition that fired, as `{ key: result }`. */
+  result?: CheckpointResult;
+}
+
+/** A durable task records a call in its run's event log. */
+export interface CheckpointRequest {
+  task: string;
+  attempt: number;
+  invocation: number;
+  seq: number;
+  kind: CheckpointKind;
+  key: string;
+  /** memo: the result to record. */
+  result?: CheckpointResult;
+  /** sleep and wait: what to wait for. */
+  conditions?: ConditionData[];
+  /** sleepUntil: the absolute deadline (ms since epoch). */
+  untilMs?: number;
+  /** child, children, spawn: the runs (already triggered with this task as parent). */
+  children?: string[];
+}
+
+export type CheckpointReply = { status: "resolved"; result: CheckpointResult } | { status: "pending" };
+
+/** What a child run ended with, as a durable parent's `children` checkpoint records it. */
+export interface ChildResult {
+  runId: string;
+  status: "COMPLETED" | "FAILED" | "CANCELLED";
+  output: unknown;
+  error: ErrorData | null;
+}
+
+/** A pending wait of a durable task, as the run detail shows it. */
+export interface WaitView {
+  seq: number;
+  kind: CheckpointKind;
+  key: string;
+  conditions?: (LeafCondition & { group: number; satisfied: boolean; dueAt?: string })[];
+  children?: { total: number; done: number };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -209,8 +279,12 @@ export interface TaskView {
   attempts: TaskAttemptView[];
   /** Durable tasks: true while the task waits with no invocation running. */
   evicted?: boolean;
-  waitingFor?: unknown;
+  /** Durable tasks: the waits not yet satisfied; DAG tasks: the conditions armed. */
+  waitingFor?: WaitView[];
+  /** Durable tasks: the event log. */
   eventLog?: CheckpointRecord[];
+  /** Durable tasks: invocations so far. */
+  invocations?: number;
 }
 
 export interface RunParentView {
@@ -273,6 +347,8 @@ export interface ParentLink {
   index: number;
   /** When the parent attempt started; part of the child's deterministic id. */
   startedAt: number;
+  /** Set when a durable task spawns: the checkpoint's sequence number (the attempt is then not part of the id). */
+  seq?: number;
 }
 
 export interface TriggerRequest {

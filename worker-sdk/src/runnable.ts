@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { EngineClient } from "./client";
 import type { Context } from "./context";
+import { currentTask } from "./scope";
 import { toMs } from "./duration";
 import { RunCancelledError, RunFailedError, SpindleError } from "./errors";
 import type {
@@ -92,8 +93,13 @@ export abstract class Runnable<I, O> {
     protected readonly client: () => EngineClient,
   ) {}
 
-  /** Runs and waits for the output. */
+  /**
+   * Runs and waits for the output. Called inside a task, it runs a child of that task (inside a
+   * durable task: a checkpointed child, the task evicted while it runs).
+   */
   async run(input: I, options?: RunOptions): Promise<O> {
+    const parent = currentTask.getStore();
+    if (parent) return parent.runChild(this, input, options);
     return (await this.runNoWait(input, options)).result();
   }
 

@@ -1,8 +1,9 @@
 import { env as workerEnv } from "cloudflare:workers";
 import { HttpClient, RpcClient, type EngineBinding, type EngineClient } from "./client";
 import { SpindleError } from "./errors";
-import type { RunFilter, RunList, RunView } from "./protocol";
-import { Task, type TaskDeclaration } from "./task";
+import type { Duration, EventPush, RunFilter, RunList, RunView } from "./protocol";
+import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task";
+import type { TaskImpl } from "./runnable";
 import { createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker";
 import { Workflow, type WorkflowDeclaration } from "./workflow";
 
@@ -34,6 +35,19 @@ export class Spindle {
     replay: (runId: string): Promise<RunView> => this.client().replayRun(runId),
   };
 
+  /** Events: a pushed event wakes every task waiting for its key whose expression holds. */
+  readonly events = {
+    push: async (
+      key: string,
+      payload: unknown,
+      options: { additionalMetadata?: Record<string, string>; scope?: string } = {},
+    ): Promise<{ eventId: string }> => {
+      const [result] = await this.client().pushEvents([{ key, payload, ...options }]);
+      return result!;
+    },
+    bulkPush: (events: EventPush[]): Promise<{ eventId: string }[]> => this.client().pushEvents(events),
+  };
+
   private constructor(private readonly options: SpindleOptions) {}
 
   static init(options: SpindleOptions = {}): Spindle {
@@ -44,7 +58,12 @@ export class Spindle {
   }
 
   task<I = unknown, O = unknown>(declaration: TaskDeclaration<I, O>): Task<I, O> {
-    return new Task(declaration, this.client);
+    return new Task({ ...declaration, fn: declaration.fn as TaskImpl["fn"] }, this.client);
+  }
+
+  /** A standalone durable task: it sleeps, waits for events and spawns children without holding a slot. */
+  durableTask<I = unknown, O = unknown>(declaration: DurableTaskDeclaration<I, O>): DurableTask<I, O> {
+    return new DurableTask(declaration, this.client);
   }
 
   workflow<I = unknown, O = Record<string, unknown>>(declaration: WorkflowDeclaration<I>): Workflow<I, O> {

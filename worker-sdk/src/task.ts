@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { EngineClient } from "./client";
 import type { Context } from "./context";
+import type { DurableContext } from "./durable-context";
 import type { Priority, RetryOptions, TaskFn, TaskImpl } from "./runnable";
 import { jsonSchemaOf, Runnable, taskDefinition } from "./runnable";
 import type { WorkflowDefinition } from "./protocol";
@@ -20,14 +21,12 @@ export class Task<I, O> extends Runnable<I, O> {
   private readonly impl: TaskImpl;
 
   constructor(
-    private readonly declaration: TaskDeclaration<I, O>,
+    private readonly declaration: Omit<TaskDeclaration<I, O>, "fn"> & { fn: TaskImpl["fn"] },
     client: () => EngineClient,
+    kind: "task" | "durable" = "task",
   ) {
     super(declaration.name, declaration.input, client);
-    this.impl = {
-      definition: taskDefinition(declaration.name, "task", [], declaration),
-      fn: declaration.fn as TaskImpl["fn"],
-    };
+    this.impl = { definition: taskDefinition(declaration.name, kind, [], declaration), fn: declaration.fn };
   }
 
   definition(): WorkflowDefinition {
@@ -41,5 +40,19 @@ export class Task<I, O> extends Runnable<I, O> {
 
   implementation(task: string): TaskImpl | undefined {
     return task === this.name ? this.impl : undefined;
+  }
+}
+
+export interface DurableTaskDeclaration<I, O> extends Omit<TaskDeclaration<I, O>, "fn"> {
+  fn: TaskFn<I, O, DurableContext<I>>;
+}
+
+/**
+ * A standalone durable task: it may sleep, wait for events and spawn children, holding no slot
+ * while it waits, and it resumes from its event log after a crash or an eviction.
+ */
+export class DurableTask<I, O> extends Task<I, O> {
+  constructor(declaration: DurableTaskDeclaration<I, O>, client: () => EngineClient) {
+    super({ ...declaration, fn: declaration.fn as TaskImpl["fn"] }, client, "durable");
   }
 }

@@ -1,6 +1,8 @@
 import type { z } from "zod";
 import type { EngineClient } from "./client";
+import { toConditionData, type ConditionSpec, ParentCondition } from "./conditions";
 import type { Context } from "./context";
+import type { DurableContext } from "./durable-context";
 import { SpindleError } from "./errors";
 import type { TaskDefinition, WorkflowDefinition } from "./protocol";
 import type { Priority, RetryOptions, TaskFn, TaskImpl } from "./runnable";
@@ -16,9 +18,19 @@ export interface WorkflowDeclaration<I> {
 
 export interface DagTaskDeclaration<I, O> extends RetryOptions {
   name: string;
-  /** Tasks that must complete before this one starts; their outputs are in `ctx.parentOutput`. */
+  /** Tasks that must complete (or be skipped) before this one starts; their outputs are in `ctx.parentOutput`. */
   parents?: TaskRef<I, unknown>[];
+  /** Once the parents are done, wait until these conditions hold before starting. */
+  waitFor?: ConditionSpec[];
+  /** Skip the task (it ends SKIPPED; its children see `ctx.wasSkipped`) if these conditions hold. */
+  skipIf?: ConditionSpec[];
+  /** Cancel the task if these conditions hold. */
+  cancelIf?: ConditionSpec[];
   fn: TaskFn<I, O, Context<I>>;
+}
+
+export interface DagDurableTaskDeclaration<I, O> extends Omit<DagTaskDeclaration<I, O>, "fn"> {
+  fn: TaskFn<I, O, DurableContext<I>>;
 }
 
 export interface RoleTaskDeclaration<I, O> extends RetryOptions {
@@ -42,8 +54,28 @@ export class Workflow<I, O = Record<string, unknown>> extends Runnable<I, O> {
 
   /** Adds a task; `parents` must be tasks already added to this workflow. */
   task<T>(declaration: DagTaskDeclaration<I, T>): TaskRef<I, T> {
+    return this.add(this.dagDefinition(declaration, "task"), declaration.fn as TaskImpl["fn"]);
+  }
+
+  /** Adds a durable task to the DAG: it may sleep, wait for events and spawn children. */
+  durableTask<T>(declaration: DagDurableTaskDeclaration<I, T>): TaskRef<I, T> {
+    return this.add(this.dagDefinition(declaration, "durable"), declaration.fn as TaskImpl["fn"]);
+  }
+
+  private dagDefinition(declaration: Omit<DagTaskDeclaration<I, unknown>, "fn">, kind: "task" | "durable"): TaskDefinition {
     const parents = (declaration.parents ?? []).map((p) => this.parentName(declaration.name, p));
-    return this.add(taskDefinition(declaration.name, "task", parents, declaration), declaration.fn as TaskImpl["fn"]);
+    const def = taskDefinition(declaration.name, kind, parents, declaration);
+    for (const list of ["waitFor", "skipIf", "cancelIf"] as const) {
+      const specs = declaration[list];
+      if (!specs?.length) continue;
+      for (const spec of specs.flatMap((s) => ("conditions" in s && Array.isArray(s.conditions) ? s.conditions : [s]))) {
+        if (spec instanceof ParentCondition && !parents.includes(spec.parent)) {
+          throw new SpindleError("config.invalid", `task '${declaration.name}': ${list} refers to '${spec.parent}', which is not one of its parents`);
+        }
+      }
+      def[list] = toConditionData(specs, `${declaration.name}.${list}`);
+    }
+    return def;
   }
 
   /** Runs when any task of the run has failed (after the others have ended); `ctx.errors()` says what failed. */

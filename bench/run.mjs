@@ -1,0 +1,440 @@
+#!/usr/bin/env node
+// `npm run bench`: Spindle vs. "the floor" (a bare Queue message -> Durable Object row) vs. a
+// one-step Cloudflare Workflow, measured side by side in ONE local `wrangler dev` (one workerd).
+// See bench/README.md for what is measured and how to read the output.
+//
+// Knobs (environment variables): BENCH_ROUNDS (10), BENCH_LATENCY_N (20 runs per system per round),
+// BENCH_WARMUP_N (5), BENCH_THROUGHPUT_N (1000), BENCH_CONCURRENCY (= BENCH_THROUGHPUT_N: all in
+// flight), BENCH_THROUGHPUT_ROUNDS (2), BENCH_PERSIST_DIR (parent of the fresh state dir; os.tmpdir()),
+// BENCH_VERBOSE=1 (echo wrangler's output).
+import { spawn, execFileSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const BIN = join(ROOT, "node_modules", ".bin");
+const SYSTEMS = ["spindle", "floor", "workflows"];
+const LABEL = {
+  spindle: "Spindle (`simple`)",
+  floor: "Floor (Queue → DO row)",
+  workflows: "Workflows (1 step)",
+};
+
+const num = (name, fallback) => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) fail(`${name} must be a positive integer, got '${raw}'`);
+  return n;
+};
+const CONFIG = {
+  rounds: num("BENCH_ROUNDS", 10),
+  latencyN: num("BENCH_LATENCY_N", 20),
+  warmupN: num("BENCH_WARMUP_N", 5),
+  throughputN: num("BENCH_THROUGHPUT_N", 1000),
+  throughputRounds: num("BENCH_THROUGHPUT_ROUNDS", 2),
+};
+CONFIG.concurrency = num("BENCH_CONCURRENCY", CONFIG.throughputN);
+const VERBOSE = process.env.BENCH_VERBOSE === "1";
+
+const STARTUP_TIMEOUT_MS = 120_000;
+/** Per HTTP call into the bench worker; a latency call is n sequential runs. */
+const LATENCY_CALL_TIMEOUT_MS = 120_000;
+const THROUGHPUT_CALL_TIMEOUT_MS = 300_000;
+/** Lets one system's background work (slot releases, index updates) finish before the next starts. */
+const SETTLE_MS = 1_000;
+
+function fail(message) {
+  console.error(`bench: ${message}`);
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets: the engine, the example worker and the bench worker share one SPINDLE_API_TOKEN
+// ---------------------------------------------------------------------------------------------
+
+function ensureSecrets() {
+  for (const dir of [ROOT, join(ROOT, "worker-sdk", "examples")]) {
+    const vars = join(dir, ".dev.vars");
+    if (!existsSync(vars)) {
+      copyFileSync(join(ROOT, ".dev.vars.example"), vars);
+      console.log(`created ${vars.replace(ROOT + "/", "")} from .dev.vars.example`);
+    }
+  }
+  const token = /^SPINDLE_API_TOKEN=(.*)$/m.exec(readFileSync(join(ROOT, ".dev.vars"), "utf8"))?.[1]?.trim();
+  if (!token) fail("no SPINDLE_API_TOKEN in .dev.vars");
+  const benchVars = join(ROOT, "bench", ".dev.vars");
+  const wanted = `# Written by bench/run.mjs from ../.dev.vars (git-ignored).\nSPINDLE_API_TOKEN=${token}\n`;
+  if (!existsSync(benchVars) || readFileSync(benchVars, "utf8") !== wanted) writeFileSync(benchVars, wanted);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dev server: engine + example worker + bench worker in one `wrangler dev`
+// ---------------------------------------------------------------------------------------------
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const LOG_LIMIT = 400_000;
+
+async function startServer() {
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const parent = process.env.BENCH_PERSIST_DIR || tmpdir();
+  mkdirSync(parent, { recursive: true });
+  const dir = mkdtempSync(join(parent, "spindle-bench-"));
+  const state = join(dir, "state");
+  let log = "";
+  const args = [
+    "dev",
+    // The bench worker first: it is the one that answers on the port.
+    "-c", "bench/wrangler.toml",
+    "-c", "wrangler.toml",
+    "-c", "worker-sdk/examples/wrangler.toml",
+    "--port", String(port),
+    "--ip", "127.0.0.1",
+    "--inspector-port", String(inspectorPort),
+    "--persist-to", state,
+    "--show-interactive-dev-session=false",
+  ];
+  const child = spawn(join(BIN, "wrangler"), args, {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      // The project's Node 22 (wrangler needs >= 22.12), whatever `node` started this script.
+      PATH: `${BIN}:${process.env.PATH ?? ""}`,
+      WRANGLER_SEND_METRICS: "false",
+      // A private dev registry: other `wrangler dev` sessions on this machine (tests, `npm start`)
+      // neither bind to these workers nor make this session reload mid-benchmark.
+      WRANGLER_REGISTRY_PATH: join(dir, "registry"),
+      CI: "1",
+      NO_COLOR: "1",
+    },
+    detached: true, // its own process group: stop() kills wrangler and both workerd processes
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const onData = (d) => {
+    const s = d.toString();
+    if (VERBOSE) process.stderr.write(s);
+    log += s;
+    if (log.length > LOG_LIMIT) log = log.slice(-LOG_LIMIT / 2);
+  };
+  child.stdout.on("data", onData);
+  child.stderr.on("data", onData);
+  let exited = false;
+  child.on("exit", () => (exited = true));
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (!exited) {
+      try {
+        process.kill(-child.pid, "SIGTERM");
+      } catch {
+        /* gone */
+      }
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, 10_000);
+        child.once("exit", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    // wrangler may exit before its workerd children do: make sure nothing of the group is left.
+    for (let i = 0; i < 50 && groupAlive(child.pid); i++) {
+      if (i === 20) {
+        try {
+          process.kill(-child.pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
+      await sleep(100);
+    }
+    if (groupAlive(child.pid)) console.error(`bench: processes of group ${child.pid} are still running`);
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  for (;;) {
+    if (exited) {
+      await stop();
+      throw new Error(`wrangler dev exited before it answered. Its output:\n${log}`);
+    }
+    try {
+      const res = await fetch(`${url}/`, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok && (await res.json()).ok) break;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`wrangler dev did not answer within ${STARTUP_TIMEOUT_MS / 1000} s. Its output:\n${log}`);
+    }
+    await sleep(300);
+  }
+  return { url, port, state, stop, log: () => log };
+}
+
+function groupAlive(pgid) {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+// ---------------------------------------------------------------------------------------------
+
+async function call(server, path, timeoutMs) {
+  let res;
+  try {
+    res = await fetch(`${server.url}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    const why = err?.name === "TimeoutError" ? `timed out after ${timeoutMs / 1000} s` : String(err);
+    throw new BenchError(`GET ${path}: ${why}`);
+  }
+  const text = await res.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new BenchError(`GET ${path}: HTTP ${res.status}, not JSON: ${text.slice(0, 2000)}`);
+  }
+  if (!res.ok) throw new BenchError(`GET ${path}: HTTP ${res.status}: ${body.error ?? text.slice(0, 2000)}`);
+  if (body.errors?.length) {
+    const distinct = [...new Set(body.errors)];
+    throw new BenchError(`GET ${path}: ${body.errors.length} of ${body.n} runs failed:\n  ${distinct.slice(0, 5).join("\n  ")}`);
+  }
+  return body;
+}
+
+class BenchError extends Error {}
+
+function quantile(values, q) {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  // Nearest rank.
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length]);
+
+async function bench(server) {
+  const raw = { latency: [], throughput: [] };
+  const t0 = Date.now();
+  const phase = (name) => console.log(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${name}`);
+
+  phase(`warm-up: ${CONFIG.warmupN} runs each, then ${Math.min(100, CONFIG.throughputN)} concurrent each (discarded)`);
+  for (const system of SYSTEMS) {
+    await call(server, `/latency?system=${system}&n=${CONFIG.warmupN}`, LATENCY_CALL_TIMEOUT_MS);
+  }
+  for (const system of SYSTEMS) {
+    const n = Math.min(100, CONFIG.throughputN);
+    await call(server, `/throughput?system=${system}&n=${n}&concurrency=${Math.min(n, CONFIG.concurrency)}`, THROUGHPUT_CALL_TIMEOUT_MS);
+    await sleep(SETTLE_MS);
+  }
+
+  phase(`latency: ${CONFIG.rounds} rounds x ${CONFIG.latencyN} sequential runs per system, order rotating`);
+  for (let round = 0; round < CONFIG.rounds; round++) {
+    for (const system of rotate(SYSTEMS, round)) {
+      const body = await call(server, `/latency?system=${system}&n=${CONFIG.latencyN}`, LATENCY_CALL_TIMEOUT_MS);
+      raw.latency.push({ round, system, samples: body.samples });
+    }
+  }
+
+  for (let round = 0; round < CONFIG.throughputRounds; round++) {
+    const order = round % 2 === 0 ? SYSTEMS : [...SYSTEMS].reverse();
+    for (const system of order) {
+      phase(`throughput round ${round + 1}/${CONFIG.throughputRounds}: ${system}, ${CONFIG.throughputN} runs, ${CONFIG.concurrency} in flight`);
+      const body = await call(
+        server,
+        `/throughput?system=${system}&n=${CONFIG.throughputN}&concurrency=${CONFIG.concurrency}`,
+        THROUGHPUT_CALL_TIMEOUT_MS,
+      );
+      raw.throughput.push({ round, system, elapsedMs: body.elapsedMs, samples: body.samples });
+      await sleep(SETTLE_MS);
+    }
+  }
+  phase("done");
+  return raw;
+}
+
+function summarize(raw) {
+  const out = {};
+  for (const system of SYSTEMS) {
+    const lat = raw.latency.filter((r) => r.system === system).flatMap((r) => r.samples);
+    const ms = lat.map((s) => s.ms);
+    const tp = raw.throughput.filter((r) => r.system === system);
+    const rates = tp.map((r) => (CONFIG.throughputN / r.elapsedMs) * 1000);
+    const loaded = tp.flatMap((r) => r.samples.map((s) => s.ms));
+    const s = {
+      samples: ms.length,
+      latencyP50: quantile(ms, 0.5),
+      latencyP95: quantile(ms, 0.95),
+      latencyMin: Math.min(...ms),
+      latencyMax: Math.max(...ms),
+      triggerP50: quantile(lat.map((x) => x.triggerMs), 0.5),
+      throughputRounds: rates,
+      throughput: rates.reduce((a, b) => a + b, 0) / rates.length,
+      throughputElapsedMs: tp.map((r) => r.elapsedMs),
+      loadedLatencyP50: quantile(loaded, 0.5),
+      loadedLatencyP95: quantile(loaded, 0.95),
+    };
+    if (lat[0]?.parts) {
+      s.parts = {};
+      for (const key of Object.keys(lat[0].parts)) {
+        s.parts[key] = { p50: quantile(lat.map((x) => x.parts[key]), 0.5), p95: quantile(lat.map((x) => x.parts[key]), 0.95) };
+      }
+      s.loadedParts = {};
+      const loadedSamples = tp.flatMap((r) => r.samples);
+      for (const key of Object.keys(lat[0].parts)) {
+        s.loadedParts[key] = { p50: quantile(loadedSamples.map((x) => x.parts[key]), 0.5) };
+      }
+    }
+    out[system] = s;
+  }
+  return out;
+}
+
+const fmtMs = (v) => (Number.isFinite(v) ? String(Math.round(v)) : "–");
+const fmtRate = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const fmtX = (v) => `${v >= 10 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2)}x`;
+
+function report(summary, meta) {
+  const lines = [];
+  const nRuns = CONFIG.throughputN.toLocaleString("en-US");
+  lines.push(
+    `Local \`wrangler dev\` (one workerd), ${meta.wrangler}, workerd ${meta.workerd}, Node ${meta.node}, ${meta.cpus}.`,
+    `Latency: ${CONFIG.rounds} interleaved rounds x ${CONFIG.latencyN} sequential runs = ${summary.spindle.samples} samples per system.` +
+      ` Throughput: ${nRuns} runs, ${CONFIG.concurrency === CONFIG.throughputN ? "all" : CONFIG.concurrency} in flight,` +
+      ` ${CONFIG.throughputRounds} round${CONFIG.throughputRounds > 1 ? "s (mean; each round in brackets)" : ""}.`,
+    "",
+    `| System | Latency p50 (ms) | Latency p95 (ms) | Throughput (runs/s) | Latency p50 under load (ms) |`,
+    `|---|---:|---:|---:|---:|`,
+  );
+  for (const system of SYSTEMS) {
+    const s = summary[system];
+    const rounds = s.throughputRounds.length > 1 ? ` (${s.throughputRounds.map(fmtRate).join(", ")})` : "";
+    lines.push(
+      `| ${LABEL[system]} | ${fmtMs(s.latencyP50)} | ${fmtMs(s.latencyP95)} | ${fmtRate(s.throughput)}${rounds} | ${fmtMs(s.loadedLatencyP50)} |`,
+    );
+  }
+  const sp = summary.spindle;
+  const fl = summary.floor;
+  const wf = summary.workflows;
+  lines.push(
+    "",
+    "Spindle as a ratio (latency: higher is slower; throughput: higher is better):",
+    `- latency p50: ${fmtX(sp.latencyP50 / fl.latencyP50)} floor, ${fmtX(sp.latencyP50 / wf.latencyP50)} Workflows`,
+    `- latency p95: ${fmtX(sp.latencyP95 / fl.latencyP95)} floor, ${fmtX(sp.latencyP95 / wf.latencyP95)} Workflows`,
+    `- throughput:  ${fmtX(sp.throughput / fl.throughput)} floor, ${fmtX(sp.throughput / wf.throughput)} Workflows`,
+  );
+  if (sp.parts) {
+    const p = sp.parts;
+    const lp = sp.loadedParts;
+    lines.push(
+      "",
+      "Where a Spindle run's time goes (p50 ms, from the run's own timestamps; idle | under load):",
+      `- trigger → task queued (auth, resolve, create the run object): ${fmtMs(p.toQueued.p50)} | ${fmtMs(lp.toQueued.p50)}`,
+      `- queued → started (outbox → task queue → dispatch Queue → consumer → startTask): ${fmtMs(p.queuedToStarted.p50)} | ${fmtMs(lp.queuedToStarted.p50)}`,
+      `- started → run finished (execute on the example worker, completeTask): ${fmtMs(p.startedToFinished.p50)} | ${fmtMs(lp.startedToFinished.p50)}`,
+      `- finished → waitForRun returned: ${fmtMs(p.finishedToObserved.p50)} | ${fmtMs(lp.finishedToObserved.p50)}`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function versions() {
+  const read = (p) => {
+    try {
+      return JSON.parse(readFileSync(join(ROOT, p), "utf8")).version;
+    } catch {
+      return "?";
+    }
+  };
+  const wranglerWorkerd = existsSync(join(ROOT, "node_modules/wrangler/node_modules/workerd/package.json"))
+    ? "node_modules/wrangler/node_modules/workerd/package.json"
+    : "node_modules/workerd/package.json";
+  let node = "?";
+  try {
+    node = execFileSync(join(BIN, "node"), ["--version"], { encoding: "utf8" }).trim().replace(/^v/, "");
+  } catch {
+    node = process.versions.node;
+  }
+  const cpu = cpus();
+  return {
+    wrangler: `wrangler ${read("node_modules/wrangler/package.json")}`,
+    workerd: read(wranglerWorkerd),
+    node,
+    cpus: `${cpu.length} x ${cpu[0]?.model?.trim() ?? "?"}`,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const started = Date.now();
+  ensureSecrets();
+  const meta = versions();
+  console.log(`bench: starting wrangler dev (engine + example worker + bench worker) ...`);
+  let server;
+  try {
+    server = await startServer();
+  } catch (err) {
+    fail(err.message);
+  }
+  const cleanup = async (code) => {
+    await server.stop();
+    process.exit(code);
+  };
+  for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => void cleanup(130));
+  console.log(`bench: up on ${server.url} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+  let raw;
+  try {
+    raw = await bench(server);
+  } catch (err) {
+    console.error(`bench: ${err.message}`);
+    if (!(err instanceof BenchError)) console.error(err.stack);
+    const tail = server.log().split("\n").slice(-80).join("\n");
+    console.error(`\n--- last lines of wrangler's output ---\n${tail}`);
+    await cleanup(1);
+    return;
+  }
+  await server.stop();
+
+  const summary = summarize(raw);
+  const text = report(summary, meta);
+  const totalS = (Date.now() - started) / 1000;
+  console.log(`\n${text}\n\nbench: took ${totalS.toFixed(0)} s in all; raw results in .bench/results.json`);
+  mkdirSync(join(ROOT, ".bench"), { recursive: true });
+  writeFileSync(
+    join(ROOT, ".bench", "results.json"),
+    JSON.stringify({ at: new Date(started).toISOString(), tookSeconds: totalS, config: CONFIG, meta, summary, report: text, raw }, null, 1),
+  );
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,281 @@
+import type { EngineClient } from "./client";
+import { toConditionData, type ConditionSpec } from "./conditions";
+import { Context, type ChildSpec } from "./context";
+import { toMs } from "./duration";
+import { ChildRunError, NonDeterminismError, SpindleError, toErrorData } from "./errors";
+import {
+  conditionKey,
+  type Assignment,
+  type CheckpointKind,
+  type CheckpointRecord,
+  type CheckpointRequest,
+  type CheckpointResult,
+  type ChildResult,
+  type ConditionData,
+  type Duration,
+} from "./protocol";
+import type { RunOptions, RunRef, Runnable } from "./runnable";
+
+/**
+ * Tracks an invocation's way out at a wait. A call that must wait returns a promise that never
+ * settles and asks the executor to end the invocation; the executor first lets the calls already
+ * on their way to the engine land, so every wait of the invocation is recorded.
+ */
+export class Suspension {
+  readonly waitingOn = new Set<number>();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private signal!: () => void;
+  /** Resolves when the invocation should end (a wait, or a fatal replay error). */
+  readonly requested = new Promise<void>((resolve) => (this.signal = resolve));
+  /** An error no user code may swallow (non-determinism, a stale invocation). */
+  fatal: Error | null = null;
+
+  wait(seq: number): Promise<never> {
+    this.waitingOn.add(seq);
+    this.signal();
+    return new Promise<never>(() => {});
+  }
+
+  fail(err: Error): Promise<never> {
+    this.fatal ??= err;
+    this.signal();
+    return new Promise<never>(() => {});
+  }
+
+  track<T>(work: Promise<T>): Promise<T> {
+    this.inflight.add(work);
+    void work.then(
+      () => this.inflight.delete(work),
+      () => this.inflight.delete(work),
+    );
+    return work;
+  }
+
+  /** Waits until no checkpoint call is on its way (calls may start others while it waits). */
+  async settle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+  }
+}
+
+/**
+ * The context of a durable task. Every call here is a checkpoint in the run's event log: on a
+ * replay, recorded calls return their recorded results without running again, and the first
+ * unrecorded call runs for real. At a wait the invocation ends and its slot is freed; the engine
+ * queues the task again when the wait is satisfied. The code between checkpoints must be
+ * deterministic: a replay that calls something else at a recorded position fails the task with a
+ * NonDeterminismError.
+ */
+export class DurableContext<I = unknown> extends Context<I> {
+  private seq = 0;
+  private readonly recorded: Map<number, CheckpointRecord>;
+
+  /** @internal */
+  constructor(
+    assignment: Assignment,
+    input: I,
+    abortSignal: AbortSignal,
+    client: () => EngineClient,
+    private readonly suspension: Suspension,
+  ) {
+    super(assignment, input, abortSignal, client);
+    this.recorded = new Map((assignment.durable?.log ?? []).map((r) => [r.seq, r]));
+  }
+
+  /** How many times this task has been invoked (1 on its first run; each resume adds one). */
+  invocationCount(): number {
+    return this.assignment.invocation + 1;
+  }
+
+  /** Sleeps without holding a slot. The deadline is fixed the first time the sleep is reached. */
+  async sleepFor(duration: Duration): Promise<{ durationMs: number }> {
+    const ms = toMs(duration, "sleepFor");
+    return (await this.call("sleep", `sleepFor:${ms}`, { conditions: [{ kind: "sleep", durationMs: ms }] })) as { durationMs: number };
+  }
+
+  /** Sleeps until a moment, without holding a slot. */
+  async sleepUntil(when: Date | string | number): Promise<{ durationMs: number }> {
+    const at = new Date(when).getTime();
+    if (Number.isNaN(at)) throw new SpindleError("config.invalid", `sleepUntil: ${JSON.stringify(when)} is not a date`);
+    return (await this.call("sleep", `sleepUntil:${new Date(at).toISOString()}`, { untilMs: at })) as { durationMs: number };
+  }
+
+  /**
+   * Waits for an event with this key (and, if given, a CEL expression over `input` — the payload —
+   * and `additional_metadata` that holds). `lookback` also matches an event pushed that long before
+   * the wait was reached. Returns the event's payload.
+   */
+  async waitForEvent<T = unknown>(key: string, expression?: string, options: { scope?: string; lookback?: Duration } = {}): Promise<T> {
+    const [condition] = toConditionData([{ eventKey: key, expression, ...options }], "waitForEvent");
+    const fired = (await this.call("wait", waitKey([condition!]), { conditions: [condition!] })) as Record<string, unknown>;
+    return fired[conditionKey(condition as Extract<ConditionData, { kind: "event" }>)] as T;
+  }
+
+  /**
+   * Waits until every condition holds (an `Or(...)` holds when its first condition does). Returns
+   * the results of the conditions that fired, keyed by event key (or `sleep`, or the `key` given).
+   */
+  async waitFor(conditions: ConditionSpec[]): Promise<Record<string, unknown>> {
+    const data = toConditionData(conditions, "waitFor");
+    if (data.some((c) => (c.kind === "or" ? c.conditions : [c]).some((l) => l.kind === "parent"))) {
+      throw new SpindleError("condition.invalid", "waitFor: ParentCondition belongs on DAG tasks, not in a durable wait");
+    }
+    return (await this.call("wait", waitKey(data), { conditions: data })) as Record<string, unknown>;
+  }
+
+  /** Runs `fn` once; every replay returns its recorded result (or throws its recorded error). */
+  async memo<T>(fn: () => T | Promise<T>, deps?: unknown[]): Promise<T> {
+    const key = `memo:${await digest(deps ?? null)}`;
+    return (await this.call("memo", key, {}, async () => {
+      try {
+        return { value: toJson(await fn()) };
+      } catch (err) {
+        return { error: toErrorData(err) };
+      }
+    })) as T;
+  }
+
+  /** The current time, recorded once: a replay sees the same moment. */
+  async now(): Promise<Date> {
+    const ms = (await this.call("memo", "now", {}, async () => ({ value: Date.now() }))) as number;
+    return new Date(ms);
+  }
+
+  /** Runs a child and waits for its output; the task is evicted while the child runs. */
+  override async runChild<CI, CO>(task: Runnable<CI, CO>, input: CI, options?: RunOptions): Promise<CO> {
+    const [result] = (await this.spawnCheckpoint("child", [{ task, input, options }])) as ChildResult[];
+    if (result!.status !== "COMPLETED") throw new ChildRunError(result!);
+    return result!.output as CO;
+  }
+
+  /** Same as `runChild`. */
+  spawnChild<CI, CO>(task: Runnable<CI, CO>, input: CI, options?: RunOptions): Promise<CO> {
+    return this.runChild(task, input, options);
+  }
+
+  /**
+   * Fans out: runs every child and waits for all of them (evicted meanwhile). Resolves to their
+   * outputs in order; if any child failed, throws a ChildRunError (catchable) for the first one,
+   * with every child's result on `results`.
+   */
+  async spawnChildren<CI, CO>(children: ChildSpec<CI, CO>[]): Promise<CO[]> {
+    const results = (await this.spawnCheckpoint("children", children)) as ChildResult[];
+    const failed = results.find((r) => r.status !== "COMPLETED");
+    if (failed) throw new ChildRunError(failed, results);
+    return results.map((r) => r.output as CO);
+  }
+
+  override bulkRunChildren<CI, CO>(children: ChildSpec<CI, CO>[]): Promise<CO[]> {
+    return this.spawnChildren(children);
+  }
+
+  /** Starts a child without waiting for it (recorded, so a replay does not start it again). */
+  override async runNoWaitChild<CI, CO>(task: Runnable<CI, CO>, input: CI, options?: RunOptions): Promise<RunRef<CO>> {
+    const [runId] = (await this.spawnCheckpoint("spawn", [{ task, input, options }])) as string[];
+    return task.ref(runId!);
+  }
+
+  override async bulkRunNoWaitChildren<CI, CO>(children: ChildSpec<CI, CO>[]): Promise<RunRef<CO>[]> {
+    const ids = (await this.spawnCheckpoint("spawn", children)) as string[];
+    return ids.map((id, i) => children[i]!.task.ref(id));
+  }
+
+  private async spawnCheckpoint<CI, CO>(kind: "child" | "children" | "spawn", children: ChildSpec<CI, CO>[]): Promise<unknown> {
+    const parts = await Promise.all(children.map(async (c) => `${c.task.name}:${await digest(c.input ?? null)}`));
+    const key = `${kind}:${parts.length === 1 ? parts[0] : await digest(parts)}`;
+    return this.call(kind, key, {}, undefined, async (seq) => {
+      const requests = await Promise.all(
+        children.map((c, i) =>
+          c.task.triggerRequest(c.input, c.options, {
+            runId: this.assignment.runId,
+            taskName: this.assignment.taskName,
+            attempt: this.assignment.attempt,
+            index: i,
+            startedAt: this.assignment.firstStartedAt,
+            seq,
+          }),
+        ),
+      );
+      return (await this.client().triggerMany(requests)).map((r) => r.runId);
+    });
+  }
+
+  /**
+   * One checkpointed call. Replaying: check it is the call recorded at this position and return
+   * the recorded result (or wait again if it is still pending). Otherwise do the work (a memo's
+   * body, spawning children), record it, and return the result or wait.
+   */
+  private call(
+    kind: CheckpointKind,
+    key: string,
+    request: Partial<Pick<CheckpointRequest, "conditions" | "untilMs">>,
+    memo?: () => Promise<CheckpointResult>,
+    spawn?: (seq: number) => Promise<string[]>,
+  ): Promise<unknown> {
+    const seq = this.seq++;
+    const recorded = this.recorded.get(seq);
+    if (recorded) {
+      if (recorded.kind !== kind || recorded.key !== key) {
+        return this.suspension.fail(new NonDeterminismError(seq, `${recorded.kind}(${recorded.key})`, `${kind}(${key})`));
+      }
+      if (recorded.status === "pending") return this.suspension.wait(seq);
+      return Promise.resolve(recorded.result!).then(unwrap);
+    }
+    return this.suspension.track(
+      (async () => {
+        const req: CheckpointRequest = {
+          task: this.assignment.taskName,
+          attempt: this.assignment.attempt,
+          invocation: this.assignment.invocation,
+          seq,
+          kind,
+          key,
+          ...request,
+        };
+        if (memo) req.result = await memo();
+        if (spawn) req.children = await spawn(seq);
+        let reply;
+        try {
+          reply = await this.client().checkpoint(this.assignment.runId, req);
+        } catch (err) {
+          const code = (err as { code?: string }).code;
+          if (code === "replay.non_determinism") return this.suspension.fail(new NonDeterminismError(seq, "", "", (err as Error).message));
+          if (code === "task.superseded") return this.suspension.fail(err as Error);
+          throw err;
+        }
+        return reply.status === "resolved" ? unwrap(reply.result) : this.suspension.wait(seq);
+      })(),
+    );
+  }
+}
+
+function unwrap(result: CheckpointResult): unknown {
+  if ("error" in result) throw Object.assign(new Error(result.error.message), { name: result.error.name, code: result.error.code });
+  return result.value;
+}
+
+/** A stable key for a list of conditions: their canonical JSON. */
+function waitKey(conditions: ConditionData[]): string {
+  return `wait:${canonical(conditions)}`;
+}
+
+function toJson(value: unknown): unknown {
+  return value === undefined ? null : (JSON.parse(JSON.stringify(value)) as unknown);
+}
+
+/** JSON with sorted keys, so equal values give equal keys. */
+export function canonical(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
+}
+
+async function digest(value: unknown): Promise<string> {
+  const bytes = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical(value)));
+  return [...new Uint8Array(bytes)]
+    .slice(0, 12)
+    .map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
