@@ -8,6 +8,8 @@ import { tenantForToken } from "../core/tenants";
 import type { Env } from "../env";
 import {
   ErrorSchema,
+  EventBodySchema,
+  EventResultSchema,
   ListQuery,
   RunIdParams,
   RunListSchema,
@@ -206,6 +208,26 @@ export function createApp(): OpenAPIHono<AppEnv> {
       },
     }),
     async (c) => c.json(await c.var.service.replayRun(c.req.valid("param").runId), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/events",
+      summary: "Push an event: it wakes every task waiting for its key whose expression holds",
+      request: { body: { required: true, content: { "application/json": { schema: EventBodySchema } } } },
+      responses: { 200: json(EventResultSchema, "The event was recorded and delivered to its waiters"), ...errorResponses },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const result = await c.var.service.pushEvent({
+        key: body.key,
+        payload: body.payload ?? null,
+        additionalMetadata: body.additionalMetadata,
+        scope: body.scope,
+      });
+      return c.json(result, 200);
+    },
   );
 
   app.openapi(

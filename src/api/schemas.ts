@@ -170,3 +170,15 @@ export const WorkerListSchema = z
     ),
   })
   .openapi("WorkerList");
+
+export const EventBodySchema = z
+  .object({
+    key: z.string().min(1).max(256).openapi({ example: "user:update" }),
+    payload: z.unknown().optional().openapi({ example: { userId: "u-1" } }),
+    additionalMetadata: MetadataSchema.optional(),
+    scope: z.string().min(1).max(256).optional().openapi({ description: "Only waiters with this scope (or none) match." }),
+  })
+  .strict()
+  .openapi("PushEvent");
+
+export const EventResultSchema = z.object({ eventId: z.string() }).openapi("EventPushed");

@@ -1,4 +1,4 @@
-import { exports } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import type { RunView } from "@spindle/worker-sdk/protocol";
 
 export const TOKEN = "test-token-default";
@@ -65,3 +65,22 @@ export const task = (run: RunView, name: string) => {
   if (!t) throw new Error(`run ${run.runId} has no task ${name}`);
   return t;
 };
+
+export async function push(key: string, payload: unknown, extra: { scope?: string; additionalMetadata?: Record<string, string> } = {}): Promise<string> {
+  const res = await api<{ eventId: string }>("POST", "/api/v1/events", { key, payload, ...extra });
+  if (res.status !== 200) throw new Error(`push ${key}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.eventId;
+}
+
+export const runStub = (runId: string, tenant = "default") => env.RUNS.getByName(`run:${tenant}:${runId}`);
+
+/** Waits until the run's task satisfies `check` (polling the HTTP API). */
+export async function until(runId: string, check: (run: RunView) => boolean, timeoutMs = 10_000): Promise<RunView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const run = await getRun(runId);
+    if (check(run)) return run;
+    if (Date.now() > deadline) throw new Error(`run ${runId} never reached the expected state; last: ${JSON.stringify(run.tasks.map((t) => [t.name, t.status, t.evicted]))}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

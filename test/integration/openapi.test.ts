@@ -7,6 +7,7 @@ describe("the OpenAPI document", () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe("3.1.0");
     expect(Object.keys(res.body.paths).sort()).toEqual([
+      "/api/v1/events",
       "/api/v1/runs",
       "/api/v1/runs/{runId}",
       "/api/v1/runs/{runId}/cancel",

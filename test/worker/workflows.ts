@@ -219,8 +219,4 @@ replayable.task({
   },
 });
 
-export const testWorker = spindle.worker({
-  name: "test",
-  slots: 50,
-  workflows: [echo, typed, diamond, flaky, noRetry, slow, waiter, twoStep, hooks, leaf, fanout, logs, prio, replayable],
-});
+export const regularWorkflows = [echo, typed, diamond, flaky, noRetry, slow, waiter, twoStep, hooks, leaf, fanout, logs, prio, replayable];

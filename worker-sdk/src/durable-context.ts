@@ -8,6 +8,7 @@ import {
   type Assignment,
   type CheckpointKind,
   type CheckpointRecord,
+  type CheckpointReply,
   type CheckpointRequest,
   type CheckpointResult,
   type ChildResult,
@@ -220,8 +221,8 @@ export class DurableContext<I = unknown> extends Context<I> {
       if (recorded.status === "pending") return this.suspension.wait(seq);
       return Promise.resolve(recorded.result!).then(unwrap);
     }
-    return this.suspension.track(
-      (async () => {
+    const recording = this.suspension.track(
+      (async (): Promise<CheckpointReply | Error> => {
         const req: CheckpointRequest = {
           task: this.assignment.taskName,
           attempt: this.assignment.attempt,
@@ -233,18 +234,21 @@ export class DurableContext<I = unknown> extends Context<I> {
         };
         if (memo) req.result = await memo();
         if (spawn) req.children = await spawn(seq);
-        let reply;
         try {
-          reply = await this.client().checkpoint(this.assignment.runId, req);
+          return await this.client().checkpoint(this.assignment.runId, req);
         } catch (err) {
           const code = (err as { code?: string }).code;
-          if (code === "replay.non_determinism") return this.suspension.fail(new NonDeterminismError(seq, "", "", (err as Error).message));
-          if (code === "task.superseded") return this.suspension.fail(err as Error);
+          if (code === "replay.non_determinism") return new NonDeterminismError(seq, "", "", (err as Error).message);
+          if (code === "task.superseded") return err as Error;
           throw err;
         }
-        return reply.status === "resolved" ? unwrap(reply.result) : this.suspension.wait(seq);
       })(),
     );
+    // Only the recording is tracked: the wait that may follow never settles, by design.
+    return recording.then((reply) => {
+      if (reply instanceof Error) return this.suspension.fail(reply);
+      return reply.status === "resolved" ? unwrap(reply.result) : this.suspension.wait(seq);
+    });
   }
 }
 
