@@ -1,4 +1,4 @@
-import type { CheckpointRecord, LeafCondition, RunView, TaskDefinition, TaskView, WaitView } from "@spindle/worker-sdk/protocol";
+import type { CheckpointRecord, RunView, TaskDefinition, TaskView, WaitView } from "@spindle/worker-sdk/protocol";
 import { iso } from "../core/clock";
 import { DAG_CONDITIONS_SEQ, type DurableLog } from "./durable-log";
 import type { RunRecord, RunStore } from "./run-store";
@@ -88,10 +88,14 @@ function waitsOf(
   children?: string[],
 ): WaitView {
   const view: WaitView = { seq, kind: kind as WaitView["kind"], key };
-  const conditions = log.conditions(task, seq).filter((c) => !c.decided || c.satisfiedAt !== null);
+  const order = { wait: 0, skip: 1, cancel: 2 } as const;
+  const conditions = log
+    .conditions(task, seq)
+    .filter((c) => !c.decided || c.satisfiedAt !== null)
+    .sort((a, b) => order[a.list] - order[b.list] || a.group - b.group || a.leaf - b.leaf);
   if (conditions.length) {
     view.conditions = conditions.map((c) => {
-      const entry: LeafCondition & { group: number; satisfied: boolean; dueAt?: string } = { ...c.spec, group: c.group, satisfied: c.satisfiedAt !== null };
+      const entry: NonNullable<WaitView["conditions"]>[number] = { ...c.spec, list: c.list, group: c.group, satisfied: c.satisfiedAt !== null };
       if (c.spec.kind === "sleep") entry.dueAt = iso(c.armedAt + c.spec.durationMs)!;
       return entry;
     });

@@ -81,7 +81,7 @@ export async function startDevServer(): Promise<DevServer> {
   return { url, port, token, output: () => log, stop };
 }
 
-export function client(server: DevServer) {
+export function client(server: Pick<DevServer, "url" | "token">) {
   const call = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${server.url}${path}`, {
       method,

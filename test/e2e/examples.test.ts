@@ -1,20 +1,11 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { client, ROOT, startDevServer, type DevServer } from "./dev-server";
+import { describe, expect, inject, it } from "vitest";
+import { client, ROOT } from "./dev-server";
 
-let server: DevServer;
-let api: ReturnType<typeof client>;
-
-beforeAll(async () => {
-  server = await startDevServer();
-  api = client(server);
-});
-
-afterAll(async () => {
-  await server?.stop();
-});
+const server = inject("devServer");
+const api = client(server);
 
 const task = (run: any, name: string) => run.tasks.find((t: any) => t.name === name);
 

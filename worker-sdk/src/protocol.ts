@@ -241,7 +241,8 @@ export interface WaitView {
   seq: number;
   kind: CheckpointKind;
   key: string;
-  conditions?: (LeafCondition & { group: number; satisfied: boolean; dueAt?: string })[];
+  /** `list`: which of a DAG task's lists the condition is in (`wait`, `skip`, `cancel`). */
+  conditions?: (LeafCondition & { list: "wait" | "skip" | "cancel"; group: number; satisfied: boolean; dueAt?: string })[];
   children?: { total: number; done: number };
 }
 

@@ -1,5 +1,6 @@
 import { child, childWorkflows } from "./children";
 import { dag } from "./dag";
+import { dagConditions, durableEvent, durableFanout, durableOr, durableSleep, fanoutChild, welcomeEmail } from "./durable";
 import { onFailure, onSuccess } from "./hooks";
 import { nonRetryable, retries } from "./retries";
 import { simple } from "./simple";
@@ -13,5 +14,23 @@ import { cancellation, timeout } from "./timeout";
 export default spindle.worker({
   name: "example",
   slots: 100,
-  workflows: [simple, dag, retries, nonRetryable, timeout, cancellation, onFailure, onSuccess, child, childWorkflows],
+  workflows: [
+    simple,
+    dag,
+    retries,
+    nonRetryable,
+    timeout,
+    cancellation,
+    onFailure,
+    onSuccess,
+    child,
+    childWorkflows,
+    durableSleep,
+    durableEvent,
+    durableOr,
+    fanoutChild,
+    durableFanout,
+    welcomeEmail,
+    dagConditions,
+  ],
 });
