@@ -114,7 +114,7 @@ export class EngineService {
 
   /** Pushes an event to the waiters of its key; returns its id. */
   async pushEvent(event: EventPush): Promise<{ eventId: string }> {
-    if (event.scope === "") throw new SpindleError("request.invalid", "scope: must not be empty", { fields: [{ path: "scope", message: "must not be empty" }] });
+    checkEvent(event);
     const now = clock.now();
     const eventId = ulid(now);
     await this.env.EVENTS.getByName(eventBusName(this.tenant, event.key)).publish(this.tenant, event.key, {
@@ -127,7 +127,9 @@ export class EngineService {
     return { eventId };
   }
 
+  /** Pushes several events; all are checked before any is pushed. */
   async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
+    events.forEach((e, i) => checkEvent(e, `events[${i}].`));
     return Promise.all(events.map((e) => this.pushEvent(e)));
   }
 
@@ -185,6 +187,16 @@ export class EngineService {
     if (!isUlid(runId)) throw notFound("run", runId);
     return this.run(runId);
   }
+}
+
+/** The HTTP route checks events with zod; the RPC path comes here too, so check again. */
+function checkEvent(event: EventPush, prefix = ""): void {
+  const bad = (field: string, message: string): never => {
+    throw new SpindleError("request.invalid", `${prefix}${field}: ${message}`, { fields: [{ path: `${prefix}${field}`, message }] });
+  };
+  if (typeof event.key !== "string" || event.key.length === 0 || event.key.length > 256) bad("key", "must be a string of 1 to 256 characters");
+  if (event.scope !== undefined && (typeof event.scope !== "string" || event.scope.length === 0)) bad("scope", "must be a non-empty string");
+  for (const [k, v] of Object.entries(event.additionalMetadata ?? {})) if (typeof v !== "string") bad(`additionalMetadata.${k}`, "must be a string");
 }
 
 export function unwrap<T>(reply: Reply<T>): T {

@@ -212,7 +212,47 @@ export const tightQuick = spindle.durableTask({
   fn: async (_input, ctx) => ({ one: await ctx.memo(() => 1) }),
 });
 
-export const durableWorkflows = [steps, sleeper, eventWaiter, orWaiter, andWaiter, fanoutParent, failingLeaf, runInside, nondet, memoLoop, conditional];
+/** memo keys include their deps; now() is recorded once. */
+export const memoKeys = spindle.durableTask({
+  name: "d-memo-keys",
+  executionTimeout: "30s",
+  input: z.object({ dep: z.string() }),
+  fn: async (input, ctx) => {
+    const first = await ctx.now();
+    const value = await ctx.memo(() => {
+      count(`d-memo-keys:body:${ctx.workflowRunId()}`);
+      return `computed for ${input.dep}`;
+    }, [input.dep]);
+    await ctx.sleepFor("1s");
+    const second = await ctx.now();
+    return { value, first: first.toISOString(), second: second.toISOString() };
+  },
+});
+
+/** A durable task inside a DAG, between two regular tasks. */
+export const mixed = spindle.workflow<{ x: number }>({ name: "t-mixed" });
+const before = mixed.task({ name: "before", fn: (input) => ({ x: input.x }) });
+const middle = mixed.durableTask({
+  name: "middle",
+  parents: [before],
+  executionTimeout: "30s",
+  fn: async (_input, ctx) => {
+    const x = ctx.parentOutput(before).x;
+    const got = await ctx.waitForEvent<{ add: number }>("t-mixed:add", `input.x == ${x}`);
+    return { x: x + got.add };
+  },
+});
+mixed.task({ name: "after", parents: [middle], fn: (_input, ctx) => ({ final: ctx.parentOutput(middle).x * 2 }) });
+
+/** Builds its expression at run time, and builds it wrong. */
+export const badCel = spindle.durableTask({
+  name: "d-bad-cel",
+  retries: 3,
+  executionTimeout: "30s",
+  fn: async (_input, ctx) => ctx.waitForEvent("anything", "input.x == == 1"),
+});
+
+export const durableWorkflows = [badCel, memoKeys, mixed, steps, sleeper, eventWaiter, orWaiter, andWaiter, fanoutParent, failingLeaf, runInside, nondet, memoLoop, conditional];
 export const tightWorker = spindle.worker({
   name: "tight",
   slots: 2,

@@ -35,6 +35,7 @@ export interface EngineClient {
   watchTask(runId: string, ref: DispatchRef): Promise<WatchResult>;
   register(registration: WorkerRegistration): Promise<{ workflows: string[] }>;
   checkpoint(runId: string, req: CheckpointRequest): Promise<CheckpointReply>;
+  pushEvent(event: EventPush): Promise<{ eventId: string }>;
   pushEvents(events: EventPush[]): Promise<{ eventId: string }[]>;
 }
 
@@ -50,6 +51,7 @@ export interface EngineBinding {
   watchTask(token: string, runId: string, ref: DispatchRef): Promise<Reply<WatchResult>>;
   register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>>;
   checkpoint(token: string, runId: string, req: CheckpointRequest): Promise<Reply<CheckpointReply>>;
+  pushEvent(token: string, event: EventPush): Promise<Reply<{ eventId: string }>>;
   pushEvents(token: string, events: EventPush[]): Promise<Reply<{ eventId: string }[]>>;
 }
 
@@ -93,6 +95,9 @@ export class RpcClient implements EngineClient {
   }
   async checkpoint(runId: string, req: CheckpointRequest) {
     return unwrap(await this.binding.checkpoint(this.token, runId, req));
+  }
+  async pushEvent(event: EventPush) {
+    return unwrap(await this.binding.pushEvent(this.token, event));
   }
   async pushEvents(events: EventPush[]) {
     return unwrap(await this.binding.pushEvents(this.token, events));
@@ -157,17 +162,11 @@ export class HttpClient implements EngineClient {
   checkpoint(): Promise<CheckpointReply> {
     throw new SpindleError("config.unsupported", "durable tasks run behind a service binding to the engine");
   }
+  pushEvent(e: EventPush): Promise<{ eventId: string }> {
+    return this.request("POST", "/api/v1/events", { key: e.key, payload: e.payload, additionalMetadata: e.additionalMetadata, scope: e.scope });
+  }
   pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
-    return Promise.all(
-      events.map((e) =>
-        this.request<{ eventId: string }>("POST", "/api/v1/events", {
-          key: e.key,
-          payload: e.payload,
-          additionalMetadata: e.additionalMetadata,
-          scope: e.scope,
-        }),
-      ),
-    );
+    return Promise.all(events.map((e) => this.pushEvent(e)));
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {

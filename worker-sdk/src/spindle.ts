@@ -41,10 +41,7 @@ export class Spindle {
       key: string,
       payload: unknown,
       options: { additionalMetadata?: Record<string, string>; scope?: string } = {},
-    ): Promise<{ eventId: string }> => {
-      const [result] = await this.client().pushEvents([{ key, payload, ...options }]);
-      return result!;
-    },
+    ): Promise<{ eventId: string }> => this.client().pushEvent({ key, payload, ...options }),
     bulkPush: (events: EventPush[]): Promise<{ eventId: string }[]> => this.client().pushEvents(events),
   };
 
