@@ -112,17 +112,6 @@ export class DurableLog {
       .map(toCheckpoint);
   }
 
-  /** Pending checkpoints waiting on a child run. */
-  waitingOnChild(childRunId: string): Checkpoint[] {
-    return this.sql
-      .exec<CheckpointRow>(
-        "SELECT * FROM checkpoints WHERE status = 'pending' AND kind IN ('child','children') AND EXISTS (SELECT 1 FROM json_each(checkpoints.data, '$.children') WHERE value = ?)",
-        childRunId,
-      )
-      .toArray()
-      .map(toCheckpoint);
-  }
-
   insert(cp: { task: string; seq: number; kind: CheckpointKind; key: string; invocation: number; data: CheckpointData | null }, now: number): void {
     this.sql.exec(
       "INSERT INTO checkpoints (task, seq, kind, key, status, data, invocation, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",

@@ -29,6 +29,11 @@ import type { Timer, TimerStore } from "./timer-store";
 
 /** How long past its execution timeout a slot stays leased before the task queue takes it back. */
 export const LEASE_GRACE_MS = 30_000;
+/**
+ * Index updates and child links are sent after the reply, in the background; if the object goes
+ * away first, this timer sends what is left.
+ */
+export const OUTBOX_SAFETY_MS = 30_000;
 
 export interface DispatchRef {
   task: string;
@@ -294,8 +299,8 @@ export class RunMachine {
       case "children": {
         const children = req.children ?? [];
         this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, invocation: req.invocation, data: { children } }, now);
-        for (const [i, id] of children.entries()) this.s.runs.addChild(id, req.task, i);
-        this.resolveChildrenIfDone(run, req.task, req.seq, children, now);
+        this.s.runs.addWaitedChildren(req.task, req.seq, children);
+        this.resolveChildrenIfDone(run, req.task, req.seq, now);
         break;
       }
     }
@@ -319,21 +324,20 @@ export class RunMachine {
     this.dispatch(run, name, task.attempt, invocation, now);
   }
 
+  /** A child run ended. If a durable checkpoint waits on it and it was the last one, resolve it. */
   childEnded(run: RunRecord, report: ChildEnded, now: number): void {
     this.s.runs.childEnded(report.childRunId, report.parentTask, report.status, report.output, (report.error as ErrorData | null) ?? null);
     if (isTerminal(run.status)) return;
-    for (const cp of this.s.log.waitingOnChild(report.childRunId)) {
-      this.resolveChildrenIfDone(run, cp.task, cp.seq, cp.data?.children ?? [], now);
-    }
+    const wait = this.s.runs.waitOf(report.childRunId);
+    if (wait) this.resolveChildrenIfDone(run, wait.task, wait.seq, now);
   }
 
-  private resolveChildrenIfDone(run: RunRecord, task: string, seq: number, children: string[], now: number): void {
-    const outcomes = this.s.runs.childOutcomes(children);
-    if (outcomes.size < new Set(children).size) return;
-    const results: ChildResult[] = children.map((id) => {
-      const o = outcomes.get(id)!;
-      return { runId: id, status: o.status as ChildResult["status"], output: o.output, error: o.error };
-    });
+  private resolveChildrenIfDone(run: RunRecord, task: string, seq: number, now: number): void {
+    const cp = this.s.log.get(task, seq);
+    if (!cp || cp.status !== "pending" || this.s.runs.unfinishedChildren(task, seq) > 0) return;
+    const results: ChildResult[] = this.s.runs
+      .waitedOutcomes(task, seq)
+      .map((o) => ({ runId: o.runId, status: o.status as ChildResult["status"], output: o.output, error: o.error }));
     if (this.s.log.resolve(task, seq, { value: results }, now)) this.wake(run, task, now);
   }
 
@@ -501,6 +505,7 @@ export class RunMachine {
       version: run.version,
     };
     this.s.outbox.add("index", runIndexName(run.tenant, fnv1a(run.runId) % RUN_INDEX_SHARDS), entry, now);
+    this.s.timers.ensure("outbox", "", 0, now + OUTBOX_SAFETY_MS);
   }
 
   taskDef(run: RunRecord, name: string): TaskDefinition {

@@ -68,6 +68,10 @@ export class Outbox {
     return now + delay;
   }
 
+  isEmpty(): boolean {
+    return this.sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length === 0;
+  }
+
   nextDue(): number | null {
     return this.sql.exec<{ next: number | null }>("SELECT MIN(next_at) AS next FROM outbox").toArray()[0]?.next ?? null;
   }

@@ -133,6 +133,49 @@ export class RunStore {
     );
   }
 
+  /** A durable task's checkpoint `seq` waits on these children (in this order). */
+  addWaitedChildren(task: string, seq: number, runIds: readonly string[]): void {
+    runIds.forEach((runId, position) =>
+      this.sql.exec(
+        `INSERT INTO children (run_id, task, position, seq) VALUES (?, ?, ?, ?)
+         ON CONFLICT (run_id) DO UPDATE SET task = excluded.task, position = excluded.position, seq = excluded.seq`,
+        runId,
+        task,
+        position,
+        seq,
+      ),
+    );
+  }
+
+  /** The checkpoint a child is waited on by, if any. */
+  waitOf(childRunId: string): { task: string; seq: number } | null {
+    const row = this.sql
+      .exec<{ task: string; seq: number | null }>("SELECT task, seq FROM children WHERE run_id = ?", childRunId)
+      .toArray()[0];
+    return row && row.seq !== null ? { task: row.task, seq: row.seq } : null;
+  }
+
+  /** How many children of a checkpoint have not ended yet. */
+  unfinishedChildren(task: string, seq: number): number {
+    return (
+      this.sql
+        .exec<{ n: number }>("SELECT COUNT(*) AS n FROM children WHERE task = ? AND seq = ? AND status IS NULL", task, seq)
+        .toArray()[0]?.n ?? 0
+    );
+  }
+
+  /** The outcomes of a checkpoint's children, in spawn order. */
+  waitedOutcomes(task: string, seq: number): { runId: string; status: string; output: unknown; error: ErrorData | null }[] {
+    return this.sql
+      .exec<{ run_id: string; status: string; output: string | null; error: string | null }>(
+        "SELECT run_id, status, output, error FROM children WHERE task = ? AND seq = ? ORDER BY position",
+        task,
+        seq,
+      )
+      .toArray()
+      .map((r) => ({ runId: r.run_id, status: r.status, output: parseJson(r.output), error: parseJson<ErrorData>(r.error) }));
+  }
+
   /** A child run ended (its report may arrive before its link). */
   childEnded(runId: string, task: string, status: string, output: unknown, error: ErrorData | null): void {
     this.sql.exec(
@@ -144,19 +187,6 @@ export class RunStore {
       toJson(output),
       toJson(error),
     );
-  }
-
-  childOutcomes(runIds: readonly string[]): Map<string, { status: string; output: unknown; error: ErrorData | null }> {
-    const out = new Map<string, { status: string; output: unknown; error: ErrorData | null }>();
-    if (runIds.length === 0) return out;
-    const rows = this.sql
-      .exec<{ run_id: string; status: string; output: string | null; error: string | null }>(
-        "SELECT run_id, status, output, error FROM children WHERE status IS NOT NULL AND run_id IN (SELECT value FROM json_each(?))",
-        JSON.stringify(runIds),
-      )
-      .toArray();
-    for (const r of rows) out.set(r.run_id, { status: r.status, output: parseJson(r.output), error: parseJson<ErrorData>(r.error) });
-    return out;
   }
 
   children(): string[] {

@@ -100,6 +100,6 @@ function waitsOf(
       return entry;
     });
   }
-  if (children) view.children = { total: children.length, done: runs.childOutcomes(children).size };
+  if (children) view.children = { total: children.length, done: children.length - runs.unfinishedChildren(task, seq) };
   return view;
 }

@@ -122,6 +122,7 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
       "ALTER TABLE children ADD COLUMN status TEXT",
       "ALTER TABLE children ADD COLUMN output TEXT",
       "ALTER TABLE children ADD COLUMN error TEXT",
+      "CREATE INDEX children_by_wait ON children (task, seq, status)",
       // Several timers of one kind can belong to one task and attempt (two sleeps of one wait):
       // key them by a reference as well. SQLite cannot change a primary key in place.
       `CREATE TABLE timers_v2 (

@@ -22,7 +22,7 @@ import type { Env } from "../env";
 import type { ConditionMet } from "../events/event-bus";
 import { migrate } from "../storage/migrate";
 import { DurableLog } from "./durable-log";
-import { RunMachine, watchKey, type DispatchRef } from "./machine";
+import { OUTBOX_SAFETY_MS, RunMachine, watchKey, type DispatchRef } from "./machine";
 import { Outbox, type OutboxMessage } from "./outbox";
 import { deliver, type ChildEnded, type OutboxPayloads } from "./outbox-delivery";
 import { RunStore, type RunRecord } from "./run-store";
@@ -49,6 +49,9 @@ export interface RunInit {
 
 export type StartReply = { kind: "started"; assignment: Assignment } | { kind: "stale"; reason: string };
 
+/** Outbox kinds nothing waits on: sent after the reply. */
+const BACKGROUND_KINDS = new Set<OutboxMessage["kind"]>(["index", "link_child"]);
+
 const ok = <T>(value: T): Reply<T> => ({ ok: true, value });
 const fail = (error: SpindleError): Reply<never> => ({ ok: false, error: error.toData() });
 const notFound = () => fail(new SpindleError("run.not_found", "run not found"));
@@ -71,6 +74,7 @@ export class WorkflowRun extends DurableObject<Env> {
   /** Decided inside a transaction, delivered once it has committed. */
   private pendingWatch: { key: string; result: WatchResult }[] = [];
   private runEnded = false;
+  private backgroundSends = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -112,9 +116,11 @@ export class WorkflowRun extends DurableObject<Env> {
       init.definition.tasks.forEach((t, i) => this.tasks.insert(t.name, i, ulid(now)));
       const run = this.runs.get()!;
       this.machine.reportToIndex(run, now);
-      if (init.parent) {
+      // A durable parent links its children itself, in the checkpoint that spawns them.
+      if (init.parent && init.parent.seq === undefined) {
         const link: OutboxPayloads["link_child"] = { runId: init.runId, task: init.parent.taskName, position: init.parent.index };
         this.outbox.add("link_child", runObjectName(init.tenant, init.parent.runId), link, now);
+        this.timers.ensure("outbox", "", 0, now + OUTBOX_SAFETY_MS);
       }
       this.machine.advance(run, now);
     });
@@ -295,6 +301,11 @@ export class WorkflowRun extends DurableObject<Env> {
     await this.timers.arm();
   }
 
+  /**
+   * Sends what the outbox holds, grouped by kind and target. What the run's progress depends on
+   * (enqueues, dequeues, event subscriptions, reports to a parent, cancels) is awaited; index
+   * updates and child links go in the background, covered by the outbox safety timer.
+   */
   private async flushOutbox(): Promise<void> {
     const messages = this.outbox.take(clock.now());
     if (messages.length === 0) return;
@@ -303,21 +314,39 @@ export class WorkflowRun extends DurableObject<Env> {
       const key = `${m.kind}\u0000${m.target}`;
       groups.set(key, [...(groups.get(key) ?? []), m]);
     }
-    await Promise.all(
-      [...groups.values()].map(async (group) => {
-        const first = group[0]!;
-        try {
-          const result = await deliver(this.env, first.kind, first.target, group);
-          for (const m of group) this.outbox.done(m.id);
-          if (result.kind === "enqueue" && result.reply.blockedReason) {
-            for (const item of result.items) this.tasks.setQueuedReason(item.task, item.attempt, result.reply.blockedReason);
+    const urgent: Promise<void>[] = [];
+    for (const group of groups.values()) {
+      if (!BACKGROUND_KINDS.has(group[0]!.kind)) {
+        urgent.push(this.send(group));
+        continue;
+      }
+      this.backgroundSends++;
+      this.ctx.waitUntil(
+        this.send(group).finally(async () => {
+          // Everything sent: the safety timer has nothing left to cover.
+          if (--this.backgroundSends === 0 && this.outbox.isEmpty()) {
+            this.timers.clear("outbox", "", 0);
+            await this.timers.arm();
           }
-        } catch (err) {
-          console.error(`run outbox: ${first.kind} to ${first.target} failed, will retry`, err);
-          for (const m of group) this.timers.set("outbox", "", 0, this.outbox.failed(m.id, m.tries, clock.now()));
-        }
-      }),
-    );
+        }),
+      );
+    }
+    await Promise.all(urgent);
+  }
+
+  private async send(group: OutboxMessage[]): Promise<void> {
+    const first = group[0]!;
+    try {
+      const result = await deliver(this.env, first.kind, first.target, group);
+      for (const m of group) this.outbox.done(m.id);
+      if (result.kind === "enqueue" && result.reply.blockedReason) {
+        for (const item of result.items) this.tasks.setQueuedReason(item.task, item.attempt, result.reply.blockedReason);
+      }
+    } catch (err) {
+      console.error(`run outbox: ${first.kind} to ${first.target} failed, will retry`, err);
+      for (const m of group) this.timers.set("outbox", "", 0, this.outbox.failed(m.id, m.tries, clock.now()));
+      await this.timers.arm();
+    }
   }
 
   private assignment(run: RunRecord, task: TaskRecord, now: number): Assignment {

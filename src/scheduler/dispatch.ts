@@ -41,12 +41,15 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
       const assignment = start.assignment;
       ctx.waitUntil(
         (async () => {
+          let outcome: TaskOutcome;
           try {
-            const outcome = await execute(env, m.worker, assignment);
-            await completeWithRetries(run, ref, outcome);
+            outcome = await execute(env, m.worker, assignment);
           } finally {
-            await queue.release(m.key);
+            // The worker is free the moment it answers: give the slot back while the run records
+            // the outcome (a slow parent or index must not hold the pool).
+            ctx.waitUntil(queue.release(m.key));
           }
+          await completeWithRetries(run, ref, outcome);
         })(),
       );
     }),
