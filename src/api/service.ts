@@ -16,11 +16,10 @@ import { clock } from "../core/clock";
 import { notFound, SpindleError } from "../core/errors";
 import { checkInput } from "../core/input-schema";
 import { deterministicUlid, isUlid, ulid } from "../core/ids";
-import { registryName, runIndexName, runObjectName, RUN_INDEX_SHARDS } from "../core/names";
+import { eventBusName, registryName, runIndexName, runObjectName, RUN_INDEX_SHARDS } from "../core/names";
 import type { Env } from "../env";
 import type { ResolvedWorkflow, WorkerInfo } from "../registry/registry";
 import { validateConditions } from "../core/conditions";
-import { eventBusName } from "../run/machine";
 import type { DispatchRef } from "../run/workflow-run";
 
 /** How long a looked-up definition is reused before asking the registry again. */

@@ -1,3 +1,5 @@
+import type { TaskDefinition } from "@spindle/worker-sdk/protocol";
+
 /**
  * Names of Durable Objects and bindings. Every object name carries the tenant, so two tenants can
  * never touch each other's runs, queues or registries.
@@ -18,4 +20,15 @@ export function workerBindingName(worker: string): string {
 
 export function isWorkerBindingName(name: string): boolean {
   return name.startsWith("WORKER_");
+}
+
+export const eventBusName = (tenant: string, key: string): string => `events:${tenant}:${key}`;
+
+/** One waiter per condition leaf of a wait: `${runId}|${task}|${seq}|${list}|${group}|${leaf}`. */
+export const waiterId = (runId: string, ref: { task: string; seq: number; list: string; group: number; leaf: number }): string =>
+  `${runId}|${ref.task}|${ref.seq}|${ref.list}|${ref.group}|${ref.leaf}`;
+
+/** Durable tasks draw from their own slot pool. */
+export function poolOf(def: TaskDefinition): Pool {
+  return def.kind === "durable" ? "durable" : "regular";
 }

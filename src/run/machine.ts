@@ -1,31 +1,29 @@
 import type {
   CheckpointReply,
   CheckpointRequest,
-  ChildResult,
-  ConditionData,
   ErrorData,
   TaskDefinition,
   TaskOutcome,
   WatchResult,
 } from "@spindle/worker-sdk/protocol";
-import { matches } from "../core/cel";
 import { clock } from "../core/clock";
-import { evaluate, leafId, leaves } from "../core/conditions";
 import { descendants, isTerminal } from "../core/dag";
 import { errorData, SpindleError } from "../core/errors";
 import { fnv1a } from "../core/ids";
-import { runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName, type Pool } from "../core/names";
+import { formatMs } from "../core/format";
+import { poolOf, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
 import { decideRetry } from "../core/retry";
 import { planRun, runOutput } from "../core/run-machine";
-import type { ConditionMet, Waiter } from "../events/event-bus";
+import type { ConditionMet } from "../events/event-bus";
 import { dispatchKey, type EnqueueItem } from "../scheduler/messages";
-import { DAG_CONDITIONS_SEQ, type ConditionList, type DurableLog } from "./durable-log";
+import type { ConditionList, DurableLog } from "./durable-log";
 import type { Outbox } from "./outbox";
 import type { ChildEnded, OutboxPayloads } from "./outbox-delivery";
 import type { IndexEntry } from "./run-index";
 import type { RunRecord, RunStore } from "./run-store";
 import type { TaskRecord, TaskStore } from "./task-store";
 import type { Timer, TimerStore } from "./timer-store";
+import { Waits } from "./waits";
 
 /** How long past its execution timeout a slot stays leased before the task queue takes it back. */
 export const LEASE_GRACE_MS = 30_000;
@@ -65,10 +63,14 @@ export const watchKey = (ref: { task: string; attempt: number; invocation: numbe
  * repeat is a no-op.
  */
 export class RunMachine {
+  private readonly waits: Waits;
+
   constructor(
     private readonly s: Stores,
     private readonly effects: Effects,
-  ) {}
+  ) {
+    this.waits = new Waits(s, this);
+  }
 
   // -------------------------------------------------------------------------------------------
   // The DAG
@@ -92,42 +94,9 @@ export class RunMachine {
     }
   }
 
-  /** A task's parents are done: queue it, or arm its conditions and decide when they say. */
+  /** A task's parents are done: queue it, or arm its conditions and let them decide. */
   private readyTask(run: RunRecord, name: string, now: number): void {
-    const def = this.taskDef(run, name);
-    const lists: [ConditionList, ConditionData[] | undefined][] = [
-      ["wait", def.waitFor],
-      ["skip", def.skipIf],
-      ["cancel", def.cancelIf],
-    ];
-    if (lists.every(([, l]) => !l || l.length === 0)) {
-      this.queueTask(run, name, now, 0, 0);
-      return;
-    }
-    for (const [list, conditions] of lists) if (conditions?.length) this.armConditions(run, name, DAG_CONDITIONS_SEQ, list, conditions, now);
-    this.decideDagTask(run, name, now);
-  }
-
-  /** A conditional DAG task: cancel, skip or start it as soon as one of its lists holds. */
-  private decideDagTask(run: RunRecord, name: string, now: number): void {
-    const task = this.s.tasks.get(name);
-    if (!task || task.status !== "PENDING") return;
-    const def = this.taskDef(run, name);
-    const state = this.conditionState(name, DAG_CONDITIONS_SEQ);
-    const holds = (list: ConditionList, conditions: ConditionData[] | undefined) =>
-      !!conditions?.length && evaluate(conditions, state.get(list) ?? new Map()).holds;
-    // cancelIf wins over skipIf, which wins over waitFor. With no waitFor the task starts at once:
-    // a skip or cancel that hangs on an event or a sleep can no longer matter once it runs.
-    let decided: "CANCELLED" | "SKIPPED" | "QUEUED" | null = null;
-    if (holds("cancel", def.cancelIf)) decided = "CANCELLED";
-    else if (holds("skip", def.skipIf)) decided = "SKIPPED";
-    else if (!def.waitFor?.length || holds("wait", def.waitFor)) decided = "QUEUED";
-    if (!decided) return;
-    this.disarm(run, name, DAG_CONDITIONS_SEQ);
-    if (decided === "QUEUED") this.queueTask(run, name, now, 0, 0);
-    else if (decided === "SKIPPED") this.s.tasks.settle(name, "SKIPPED", now);
-    else this.s.tasks.settle(name, "CANCELLED", now, errorData("task.condition_cancelled", "CancelledError", `a cancelIf condition of task '${name}' held`));
-    this.advance(this.s.runs.get()!, now);
+    if (!this.waits.armDagConditions(run, name, now)) this.queueTask(run, name, now, 0, 0);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -182,7 +151,7 @@ export class RunMachine {
   complete(run: RunRecord, task: TaskRecord, outcome: TaskOutcome, now: number): void {
     this.s.timers.clear("exec_timeout", task.name, task.attempt);
     if (outcome.status === "completed") {
-      this.disarmTask(run, task.name);
+      this.waits.disarmTask(run, task.name);
       this.s.tasks.finish(task.name, task.attempt, "COMPLETED", now, { output: outcome.output ?? null });
       this.advance(run, now);
     } else if (outcome.status === "failed") {
@@ -191,7 +160,7 @@ export class RunMachine {
       if (this.taskDef(run, task.name).kind !== "durable") {
         throw new SpindleError("task.invalid_outcome", `task '${task.name}' is not durable and cannot suspend`);
       }
-      this.suspend(run, task, outcome.waitingOn, now);
+      this.waits.suspend(run, task, outcome.waitingOn, now);
     }
     this.effects.watch(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }), { reason: "ended" });
   }
@@ -205,7 +174,7 @@ export class RunMachine {
       this.queueTask(run, task.name, now, task.retryCount + 1, decision.delayMs);
       return;
     }
-    this.disarmTask(run, task.name);
+    this.waits.disarmTask(run, task.name);
     this.s.tasks.finish(task.name, task.attempt, "FAILED", now, { error });
     this.advance(run, now);
   }
@@ -216,7 +185,7 @@ export class RunMachine {
       const [list, id] = timer.ref.split(":") as [ConditionList, string];
       const [group, leaf] = id.split(".").map(Number) as [number, number];
       const c = this.s.log.condition(timer.task, timer.attempt, list, group, leaf);
-      if (c && c.spec.kind === "sleep") this.conditionSatisfied(run, { task: timer.task, seq: timer.attempt, list, group, leaf }, { durationMs: c.spec.durationMs }, now);
+      if (c && c.spec.kind === "sleep") this.waits.conditionSatisfied(run, { task: timer.task, seq: timer.attempt, list, group, leaf }, { durationMs: c.spec.durationMs }, now);
       return;
     }
     const task = this.s.tasks.get(timer.task);
@@ -240,7 +209,7 @@ export class RunMachine {
         `task '${task.name}' waited longer than its schedule timeout of ${formatMs(def.scheduleTimeoutMs)} to start` +
           (task.queuedReason ? ` (${task.queuedReason})` : ""),
       );
-      this.disarmTask(run, task.name);
+      this.waits.disarmTask(run, task.name);
       this.s.tasks.finish(task.name, task.attempt, "FAILED", now, { error });
       this.advance(run, now);
     }
@@ -257,178 +226,35 @@ export class RunMachine {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Durable tasks
+  // Durable tasks and conditions: see Waits
   // -------------------------------------------------------------------------------------------
 
-  /**
-   * Records a call of a durable task in its event log. A call already recorded at this position
-   * must be the same call (kind and key) or the replay is not deterministic; a stale invocation
-   * (not the task's current one) may not write at all.
-   */
   checkpoint(run: RunRecord, req: CheckpointRequest, now: number): CheckpointReply {
-    const task = this.s.tasks.get(req.task);
-    const def = this.taskDef(run, req.task);
-    if (def.kind !== "durable") throw new SpindleError("task.not_durable", `task '${req.task}' is not a durable task`);
-    if (!task || task.attempt !== req.attempt || task.invocation !== req.invocation || task.status !== "RUNNING" || task.evicted) {
-      throw new SpindleError("task.superseded", `invocation ${req.invocation} of attempt ${req.attempt} of task '${req.task}' is no longer current`);
-    }
-    const recorded = this.s.log.get(req.task, req.seq);
-    if (recorded) {
-      if (recorded.kind !== req.kind || recorded.key !== req.key) throw nonDeterminism(req.seq, recorded, req);
-      return recorded.status === "resolved" ? { status: "resolved", result: recorded.result! } : { status: "pending" };
-    }
-    switch (req.kind) {
-      case "memo":
-      case "spawn": {
-        const result = req.kind === "memo" ? (req.result ?? { value: null }) : { value: req.children ?? [] };
-        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, invocation: req.invocation, data: null }, now);
-        if (req.children) for (const [i, id] of req.children.entries()) this.s.runs.addChild(id, req.task, i);
-        this.s.log.resolve(req.task, req.seq, result, now);
-        return { status: "resolved", result };
-      }
-      case "sleep":
-      case "wait": {
-        const conditions: ConditionData[] =
-          req.kind === "sleep" ? [{ kind: "sleep", durationMs: Math.max(0, req.untilMs !== undefined ? req.untilMs - now : sleepMs(req.conditions)) }] : (req.conditions ?? []);
-        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, invocation: req.invocation, data: { conditions } }, now);
-        this.armConditions(run, req.task, req.seq, "wait", conditions, now);
-        this.resolveWaitIfMet(run, req.task, req.seq, now);
-        break;
-      }
-      case "child":
-      case "children": {
-        const children = req.children ?? [];
-        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, invocation: req.invocation, data: { children } }, now);
-        this.s.runs.addWaitedChildren(req.task, req.seq, children);
-        this.resolveChildrenIfDone(run, req.task, req.seq, now);
-        break;
-      }
-    }
-    const after = this.s.log.get(req.task, req.seq)!;
-    return after.status === "resolved" ? { status: "resolved", result: after.result! } : { status: "pending" };
+    return this.waits.checkpoint(run, req, now);
   }
 
-  /** A durable invocation ended at a wait: evict it, or queue it again if the wait already resolved. */
-  private suspend(run: RunRecord, task: TaskRecord, waitingOn: number[], now: number): void {
-    const stillPending = new Set(this.s.log.pending(task.name).map((c) => c.seq));
-    const resolvedMeanwhile = waitingOn.length === 0 || waitingOn.some((seq) => !stillPending.has(seq));
-    if (resolvedMeanwhile) this.wake(run, task.name, now, true);
-    else this.s.tasks.evict(task.name);
+  conditionMet(run: RunRecord, met: ConditionMet, now: number): void {
+    if (!isTerminal(run.status)) this.waits.conditionSatisfied(run, met, met.payload, now);
   }
 
-  /** A wait of a durable task resolved: if the task is evicted, queue its next invocation. */
-  private wake(run: RunRecord, name: string, now: number, force = false): void {
+  childEnded(run: RunRecord, report: ChildEnded, now: number): void {
+    this.waits.childEnded(run, report, now);
+  }
+
+  /** A wait resolved: if the durable task is evicted (or must go on), queue its next invocation. */
+  wake(run: RunRecord, name: string, now: number, force = false): void {
     const task = this.s.tasks.get(name);
     if (!task || task.status !== "RUNNING" || (!task.evicted && !force)) return;
     const invocation = this.s.tasks.requeueInvocation(name, now);
     this.dispatch(run, name, task.attempt, invocation, now);
   }
 
-  /** A child run ended. If a durable checkpoint waits on it and it was the last one, resolve it. */
-  childEnded(run: RunRecord, report: ChildEnded, now: number): void {
-    this.s.runs.childEnded(report.childRunId, report.parentTask, report.status, report.output, (report.error as ErrorData | null) ?? null);
-    if (isTerminal(run.status)) return;
-    const wait = this.s.runs.waitOf(report.childRunId);
-    if (wait) this.resolveChildrenIfDone(run, wait.task, wait.seq, now);
-  }
-
-  private resolveChildrenIfDone(run: RunRecord, task: string, seq: number, now: number): void {
-    const cp = this.s.log.get(task, seq);
-    if (!cp || cp.status !== "pending" || this.s.runs.unfinishedChildren(task, seq) > 0) return;
-    const results: ChildResult[] = this.s.runs
-      .waitedOutcomes(task, seq)
-      .map((o) => ({ runId: o.runId, status: o.status as ChildResult["status"], output: o.output, error: o.error }));
-    if (this.s.log.resolve(task, seq, { value: results }, now)) this.wake(run, task, now);
-  }
-
-  // -------------------------------------------------------------------------------------------
-  // Conditions (durable waits and conditional DAG tasks)
-  // -------------------------------------------------------------------------------------------
-
-  /** Records each leaf, evaluates parent conditions now, sets sleeps' timers, subscribes to events. */
-  private armConditions(run: RunRecord, task: string, seq: number, list: ConditionList, conditions: ConditionData[], now: number): void {
-    const waiters = new Map<string, Waiter[]>();
-    for (const { group, leaf, condition } of leaves(conditions)) {
-      this.s.log.addCondition({ task, seq, list, group, leaf, spec: condition, armedAt: now });
-      const ref = { task, seq, list, group, leaf };
-      if (condition.kind === "sleep") {
-        this.s.timers.set("condition", task, seq, now + condition.durationMs, null, `${list}:${leafId(group, leaf)}`);
-      } else if (condition.kind === "parent") {
-        const parent = this.s.tasks.get(condition.parent);
-        if (parent?.status === "COMPLETED" && matches(condition.expression, { output: parent.output })) {
-          this.s.log.satisfy(task, seq, list, group, leaf, parent.output, now);
-        }
-      } else {
-        const target = eventBusName(run.tenant, condition.eventKey);
-        waiters.set(target, [
-          ...(waiters.get(target) ?? []),
-          {
-            id: waiterId(run.runId, ref),
-            runId: run.runId,
-            expression: condition.expression ?? null,
-            scope: condition.scope ?? null,
-            sinceAt: now - (condition.lookbackMs ?? 0),
-            ref,
-          },
-        ]);
-      }
-    }
-    for (const [target, list] of waiters) {
-      const key = (conditions.flatMap((c) => (c.kind === "or" ? c.conditions : [c])).find((c) => c.kind === "event" && eventBusName(run.tenant, c.eventKey) === target) as { eventKey: string }).eventKey;
-      this.s.outbox.add("subscribe", target, { tenant: run.tenant, key, waiters: list } satisfies OutboxPayloads["subscribe"], now);
-    }
-  }
-
-  /** An event (through the bus) or a timer met one leaf of a wait or of a DAG task's conditions. */
-  conditionMet(run: RunRecord, met: ConditionMet, now: number): void {
-    if (isTerminal(run.status)) return;
-    this.conditionSatisfied(run, met, met.payload, now);
-  }
-
-  private conditionSatisfied(run: RunRecord, ref: { task: string; seq: number; list: ConditionList; group: number; leaf: number }, result: unknown, now: number): void {
-    if (!this.s.log.satisfy(ref.task, ref.seq, ref.list, ref.group, ref.leaf, result, now)) return;
-    if (ref.seq === DAG_CONDITIONS_SEQ) this.decideDagTask(run, ref.task, now);
-    else this.resolveWaitIfMet(run, ref.task, ref.seq, now);
-  }
-
-  private resolveWaitIfMet(run: RunRecord, task: string, seq: number, now: number): void {
-    const cp = this.s.log.get(task, seq);
-    if (!cp || cp.status !== "pending") return;
-    const conditions = (cp.data?.conditions ?? []) as ConditionData[];
-    const { holds, fired } = evaluate(conditions, this.conditionState(task, seq).get("wait") ?? new Map());
-    if (!holds) return;
-    const value = cp.kind === "sleep" ? { durationMs: (conditions[0] as { durationMs: number }).durationMs } : fired;
-    this.disarm(run, task, seq);
-    if (this.s.log.resolve(task, seq, { value }, now)) this.wake(run, task, now);
-  }
-
-  private conditionState(task: string, seq: number): Map<ConditionList, Map<string, unknown>> {
-    const state = new Map<ConditionList, Map<string, unknown>>();
-    for (const c of this.s.log.conditions(task, seq)) {
-      if (c.satisfiedAt === null) continue;
-      const map = state.get(c.list) ?? new Map<string, unknown>();
-      map.set(leafId(c.group, c.leaf), c.result);
-      state.set(c.list, map);
-    }
-    return state;
-  }
-
-  /** Stops waiting on what a decided wait no longer needs: its timers and event subscriptions. */
-  private disarm(run: RunRecord, task: string, seq: number): void {
-    this.s.timers.clearAll("condition", task, seq);
-    const byTarget = new Map<string, string[]>();
-    for (const c of this.s.log.conditions(task, seq)) {
-      if (c.spec.kind !== "event" || c.satisfiedAt !== null) continue;
-      const target = eventBusName(run.tenant, c.spec.eventKey);
-      byTarget.set(target, [...(byTarget.get(target) ?? []), waiterId(run.runId, { task, seq, list: c.list, group: c.group, leaf: c.leaf })]);
-    }
-    for (const [target, ids] of byTarget) this.s.outbox.add("unsubscribe", target, { ids } satisfies OutboxPayloads["unsubscribe"], clock.now());
-    this.s.log.markDecided(task, seq);
-  }
-
-  /** A task ended or was reset: nothing of it may wait on anything any more. */
-  disarmTask(run: RunRecord, name: string): void {
-    for (const seq of this.s.log.armedSeqs(name)) this.disarm(run, name, seq);
+  /** A DAG task's conditions decided: start it, skip it or cancel it, and plan on. */
+  settleConditional(run: RunRecord, name: string, decided: "QUEUED" | "SKIPPED" | "CANCELLED", now: number): void {
+    if (decided === "QUEUED") this.queueTask(run, name, now, 0, 0);
+    else if (decided === "SKIPPED") this.s.tasks.settle(name, "SKIPPED", now);
+    else this.s.tasks.settle(name, "CANCELLED", now, errorData("task.condition_cancelled", "CancelledError", `a cancelIf condition of task '${name}' held`));
+    this.advance(this.s.runs.get()!, now);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -440,7 +266,7 @@ export class RunMachine {
     for (const task of this.s.tasks.all()) {
       if (isTerminal(task.status)) continue;
       if (task.status === "QUEUED") this.dequeue(run, task);
-      this.disarmTask(run, task.name);
+      this.waits.disarmTask(run, task.name);
       if (task.status === "PENDING") this.s.tasks.settle(task.name, "CANCELLED", now, cancelled);
       else this.s.tasks.finish(task.name, task.attempt, "CANCELLED", now, { error: cancelled });
       this.s.timers.clearTask(task.name);
@@ -460,7 +286,7 @@ export class RunMachine {
     if (redo.length === 0) throw new SpindleError("run.conflict", "nothing to replay: the run has no failed or cancelled tasks");
     const targets = new Set([...redo, ...descendants(def, redo), ...def.tasks.filter((t) => t.role).map((t) => t.name)]);
     for (const name of targets) {
-      this.disarmTask(run, name);
+      this.waits.disarmTask(run, name);
       this.s.timers.clearTask(name);
       this.s.log.clear(name);
       this.s.tasks.reset(name);
@@ -513,32 +339,4 @@ export class RunMachine {
     if (!def) throw new SpindleError("task.not_found", `no task '${name}' in workflow '${run.workflow}'`);
     return def;
   }
-}
-
-export function poolOf(def: TaskDefinition): Pool {
-  return def.kind === "durable" ? "durable" : "regular";
-}
-
-export const eventBusName = (tenant: string, key: string): string => `events:${tenant}:${key}`;
-
-export const waiterId = (runId: string, ref: { task: string; seq: number; list: string; group: number; leaf: number }): string =>
-  `${runId}|${ref.task}|${ref.seq}|${ref.list}|${ref.group}|${ref.leaf}`;
-
-function sleepMs(conditions: ConditionData[] | undefined): number {
-  const first = conditions?.[0];
-  return first && first.kind === "sleep" ? first.durationMs : 0;
-}
-
-function nonDeterminism(seq: number, recorded: { kind: string; key: string }, now: { kind: string; key: string }): SpindleError {
-  return new SpindleError(
-    "replay.non_determinism",
-    `non-deterministic replay at checkpoint ${seq}: the log recorded ${recorded.kind}(${recorded.key}) but the task now called ${now.kind}(${now.key})`,
-  );
-}
-
-export function formatMs(ms: number): string {
-  if (ms >= 3_600_000 && ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms >= 1000 && ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
 }

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { effects } from "../worker/workflows";
-import { api, getRun, result, task, trigger } from "./helpers";
+import { registration, taskDef, workflowDef } from "../support/definitions";
+import { api, getRun, result, task, TOKEN, trigger } from "./helpers";
 
 describe("cancellation", () => {
   it("aborts a running task and never starts what depends on it", async () => {
@@ -35,19 +36,7 @@ describe("cancellation", () => {
   });
 
   it("takes a queued task out of its worker's queue", async () => {
-    await env.SPINDLE.register("test-token-default", {
-      name: "ghost2",
-      slots: 5,
-      durableSlots: 0,
-      sdkVersion: "test",
-      workflows: [
-        {
-          name: "t-ghost-cancel",
-          kind: "task",
-          tasks: [{ name: "t-ghost-cancel", kind: "task", parents: [], retries: 0, executionTimeoutMs: 1_000, scheduleTimeoutMs: 60_000 }],
-        },
-      ],
-    });
+    await env.SPINDLE.register(TOKEN, registration("ghost2", [workflowDef("t-ghost-cancel", [taskDef("t-ghost-cancel", [], { scheduleTimeoutMs: 60_000 })], "task")], 5));
     const runId = await trigger("t-ghost-cancel", {});
     const queue = env.TASK_QUEUES.getByName("tq:default:ghost2:regular");
     await vi.waitUntil(async () => (await queue.stats())?.ready === 1, { timeout: 5_000 });

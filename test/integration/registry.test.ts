@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { api } from "./helpers";
+import { registration, taskDef, workflowDef } from "../support/definitions";
+import { api, TOKEN } from "./helpers";
 
 describe("registration", () => {
   it("learns every bound worker's workflows without a manual step", async () => {
@@ -33,13 +34,7 @@ describe("registration", () => {
 
   it("refuses a worker that claims another worker's workflow", async () => {
     await api("GET", "/api/v1/workflows");
-    const reply = await env.SPINDLE.register("test-token-default", {
-      name: "thief",
-      slots: 1,
-      durableSlots: 0,
-      sdkVersion: "test",
-      workflows: [{ name: "t-echo", kind: "task", tasks: [{ name: "t-echo", kind: "task", parents: [], retries: 0, executionTimeoutMs: 1000, scheduleTimeoutMs: 1000 }] }],
-    });
+    const reply = await env.SPINDLE.register(TOKEN, registration("thief", [workflowDef("t-echo", [taskDef("t-echo")], "task")]));
     expect(reply.ok).toBe(false);
     if (!reply.ok) {
       expect(reply.error.code).toBe("registry.conflict");
@@ -48,29 +43,14 @@ describe("registration", () => {
   });
 
   it("refuses an invalid DAG with the reason", async () => {
-    const reply = await env.SPINDLE.register("test-token-default", {
-      name: "cyclic",
-      slots: 1,
-      durableSlots: 0,
-      sdkVersion: "test",
-      workflows: [
-        {
-          name: "t-cycle",
-          kind: "workflow",
-          tasks: [
-            { name: "p", kind: "task", parents: ["q"], retries: 0, executionTimeoutMs: 1000, scheduleTimeoutMs: 1000 },
-            { name: "q", kind: "task", parents: ["p"], retries: 0, executionTimeoutMs: 1000, scheduleTimeoutMs: 1000 },
-          ],
-        },
-      ],
-    });
+    const reply = await env.SPINDLE.register(TOKEN, registration("cyclic", [workflowDef("t-cycle", [taskDef("p", ["q"]), taskDef("q", ["p"])])]));
     expect(reply.ok).toBe(false);
     if (!reply.ok) expect(reply.error.message).toContain("dependency cycle: p -> q -> p");
     expect((await api("POST", "/api/v1/workflows/t-cycle/runs", { input: {} })).status).toBe(404);
   });
 
   it("refuses a malformed registration naming the field", async () => {
-    const reply = await env.SPINDLE.register("test-token-default", { name: "bad", slots: -1, durableSlots: 0, sdkVersion: "x", workflows: [] });
+    const reply = await env.SPINDLE.register(TOKEN, { ...registration("bad", []), slots: -1 });
     expect(reply.ok).toBe(false);
     if (!reply.ok) expect(reply.error.fields?.[0]?.path).toBe("registration.slots");
   });

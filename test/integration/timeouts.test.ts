@@ -3,7 +3,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { advanceClock } from "../../src/core/clock";
 import { effects } from "../worker/workflows";
-import { getRun, result, task, trigger } from "./helpers";
+import { registration, taskDef, workflowDef } from "../support/definitions";
+import { getRun, result, task, TOKEN, trigger } from "./helpers";
 
 describe("execution and schedule timeouts", () => {
   it("fails an attempt at its execution timeout even if the worker never answers", async () => {
@@ -48,19 +49,10 @@ describe("execution and schedule timeouts", () => {
 
   it("fails a task that waits longer than its schedule timeout to start", async () => {
     // The ghost worker registered but the engine has no binding to it: its tasks cannot start.
-    const reply = await env.SPINDLE.register("test-token-default", {
-      name: "ghost",
-      slots: 5,
-      durableSlots: 0,
-      sdkVersion: "test",
-      workflows: [
-        {
-          name: "t-ghost-timeout",
-          kind: "task",
-          tasks: [{ name: "t-ghost-timeout", kind: "task", parents: [], retries: 2, executionTimeoutMs: 1_000, scheduleTimeoutMs: 60_000 }],
-        },
-      ],
-    });
+    const reply = await env.SPINDLE.register(
+      TOKEN,
+      registration("ghost", [workflowDef("t-ghost-timeout", [taskDef("t-ghost-timeout", [], { retries: 2, scheduleTimeoutMs: 60_000 })], "task")], 5),
+    );
     expect(reply.ok).toBe(true);
     const runId = await trigger("t-ghost-timeout", {});
     await vi.waitUntil(async () => (await getRun(runId)).tasks[0]!.queuedReason !== null, { timeout: 5_000 });

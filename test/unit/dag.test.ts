@@ -1,16 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { taskDef as t } from "../support/definitions";
 import type { TaskDefinition, WorkflowDefinition } from "@spindle/worker-sdk/protocol";
 import { descendants, validateWorkflow } from "../../src/core/dag";
 
-const t = (name: string, parents: string[] = [], extra: Partial<TaskDefinition> = {}): TaskDefinition => ({
-  name,
-  kind: "task",
-  parents,
-  retries: 0,
-  executionTimeoutMs: 1000,
-  scheduleTimeoutMs: 1000,
-  ...extra,
-});
 const wf = (...tasks: TaskDefinition[]): WorkflowDefinition => ({ name: "wf", kind: "workflow", tasks });
 
 describe("validateWorkflow", () => {

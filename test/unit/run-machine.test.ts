@@ -1,20 +1,12 @@
 import { describe, expect, it } from "vitest";
-import type { TaskDefinition, TaskStatus, WorkflowDefinition } from "@spindle/worker-sdk/protocol";
+import { taskDef as t } from "../support/definitions";
+import type { TaskStatus, WorkflowDefinition } from "@spindle/worker-sdk/protocol";
 import { planRun, runOutput } from "../../src/core/run-machine";
 
-const t = (name: string, parents: string[] = [], role?: TaskDefinition["role"]): TaskDefinition => ({
-  name,
-  kind: "task",
-  parents,
-  retries: 0,
-  executionTimeoutMs: 1000,
-  scheduleTimeoutMs: 1000,
-  ...(role ? { role } : {}),
-});
 const diamond: WorkflowDefinition = {
   name: "d",
   kind: "workflow",
-  tasks: [t("a"), t("b", ["a"]), t("c", ["a"]), t("d", ["b", "c"]), t("fail", [], "on_failure"), t("ok", [], "on_success")],
+  tasks: [t("a"), t("b", ["a"]), t("c", ["a"]), t("d", ["b", "c"]), t("fail", [], { role: "on_failure" }), t("ok", [], { role: "on_success" })],
 };
 const statuses = (s: Record<string, TaskStatus>) => new Map(Object.entries(s));
 

@@ -1,7 +1,7 @@
 import { env as workerEnv } from "cloudflare:workers";
 import { HttpClient, RpcClient, type EngineBinding, type EngineClient } from "./client";
 import { SpindleError } from "./errors";
-import type { Duration, EventPush, RunFilter, RunList, RunView } from "./protocol";
+import type { EventPush, RunFilter, RunList, RunView } from "./protocol";
 import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task";
 import type { TaskImpl } from "./runnable";
 import { createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker";

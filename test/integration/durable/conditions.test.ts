@@ -3,7 +3,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { Or, SpindleError, UserEventCondition } from "@spindle/worker-sdk";
 import { spindle } from "../../worker/workflows";
-import { push, result, runStub, task, trigger, until } from "../helpers";
+import { registration, taskDef, workflowDef } from "../../support/definitions";
+import { push, result, runStub, task, TOKEN, trigger, until } from "../helpers";
 
 const waiting = (run: any) => task(run, "wait").waitingFor?.length === 1;
 
@@ -71,30 +72,12 @@ describe("CEL expressions", () => {
   });
 
   it("are refused by the engine at registration, with the parser's message", async () => {
-    const reply = await env.SPINDLE.register("test-token-default", {
-      name: "bad-cel",
-      slots: 1,
-      durableSlots: 1,
-      sdkVersion: "test",
-      workflows: [
-        {
-          name: "t-bad-cel",
-          kind: "workflow",
-          tasks: [
-            { name: "a", kind: "task", parents: [], retries: 0, executionTimeoutMs: 1000, scheduleTimeoutMs: 1000 },
-            {
-              name: "b",
-              kind: "task",
-              parents: ["a"],
-              retries: 0,
-              executionTimeoutMs: 1000,
-              scheduleTimeoutMs: 1000,
-              skipIf: [{ kind: "parent", parent: "a", expression: "output.n >" }],
-            },
-          ],
-        },
-      ],
-    });
+    const reply = await env.SPINDLE.register(
+      TOKEN,
+      registration("bad-cel", [
+        workflowDef("t-bad-cel", [taskDef("a"), taskDef("b", ["a"], { skipIf: [{ kind: "parent", parent: "a", expression: "output.n >" }] })]),
+      ]),
+    );
     expect(reply.ok).toBe(false);
     if (!reply.ok) {
       expect(reply.error.code).toBe("workflow.invalid");
