@@ -124,11 +124,19 @@ async function startServer() {
     detached: true, // its own process group: stop() kills wrangler and both workerd processes
     stdio: ["ignore", "pipe", "pipe"],
   });
+  // wrangler dev rebuilds and reloads when a source file changes (there is no flag to stop it
+  // watching). A reload mid-bench mixes two builds and drops runs in flight, so it is counted, and
+  // the bench refuses to report numbers taken across one.
+  let reloads = 0;
+  let carry = "";
   const onData = (d) => {
     const s = d.toString();
     if (VERBOSE) process.stderr.write(s);
     log += s;
     if (log.length > LOG_LIMIT) log = log.slice(-LOG_LIMIT / 2);
+    const lines = (carry + s).split("\n");
+    carry = lines.pop() ?? "";
+    for (const line of lines) if (line.includes("Reloading local server")) reloads++;
   };
   child.stdout.on("data", onData);
   child.stderr.on("data", onData);
@@ -187,7 +195,7 @@ async function startServer() {
     }
     await sleep(300);
   }
-  return { url, port, state, stop, log: () => log };
+  return { url, port, state, stop, log: () => log, reloads: () => reloads };
 }
 
 function groupAlive(pgid) {
@@ -206,6 +214,18 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // ---------------------------------------------------------------------------------------------
 
 async function call(server, path, timeoutMs) {
+  const reloadsBefore = server.reloads();
+  try {
+    return await callOnce(server, path, timeoutMs);
+  } catch (err) {
+    if (server.reloads() > reloadsBefore) {
+      throw new BenchError(`${err.message}\n(wrangler dev reloaded during this call: a source file changed. Re-run when the tree is quiet.)`);
+    }
+    throw err;
+  }
+}
+
+async function callOnce(server, path, timeoutMs) {
   let res;
   try {
     res = await fetch(`${server.url}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
@@ -254,11 +274,22 @@ async function bench(server) {
     await sleep(SETTLE_MS);
   }
 
+  // Every measured phase must run against one build.
+  const reloadsAtStart = server.reloads();
+  const checkNoReload = () => {
+    if (server.reloads() > reloadsAtStart) {
+      throw new BenchError(
+        "wrangler dev reloaded during the measurements (a source file changed), so they mix two builds. Re-run when the tree is quiet.",
+      );
+    }
+  };
+
   phase(`latency: ${CONFIG.rounds} rounds x ${CONFIG.latencyN} sequential runs per system, order rotating`);
   for (let round = 0; round < CONFIG.rounds; round++) {
     for (const system of rotate(SYSTEMS, round)) {
       const body = await call(server, `/latency?system=${system}&n=${CONFIG.latencyN}`, LATENCY_CALL_TIMEOUT_MS);
       raw.latency.push({ round, system, samples: body.samples });
+      checkNoReload();
     }
   }
 
@@ -272,6 +303,7 @@ async function bench(server) {
         THROUGHPUT_CALL_TIMEOUT_MS,
       );
       raw.throughput.push({ round, system, elapsedMs: body.elapsedMs, samples: body.samples });
+      checkNoReload();
       await sleep(SETTLE_MS);
     }
   }
@@ -416,7 +448,18 @@ async function main() {
   } catch (err) {
     console.error(`bench: ${err.message}`);
     if (!(err instanceof BenchError)) console.error(err.stack);
-    const tail = server.log().split("\n").slice(-80).join("\n");
+    // The per-request and per-batch info lines say nothing about a failure, and one error repeated
+    // a thousand times is one error: show the rest, each distinct line once.
+    const seen = new Set();
+    const tail = server
+      .log()
+      .split("\n")
+      .filter((l) => !/^\[wrangler:info\] (QUEUE|GET|POST) /.test(l))
+      .reverse()
+      .filter((l) => l.trim() === "" || (!seen.has(l) && seen.add(l)))
+      .reverse()
+      .slice(-80)
+      .join("\n");
     console.error(`\n--- last lines of wrangler's output ---\n${tail}`);
     await cleanup(1);
     return;
