@@ -28,13 +28,19 @@ export const OUTBOX_RETRY_MAX_MS = 60_000;
 
 export class Outbox {
   private readonly sending = new Set<number>();
+  /**
+   * Sent, not yet deleted: the delete rides along with the object's next write instead of costing
+   * a commit of its own. If the object goes away first, they are sent again (receivers are
+   * idempotent).
+   */
+  private readonly sent = new Set<number>();
 
   constructor(private readonly sql: SqlStorage) {}
 
   add(kind: OutboxKind, target: string, payload: unknown, now: number): void {
     if (kind === "index") {
       // Only the newest index update of a run matters; drop older ones not already on the wire.
-      const inFlight = [...this.sending];
+      const inFlight = [...this.sending, ...this.sent];
       this.sql.exec(
         `DELETE FROM outbox WHERE kind = 'index' AND target = ?${inFlight.length ? ` AND id NOT IN (${inFlight.join(",")})` : ""}`,
         target,
@@ -48,7 +54,7 @@ export class Outbox {
     const rows = this.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE next_at <= ? ORDER BY id", now).toArray();
     const out: OutboxMessage[] = [];
     for (const r of rows) {
-      if (this.sending.has(r.id)) continue;
+      if (this.sending.has(r.id) || this.sent.has(r.id)) continue;
       this.sending.add(r.id);
       out.push({ id: r.id, kind: r.kind as OutboxKind, target: r.target, payload: JSON.parse(r.payload), tries: r.tries });
     }
@@ -57,7 +63,14 @@ export class Outbox {
 
   done(id: number): void {
     this.sending.delete(id);
-    this.sql.exec("DELETE FROM outbox WHERE id = ?", id);
+    this.sent.add(id);
+  }
+
+  /** Deletes what has been sent; called at the start of every write. */
+  purge(): void {
+    if (this.sent.size === 0) return;
+    this.sql.exec(`DELETE FROM outbox WHERE id IN (${[...this.sent].join(",")})`);
+    this.sent.clear();
   }
 
   /** A send failed: try again later, backing off. Returns when. */
@@ -68,8 +81,10 @@ export class Outbox {
     return now + delay;
   }
 
+  /** Nothing left to send (what was sent but not yet deleted does not count). */
   isEmpty(): boolean {
-    return this.sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length === 0;
+    const ids = this.sql.exec<{ id: number }>("SELECT id FROM outbox").toArray();
+    return ids.every((r) => this.sent.has(r.id));
   }
 
   nextDue(): number | null {

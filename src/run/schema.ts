@@ -1,10 +1,14 @@
 import type { Migration } from "../storage/migrate";
 
-/** The `WorkflowRun` object's schema, one migration per change, never edited once shipped. */
+/**
+ * The `WorkflowRun` object's schema: one migration per change, never edited once shipped. (Nothing
+ * has shipped yet, so this is one migration: a new run object, the common case by far, creates its
+ * tables in one short transaction instead of replaying a history.)
+ */
 export const RUN_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
-    description: "run, tasks, attempts, logs, timers, outbox, children",
+    description: "run, tasks, attempts, logs, timers, alarm, outbox, children, durable event log, conditions",
     sql: [
       `CREATE TABLE run (
         id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -33,10 +37,12 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
         attempt INTEGER NOT NULL DEFAULT 0,
         retry_count INTEGER NOT NULL DEFAULT 0,
         invocation INTEGER NOT NULL DEFAULT 0,
+        evicted INTEGER NOT NULL DEFAULT 0,
         output TEXT,
         error TEXT,
         queued_at INTEGER,
         started_at INTEGER,
+        first_started_at INTEGER,
         finished_at INTEGER,
         queued_reason TEXT
       )`,
@@ -65,9 +71,10 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
         kind TEXT NOT NULL,
         task TEXT NOT NULL,
         attempt INTEGER NOT NULL,
+        ref TEXT NOT NULL DEFAULT '',
         due_at INTEGER NOT NULL,
         data TEXT,
-        PRIMARY KEY (kind, task, attempt)
+        PRIMARY KEY (kind, task, attempt, ref)
       )`,
       "CREATE INDEX timers_due ON timers (due_at)",
       "CREATE TABLE alarm (id INTEGER PRIMARY KEY CHECK (id = 1), at INTEGER)",
@@ -82,14 +89,13 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE children (
         run_id TEXT PRIMARY KEY,
         task TEXT NOT NULL,
-        position INTEGER NOT NULL
+        position INTEGER NOT NULL,
+        seq INTEGER,
+        status TEXT,
+        output TEXT,
+        error TEXT
       )`,
-    ],
-  },
-  {
-    version: 2,
-    description: "durable event log, wait conditions, child results, timers keyed by reference",
-    sql: [
+      "CREATE INDEX children_by_wait ON children (task, seq, status)",
       `CREATE TABLE checkpoints (
         task TEXT NOT NULL,
         seq INTEGER NOT NULL,
@@ -116,28 +122,6 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
         decided INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (task, seq, list, grp, leaf)
       )`,
-      "ALTER TABLE tasks ADD COLUMN evicted INTEGER NOT NULL DEFAULT 0",
-      "ALTER TABLE tasks ADD COLUMN first_started_at INTEGER",
-      "ALTER TABLE children ADD COLUMN seq INTEGER",
-      "ALTER TABLE children ADD COLUMN status TEXT",
-      "ALTER TABLE children ADD COLUMN output TEXT",
-      "ALTER TABLE children ADD COLUMN error TEXT",
-      "CREATE INDEX children_by_wait ON children (task, seq, status)",
-      // Several timers of one kind can belong to one task and attempt (two sleeps of one wait):
-      // key them by a reference as well. SQLite cannot change a primary key in place.
-      `CREATE TABLE timers_v2 (
-        kind TEXT NOT NULL,
-        task TEXT NOT NULL,
-        attempt INTEGER NOT NULL,
-        ref TEXT NOT NULL DEFAULT '',
-        due_at INTEGER NOT NULL,
-        data TEXT,
-        PRIMARY KEY (kind, task, attempt, ref)
-      )`,
-      "INSERT INTO timers_v2 (kind, task, attempt, ref, due_at, data) SELECT kind, task, attempt, '', due_at, data FROM timers",
-      "DROP TABLE timers",
-      "ALTER TABLE timers_v2 RENAME TO timers",
-      "CREATE INDEX timers_due ON timers (due_at)",
     ],
   },
 ];

@@ -1,7 +1,7 @@
 /**
  * Every timer of a run (retry backoff, execution and schedule timeouts, sleeps, outbox retries)
- * lives in one table. `arm()` is the one function that points the object's alarm at the earliest
- * due time; callers invoke it after every write.
+ * lives in one table. `plan()`, called at the end of every write, is the one function that decides
+ * where the object's alarm points: the earliest due time.
  */
 export type TimerKind = "retry" | "exec_timeout" | "schedule_timeout" | "outbox" | "condition";
 
@@ -84,15 +84,16 @@ export class TimerStore {
   }
 
   /**
-   * Points the alarm at the earliest timer, or clears it. The time it is set for is kept in the
-   * `alarm` row (not just in memory), so it survives eviction and is skipped when unchanged.
+   * Inside a write: where the alarm must point now (the earliest timer), recorded in the `alarm`
+   * row in the same transaction. Returns the new time (null: no alarm), or undefined when it does
+   * not change. The caller applies it to the runtime's alarm in the same turn, so the two commit
+   * together.
    */
-  async arm(): Promise<void> {
+  plan(): number | null | undefined {
     const next = this.storage.sql.exec<{ next: number | null }>("SELECT MIN(due_at) AS next FROM timers").toArray()[0]?.next ?? null;
-    if (next === this.armedAt()) return;
-    if (next === null) await this.storage.deleteAlarm();
-    else await this.storage.setAlarm(next);
+    if (next === this.armedAt()) return undefined;
     this.storage.sql.exec("INSERT INTO alarm (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at", next);
+    return next;
   }
 
   /**

@@ -147,13 +147,14 @@ export class WorkflowRun extends DurableObject<Env> {
     if (!run) return notFound();
     const task = this.tasks.get(ref.task);
     if (!task) return ok({ accepted: false });
-    // Logs of a late attempt are still worth keeping: they say what the attempt did.
-    this.tasks.appendLogs(ref.task, ref.attempt, ref.invocation, outcome.logs);
     const current = task.attempt === ref.attempt && task.invocation === ref.invocation && task.status === "RUNNING" && !task.evicted;
-    if (!current || isTerminal(run.status)) return ok({ accepted: false });
-    this.write(() => this.machine.complete(run, task, outcome, clock.now()));
+    this.write(() => {
+      // Logs of a late attempt are still worth keeping: they say what the attempt did.
+      this.tasks.appendLogs(ref.task, ref.attempt, ref.invocation, outcome.logs);
+      if (current && !isTerminal(run.status)) this.machine.complete(run, task, outcome, clock.now());
+    });
     await this.afterWrite();
-    return ok({ accepted: true });
+    return ok({ accepted: current && !isTerminal(run.status) });
   }
 
   /** A durable task records a call in its event log. */
@@ -268,10 +269,9 @@ export class WorkflowRun extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     const now = clock.now();
-    const horizon = this.timers.alarmFired(now);
-    const run = this.runs.get();
-    if (!run) return;
+    if (!this.runs.exists()) return;
     this.write(() => {
+      const horizon = this.timers.alarmFired(now);
       for (const timer of this.timers.due(horizon)) {
         this.timers.clear(timer.kind, timer.task, timer.attempt, timer.ref);
         this.machine.fire(this.runs.get()!, timer, now);
@@ -282,11 +282,23 @@ export class WorkflowRun extends DurableObject<Env> {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * One write: the transition, the deletion of what the outbox has sent, and where the alarm must
+   * point, in one transaction; the alarm itself is set in the same turn, so it commits with it.
+   */
   private write(fn: () => void): void {
-    this.ctx.storage.transactionSync(fn);
+    let alarm: number | null | undefined;
+    this.ctx.storage.transactionSync(() => {
+      this.outbox.purge();
+      fn();
+      alarm = this.timers.plan();
+    });
+    if (alarm === undefined) return;
+    const applying = alarm === null ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(alarm);
+    applying.catch((err: unknown) => console.error("could not set the run's alarm", err));
   }
 
-  /** After a committed write: wake waiters, send the outbox, arm the alarm. */
+  /** After a committed write: wake waiters, then send the outbox. */
   private async afterWrite(): Promise<void> {
     for (const { key, result } of this.pendingWatch.splice(0)) {
       for (const finish of [...(this.watchers.get(key) ?? [])]) finish(result);
@@ -298,7 +310,6 @@ export class WorkflowRun extends DurableObject<Env> {
       this.endWaiters.clear();
     }
     await this.flushOutbox();
-    await this.timers.arm();
   }
 
   /**
@@ -322,12 +333,9 @@ export class WorkflowRun extends DurableObject<Env> {
       }
       this.backgroundSends++;
       this.ctx.waitUntil(
-        this.send(group).finally(async () => {
+        this.send(group).finally(() => {
           // Everything sent: the safety timer has nothing left to cover.
-          if (--this.backgroundSends === 0 && this.outbox.isEmpty()) {
-            this.timers.clear("outbox", "", 0);
-            await this.timers.arm();
-          }
+          if (--this.backgroundSends === 0 && this.outbox.isEmpty()) this.write(() => this.timers.clear("outbox", "", 0));
         }),
       );
     }
@@ -340,12 +348,16 @@ export class WorkflowRun extends DurableObject<Env> {
       const result = await deliver(this.env, first.kind, first.target, group);
       for (const m of group) this.outbox.done(m.id);
       if (result.kind === "enqueue" && result.reply.blockedReason) {
-        for (const item of result.items) this.tasks.setQueuedReason(item.task, item.attempt, result.reply.blockedReason);
+        const reason = result.reply.blockedReason;
+        this.write(() => {
+          for (const item of result.items) this.tasks.setQueuedReason(item.task, item.attempt, reason);
+        });
       }
     } catch (err) {
       console.error(`run outbox: ${first.kind} to ${first.target} failed, will retry`, err);
-      for (const m of group) this.timers.set("outbox", "", 0, this.outbox.failed(m.id, m.tries, clock.now()));
-      await this.timers.arm();
+      this.write(() => {
+        for (const m of group) this.timers.set("outbox", "", 0, this.outbox.failed(m.id, m.tries, clock.now()));
+      });
     }
   }
 

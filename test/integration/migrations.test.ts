@@ -2,8 +2,16 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { RUN_MIGRATIONS } from "../../src/run/schema";
-import { migrate, schemaVersion } from "../../src/storage/migrate";
+import { migrate, schemaVersion, type Migration } from "../../src/storage/migrate";
 import { result, trigger } from "./helpers";
+
+/** Drops every table of an object (the constructor already migrated it): start from nothing. */
+function wipe(state: DurableObjectState): void {
+  const tables = state.storage.sql
+    .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'")
+    .toArray();
+  for (const { name } of tables) state.storage.sql.exec(`DROP TABLE IF EXISTS ${name}`);
+}
 
 describe("schema migrations", () => {
   it("brings a new run object to the latest version, and running them again changes nothing", async () => {
@@ -19,27 +27,49 @@ describe("schema migrations", () => {
     });
   });
 
-  it("applies each migration in order from an empty database, keeping what the previous version stored", async () => {
+  it("upgrades a database from each version to the next, keeping its data, and running again changes nothing", async () => {
+    // The migration mechanism itself, with a history that rebuilds a table (as a primary-key change must).
+    const history: Migration[] = [
+      { version: 1, description: "jobs", sql: ["CREATE TABLE jobs (name TEXT PRIMARY KEY, due INTEGER NOT NULL)"] },
+      {
+        version: 2,
+        description: "jobs keyed by name and ref",
+        sql: [
+          "CREATE TABLE jobs_v2 (name TEXT NOT NULL, ref TEXT NOT NULL DEFAULT '', due INTEGER NOT NULL, PRIMARY KEY (name, ref))",
+          "INSERT INTO jobs_v2 (name, ref, due) SELECT name, '', due FROM jobs",
+          "DROP TABLE jobs",
+          "ALTER TABLE jobs_v2 RENAME TO jobs",
+        ],
+      },
+      { version: 3, description: "an index", sql: ["CREATE INDEX jobs_due ON jobs (due)"] },
+    ];
     const stub = env.RUNS.getByName(`run:default:migration-scratch`);
     await runInDurableObject(stub, (_instance, state) => {
-      // The constructor already migrated this object: start again from nothing.
-      const tables = () =>
-        state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'").toArray().map((r) => r.name);
-      for (const t of tables()) state.storage.sql.exec(`DROP TABLE IF EXISTS ${t}`);
-
-      expect(migrate(state.storage, RUN_MIGRATIONS.filter((m) => m.version <= 1))).toBe(1);
-      state.storage.sql.exec("INSERT INTO tasks (name, position, task_run_id, status) VALUES ('t', 0, 'id', 'QUEUED')");
-      state.storage.sql.exec("INSERT INTO timers (kind, task, attempt, due_at, data) VALUES ('retry', 't', 1, 1234, NULL)");
-
-      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(2);
-      expect(state.storage.sql.exec("SELECT name, status, evicted FROM tasks").toArray()).toEqual([{ name: "t", status: "QUEUED", evicted: 0 }]);
-      expect(state.storage.sql.exec("SELECT kind, task, attempt, ref, due_at FROM timers").toArray()).toEqual([
-        { kind: "retry", task: "t", attempt: 1, ref: "", due_at: 1234 },
+      wipe(state);
+      expect(migrate(state.storage, history.slice(0, 1))).toBe(1);
+      state.storage.sql.exec("INSERT INTO jobs (name, due) VALUES ('a', 10), ('b', 20)");
+      expect(migrate(state.storage, history.slice(0, 2))).toBe(2);
+      expect(state.storage.sql.exec("SELECT name, ref, due FROM jobs ORDER BY name").toArray()).toEqual([
+        { name: "a", ref: "", due: 10 },
+        { name: "b", ref: "", due: 20 },
       ]);
-      expect(tables()).toEqual(expect.arrayContaining(["run", "tasks", "attempts", "logs", "timers", "outbox", "children", "checkpoints", "conditions", "alarm"]));
-      // Running them all again changes nothing.
-      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(2);
-      expect(state.storage.sql.exec("SELECT COUNT(*) AS n FROM timers").one().n).toBe(1);
+      expect(migrate(state.storage, history)).toBe(3);
+      expect(migrate(state.storage, history)).toBe(3);
+      expect(state.storage.sql.exec("SELECT COUNT(*) AS n FROM jobs").one().n).toBe(2);
+    });
+  });
+
+  it("leaves a failed migration unapplied, so the previous version stays intact", async () => {
+    const stub = env.RUNS.getByName(`run:default:migration-failure`);
+    await runInDurableObject(stub, (_instance, state) => {
+      const good: Migration = { version: 1, description: "t", sql: ["CREATE TABLE t (x INTEGER)"] };
+      const bad: Migration = { version: 2, description: "broken", sql: ["ALTER TABLE t ADD COLUMN y INTEGER", "THIS IS NOT SQL"] };
+      wipe(state);
+      expect(migrate(state.storage, [good])).toBe(1);
+      expect(() => migrate(state.storage, [good, bad])).toThrow();
+      expect(schemaVersion(state.storage)).toBe(1);
+      const columns = state.storage.sql.exec<{ name: string }>("PRAGMA table_info(t)").toArray().map((c) => c.name);
+      expect(columns).toEqual(["x"]);
     });
   });
 });
