@@ -7,8 +7,12 @@ import type { DispatchMessage, EnqueueItem, EnqueueReply, TaskQueueIdentity } fr
 /**
  * One queue of ready tasks per tenant, worker and slot pool. It admits tasks in priority order
  * (then first come, first served) while the worker has free slots, and sends each admitted task to
- * the dispatch queue. A slot is leased until the attempt's consumer releases it; a lease that
- * outlives its attempt's timeout is taken back by the alarm, so a lost consumer cannot leak slots.
+ * the dispatch queue. A slot is leased until the attempt's consumer releases it.
+ *
+ * Admission writes the lease in the same commit as the enqueue (or release) that made room, and the
+ * queue send leaves only once that commit is durable (the output gate). A send that fails puts the
+ * tasks back; a lease that outlives its attempt's timeout (its consumer was lost, or its message
+ * was) is sent once more and then freed: the run refuses a start it has already seen.
  */
 const MIGRATIONS: readonly Migration[] = [
   {
@@ -37,7 +41,15 @@ const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX ready_order ON ready (priority DESC, enqueued_at, seq)",
       `CREATE TABLE leases (
         key TEXT PRIMARY KEY,
-        expires_at INTEGER NOT NULL
+        run_id TEXT NOT NULL,
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        invocation INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        lease_ms INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        resent INTEGER NOT NULL DEFAULT 0
       )`,
       "CREATE INDEX leases_expiry ON leases (expires_at)",
     ],
@@ -56,8 +68,7 @@ interface ConfigRow extends Record<string, SqlStorageValue> {
   blocked_reason: string | null;
 }
 
-interface ReadyRow extends Record<string, SqlStorageValue> {
-  seq: number;
+interface TaskRow extends Record<string, SqlStorageValue> {
   key: string;
   run_id: string;
   task: string;
@@ -77,14 +88,20 @@ export interface TaskQueueStats {
   blockedReason: string | null;
 }
 
+const COLUMNS = "key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms";
+
 export class TaskQueue extends DurableObject<Env> {
   private pumping = false;
   private pumpAgain = false;
+  /** Where the runtime's alarm points (undefined until read once). */
+  private alarmAt: number | null | undefined;
+  private retryAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     void ctx.blockConcurrencyWhile(async () => {
       migrate(ctx.storage, MIGRATIONS);
+      this.alarmAt = await ctx.storage.getAlarm();
     });
   }
 
@@ -98,10 +115,9 @@ export class TaskQueue extends DurableObject<Env> {
   async enqueue(identity: TaskQueueIdentity, items: EnqueueItem[]): Promise<EnqueueReply> {
     const config = this.ensureIdentity(identity);
     for (const item of items) {
-      // A duplicate enqueue (an outbox resend) hits the UNIQUE key and changes nothing.
+      // A duplicate enqueue (an outbox resend) hits the UNIQUE key, or finds the task leased, and changes nothing.
       this.ctx.storage.sql.exec(
-        `INSERT INTO ready (key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms)
-         SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM leases WHERE key = ?)
+        `INSERT INTO ready (${COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM leases WHERE key = ?)
          ON CONFLICT (key) DO NOTHING`,
         item.key,
         item.runId,
@@ -132,8 +148,7 @@ export class TaskQueue extends DurableObject<Env> {
   async stats(): Promise<TaskQueueStats | null> {
     const config = this.config();
     if (!config) return null;
-    const count = (table: string) =>
-      this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).toArray()[0]?.n ?? 0;
+    const count = (table: string) => this.ctx.storage.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).toArray()[0]?.n ?? 0;
     return {
       worker: config.worker,
       pool: config.pool,
@@ -144,8 +159,24 @@ export class TaskQueue extends DurableObject<Env> {
     };
   }
 
+  /** Lease expiries (send once more, then free the slot) and send retries. */
   override async alarm(): Promise<void> {
-    this.ctx.storage.sql.exec("DELETE FROM leases WHERE expires_at <= ?", clock.now());
+    this.alarmAt = null;
+    this.retryAt = null;
+    const config = this.config();
+    const now = clock.now();
+    const expired = this.ctx.storage.sql.exec<TaskRow & { resent: number }>("SELECT * FROM leases WHERE expires_at <= ?", now).toArray();
+    const resend: TaskRow[] = [];
+    for (const lease of expired) {
+      if (lease.resent === 0) {
+        this.ctx.storage.sql.exec("UPDATE leases SET resent = 1, expires_at = ? WHERE key = ?", now + lease.lease_ms, lease.key);
+        resend.push(lease);
+      } else {
+        this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", lease.key);
+      }
+    }
+    this.planAlarm();
+    if (config && resend.length > 0) await this.send(config, resend).catch(() => undefined);
     await this.pump();
   }
 
@@ -156,19 +187,13 @@ export class TaskQueue extends DurableObject<Env> {
   private ensureIdentity(identity: TaskQueueIdentity): ConfigRow {
     const existing = this.config();
     if (existing) return existing;
-    this.ctx.storage.sql.exec(
-      "INSERT INTO config (id, tenant, worker, pool) VALUES (1, ?, ?, ?)",
-      identity.tenant,
-      identity.worker,
-      identity.pool,
-    );
+    this.ctx.storage.sql.exec("INSERT INTO config (id, tenant, worker, pool) VALUES (1, ?, ?, ?)", identity.tenant, identity.worker, identity.pool);
     return this.config()!;
   }
 
   /**
-   * Admits ready tasks into free slots. One pump runs at a time; a call that arrives while one is
-   * sending asks it to go round again. The message is sent before the lease is written: a crash in
-   * between re-sends the task later, and the run refuses the duplicate start.
+   * Admits ready tasks into free slots and sends them. One pump runs at a time; a call that arrives
+   * while one is sending asks it to go round again.
    */
   private async pump(): Promise<void> {
     if (this.pumping) {
@@ -181,45 +206,86 @@ export class TaskQueue extends DurableObject<Env> {
         this.pumpAgain = false;
         const config = this.config();
         if (!config || blockedReason(config)) break;
-        const leased = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM leases").toArray()[0]?.n ?? 0;
-        const free = Math.min(config.slots - leased, SEND_BATCH_LIMIT);
-        if (free <= 0) break;
-        const rows = this.ctx.storage.sql
-          .exec<ReadyRow>("SELECT * FROM ready ORDER BY priority DESC, enqueued_at, seq LIMIT ?", free)
-          .toArray();
-        if (rows.length === 0) break;
-        const queue = config.pool === "durable" ? this.env.DISPATCH_DURABLE : this.env.DISPATCH;
+        const admitted = this.admit(config);
+        if (admitted.length === 0) break;
         try {
-          await queue.sendBatch(rows.map((r) => ({ body: toMessage(config, r), contentType: "json" as const })));
+          await this.send(config, admitted);
         } catch (err) {
           console.error(`task queue ${config.worker}/${config.pool}: dispatch send failed, retrying`, err);
-          await this.ctx.storage.setAlarm(clock.now() + SEND_RETRY_MS);
+          this.putBack(admitted);
+          this.retryAt = clock.now() + SEND_RETRY_MS;
+          this.planAlarm();
           break;
         }
-        const now = clock.now();
-        this.ctx.storage.transactionSync(() => {
-          for (const r of rows) {
-            this.ctx.storage.sql.exec("DELETE FROM ready WHERE seq = ?", r.seq);
-            this.ctx.storage.sql.exec(
-              "INSERT INTO leases (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-              r.key,
-              now + r.lease_ms,
-            );
-          }
-        });
         this.pumpAgain = true;
       } while (this.pumpAgain);
     } finally {
       this.pumping = false;
     }
-    await this.armLeaseExpiry();
   }
 
-  private async armLeaseExpiry(): Promise<void> {
-    const next = this.ctx.storage.sql.exec<{ next: number | null }>("SELECT MIN(expires_at) AS next FROM leases").toArray()[0]?.next;
-    if (next === null || next === undefined) return;
-    const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > next) await this.ctx.storage.setAlarm(next);
+  /** Moves the next ready tasks into free slots, in one write; plans the lease-expiry alarm. */
+  private admit(config: ConfigRow): TaskRow[] {
+    let rows: TaskRow[] = [];
+    this.ctx.storage.transactionSync(() => {
+      const leased = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM leases").toArray()[0]?.n ?? 0;
+      const free = Math.min(config.slots - leased, SEND_BATCH_LIMIT);
+      if (free <= 0) return;
+      rows = this.ctx.storage.sql
+        .exec<TaskRow & { seq: number }>(`SELECT seq, ${COLUMNS} FROM ready ORDER BY priority DESC, enqueued_at, seq LIMIT ?`, free)
+        .toArray();
+      const now = clock.now();
+      for (const r of rows) {
+        this.ctx.storage.sql.exec("DELETE FROM ready WHERE key = ?", r.key);
+        this.ctx.storage.sql.exec(
+          `INSERT INTO leases (${COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
+          r.key,
+          r.run_id,
+          r.task,
+          r.attempt,
+          r.invocation,
+          r.priority,
+          r.enqueued_at,
+          r.lease_ms,
+          now + r.lease_ms,
+        );
+      }
+    });
+    if (rows.length > 0) this.planAlarm();
+    return rows;
+  }
+
+  private putBack(rows: TaskRow[]): void {
+    this.ctx.storage.transactionSync(() => {
+      for (const r of rows) {
+        this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", r.key);
+        this.ctx.storage.sql.exec(
+          `INSERT INTO ready (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
+          r.key,
+          r.run_id,
+          r.task,
+          r.attempt,
+          r.invocation,
+          r.priority,
+          r.enqueued_at,
+          r.lease_ms,
+        );
+      }
+    });
+  }
+
+  private async send(config: ConfigRow, rows: TaskRow[]): Promise<void> {
+    const queue = config.pool === "durable" ? this.env.DISPATCH_DURABLE : this.env.DISPATCH;
+    await queue.sendBatch(rows.map((r) => ({ body: toMessage(config, r), contentType: "json" as const })));
+  }
+
+  /** Points the alarm at the earliest lease expiry or send retry, without waiting for it. */
+  private planAlarm(): void {
+    const expiry = this.ctx.storage.sql.exec<{ next: number | null }>("SELECT MIN(expires_at) AS next FROM leases").toArray()[0]?.next ?? null;
+    const next = [expiry, this.retryAt].filter((t): t is number => t !== null).sort((a, b) => a - b)[0] ?? null;
+    if (next === null || (this.alarmAt !== null && this.alarmAt !== undefined && this.alarmAt <= next)) return;
+    this.alarmAt = next;
+    this.ctx.storage.setAlarm(next).catch((err: unknown) => console.error("could not set the task queue's alarm", err));
   }
 }
 
@@ -229,7 +295,7 @@ function blockedReason(config: ConfigRow): string | null {
   return null;
 }
 
-function toMessage(config: ConfigRow, r: ReadyRow): DispatchMessage {
+function toMessage(config: ConfigRow, r: TaskRow): DispatchMessage {
   return {
     tenant: config.tenant,
     worker: config.worker,

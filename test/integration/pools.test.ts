@@ -1,3 +1,4 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { inFlight, opened, order } from "../worker/pools";
@@ -27,5 +28,33 @@ describe("worker slots and priority", () => {
     opened.add("blocker");
     await Promise.all([blocker, ...low, mid, high].map((id) => result(id)));
     expect(order).toEqual(["blocker", "high", "mid", "low-1", "low-2"]);
+  });
+});
+
+describe("a lost dispatch", () => {
+  it("is sent again when its lease expires, and the task runs once", async () => {
+    order.length = 0;
+    const queue = env.TASK_QUEUES.getByName("tq:default:serial:regular");
+    const blocker = await trigger("t-serial", { tag: "lost-blocker", hold: true });
+    await vi.waitUntil(() => order.includes("lost-blocker"), { timeout: 5_000 });
+    const lost = await trigger("t-serial", { tag: "lost" });
+    await vi.waitUntil(async () => (await queue.stats())?.ready === 1, { timeout: 5_000 });
+    // As if the queue had admitted it and then lost the message: leased, never sent, lease run out.
+    await runInDurableObject(queue, (_instance, state) => {
+      const sql = state.storage.sql;
+      const row = sql.exec("SELECT * FROM ready").one();
+      sql.exec("DELETE FROM ready");
+      sql.exec(
+        "INSERT INTO leases (key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        row.key, row.run_id, row.task, row.attempt, row.invocation, row.priority, row.enqueued_at, row.lease_ms, Date.now() - 1,
+      );
+    });
+    opened.add("lost-blocker");
+    await result(blocker);
+    expect(order).not.toContain("lost");
+    expect(await runDurableObjectAlarm(queue)).toBe(true);
+    const run = await result(lost);
+    expect(run.status).toBe("COMPLETED");
+    expect(order.filter((t) => t === "lost")).toHaveLength(1);
   });
 });
