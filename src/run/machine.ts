@@ -27,11 +27,6 @@ import { Waits } from "./waits";
 
 /** How long past its execution timeout a slot stays leased before the task queue takes it back. */
 export const LEASE_GRACE_MS = 30_000;
-/**
- * Index updates and child links are sent after the reply, in the background; if the object goes
- * away first, this timer sends what is left.
- */
-export const OUTBOX_SAFETY_MS = 30_000;
 
 export interface DispatchRef {
   task: string;
@@ -331,7 +326,7 @@ export class RunMachine {
       version: run.version,
     };
     this.s.outbox.add("index", runIndexName(run.tenant, fnv1a(run.runId) % RUN_INDEX_SHARDS), entry, now);
-    this.s.timers.ensure("outbox", "", 0, now + OUTBOX_SAFETY_MS);
+
   }
 
   taskDef(run: RunRecord, name: string): TaskDefinition {

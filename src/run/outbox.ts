@@ -81,12 +81,6 @@ export class Outbox {
     return now + delay;
   }
 
-  /** Nothing left to send (what was sent but not yet deleted does not count). */
-  isEmpty(): boolean {
-    const ids = this.sql.exec<{ id: number }>("SELECT id FROM outbox").toArray();
-    return ids.every((r) => this.sent.has(r.id));
-  }
-
   nextDue(): number | null {
     return this.sql.exec<{ next: number | null }>("SELECT MIN(next_at) AS next FROM outbox").toArray()[0]?.next ?? null;
   }

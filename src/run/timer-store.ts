@@ -51,17 +51,6 @@ export class TimerStore {
     );
   }
 
-  /** Sets a timer unless one of this kind, task, attempt and ref already exists. */
-  ensure(kind: TimerKind, task: string, attempt: number, dueAt: number): void {
-    this.storage.sql.exec(
-      "INSERT INTO timers (kind, task, attempt, ref, due_at) VALUES (?, ?, ?, '', ?) ON CONFLICT DO NOTHING",
-      kind,
-      task,
-      attempt,
-      dueAt,
-    );
-  }
-
   clear(kind: TimerKind, task: string, attempt: number, ref = ""): void {
     this.storage.sql.exec("DELETE FROM timers WHERE kind = ? AND task = ? AND attempt = ? AND ref = ?", kind, task, attempt, ref);
   }

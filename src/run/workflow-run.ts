@@ -20,9 +20,9 @@ import { ulid } from "../core/ids";
 import { runObjectName } from "../core/names";
 import type { Env } from "../env";
 import type { ConditionMet } from "../events/event-bus";
-import { migrate } from "../storage/migrate";
+import { installedVersion, migrate } from "../storage/migrate";
 import { DurableLog } from "./durable-log";
-import { OUTBOX_SAFETY_MS, RunMachine, watchKey, type DispatchRef } from "./machine";
+import { RunMachine, watchKey, type DispatchRef } from "./machine";
 import { Outbox, type OutboxMessage } from "./outbox";
 import { deliver, type ChildEnded, type OutboxPayloads } from "./outbox-delivery";
 import { RunStore, type RunRecord } from "./run-store";
@@ -49,9 +49,6 @@ export interface RunInit {
 
 export type StartReply = { kind: "started"; assignment: Assignment } | { kind: "stale"; reason: string };
 
-/** Outbox kinds nothing waits on: sent after the reply. */
-const BACKGROUND_KINDS = new Set<OutboxMessage["kind"]>(["index", "link_child"]);
-
 const ok = <T>(value: T): Reply<T> => ({ ok: true, value });
 const fail = (error: SpindleError): Reply<never> => ({ ok: false, error: error.toData() });
 const notFound = () => fail(new SpindleError("run.not_found", "run not found"));
@@ -74,7 +71,11 @@ export class WorkflowRun extends DurableObject<Env> {
   /** Decided inside a transaction, delivered once it has committed. */
   private pendingWatch: { key: string; result: WatchResult }[] = [];
   private runEnded = false;
-  private backgroundSends = 0;
+  /**
+   * Whether this object holds a run. A run's schema is created by the write that creates the run
+   * (one commit, not two), so a call for a run that does not exist writes nothing at all.
+   */
+  private hasSchema = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -91,16 +92,24 @@ export class WorkflowRun extends DurableObject<Env> {
       },
     );
     void ctx.blockConcurrencyWhile(async () => {
-      migrate(ctx.storage, RUN_MIGRATIONS);
+      // An object that already holds a run is brought up to date here, before any call.
+      if (installedVersion(ctx.storage) > 0) {
+        migrate(ctx.storage, RUN_MIGRATIONS);
+        this.hasSchema = true;
+      }
     });
   }
 
   /** Creates the run (idempotent: a second create with the same id returns the first). */
   async create(init: RunInit): Promise<Reply<TriggerResult>> {
-    const existing = this.runs.get();
+    const existing = this.hasSchema ? this.runs.get() : null;
     if (existing) return ok({ runId: existing.runId, status: existing.status });
     const now = clock.now();
     this.write(() => {
+      if (!this.hasSchema) {
+        migrate(this.ctx.storage, RUN_MIGRATIONS);
+        this.hasSchema = true;
+      }
       this.runs.insert({
         runId: init.runId,
         tenant: init.tenant,
@@ -120,7 +129,7 @@ export class WorkflowRun extends DurableObject<Env> {
       if (init.parent && init.parent.seq === undefined) {
         const link: OutboxPayloads["link_child"] = { runId: init.runId, task: init.parent.taskName, position: init.parent.index };
         this.outbox.add("link_child", runObjectName(init.tenant, init.parent.runId), link, now);
-        this.timers.ensure("outbox", "", 0, now + OUTBOX_SAFETY_MS);
+
       }
       this.machine.advance(run, now);
     });
@@ -131,7 +140,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   /** The consumer is about to deliver a dispatch: start the attempt, or say why not. */
   async startTask(ref: DispatchRef): Promise<Reply<StartReply>> {
-    const run = this.runs.get();
+    const run = this.current();
     if (!run) return notFound();
     const stale = staleness(run, this.tasks.get(ref.task), ref);
     if (stale) return ok({ kind: "stale", reason: stale });
@@ -143,7 +152,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   /** The worker answered. Recorded once, and only for the attempt that is still running. */
   async completeTask(ref: DispatchRef, outcome: TaskOutcome): Promise<Reply<{ accepted: boolean }>> {
-    const run = this.runs.get();
+    const run = this.current();
     if (!run) return notFound();
     const task = this.tasks.get(ref.task);
     if (!task) return ok({ accepted: false });
@@ -159,7 +168,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   /** A durable task records a call in its event log. */
   async checkpoint(req: CheckpointRequest): Promise<Reply<CheckpointReply>> {
-    const run = this.runs.get();
+    const run = this.current();
     if (!run) return notFound();
     if (isTerminal(run.status)) return fail(new SpindleError("task.superseded", `run is ${run.status}`));
     try {
@@ -174,14 +183,14 @@ export class WorkflowRun extends DurableObject<Env> {
 
   /** The event bus (or a retry of its delivery) says a waiting condition was met. */
   async conditionMet(met: ConditionMet): Promise<void> {
-    const run = this.runs.get();
+    const run = this.current();
     if (!run) return;
     this.write(() => this.machine.conditionMet(run, met, clock.now()));
     await this.afterWrite();
   }
 
   async childEnded(report: ChildEnded): Promise<void> {
-    const run = this.runs.get();
+    const run = this.current();
     if (!run) return;
     this.write(() => this.machine.childEnded(run, report, clock.now()));
     await this.afterWrite();
@@ -189,7 +198,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   /** Child runs report themselves here so the run shows them and a cancel reaches them. */
   async linkChildren(children: OutboxPayloads["link_child"][]): Promise<void> {
-    const run = this.runs.get();
+    const run = this.current();
     if (!run) return;
     const now = clock.now();
     this.write(() => {
@@ -202,7 +211,7 @@ export class WorkflowRun extends DurableObject<Env> {
   }
 
   async cancel(): Promise<Reply<RunView>> {
-    const run = this.runs.get();
+    const run = this.current();
     if (!run) return notFound();
     if (!isTerminal(run.status)) {
       this.write(() => this.machine.cancel(run, clock.now()));
@@ -213,7 +222,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   /** Re-runs the failed and cancelled tasks of a finished run, and everything downstream of them. */
   async replay(): Promise<Reply<RunView>> {
-    const run = this.runs.get();
+    const run = this.current();
     if (!run) return notFound();
     if (!isTerminal(run.status)) return fail(new SpindleError("run.conflict", `run is ${run.status}; only a finished run can be replayed`));
     try {
@@ -227,13 +236,13 @@ export class WorkflowRun extends DurableObject<Env> {
   }
 
   async get(): Promise<Reply<RunView>> {
-    const run = this.runs.get();
+    const run = this.current();
     return run ? ok(this.view(run)) : notFound();
   }
 
   /** The run once it has ended, or as it stands after `waitMs`. */
   async waitForEnd(waitMs: number): Promise<Reply<RunView>> {
-    const run = this.runs.get();
+    const run = this.current();
     if (!run) return notFound();
     if (!isTerminal(run.status) && waitMs > 0) {
       await new Promise<void>((resolve) => {
@@ -250,7 +259,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   /** Resolves when the attempt stops running (cancelled, timed out, ended) or after WATCH_MAX_MS. */
   async watchTask(ref: DispatchRef): Promise<WatchResult> {
-    const task = this.tasks.get(ref.task);
+    const task = this.hasSchema ? this.tasks.get(ref.task) : null;
     if (!task || task.attempt !== ref.attempt || task.invocation !== ref.invocation) return { reason: "superseded" };
     if (task.status !== "RUNNING" || task.evicted) return { reason: task.status === "CANCELLED" ? "cancelled" : "ended" };
     const key = watchKey(ref);
@@ -269,7 +278,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     const now = clock.now();
-    if (!this.runs.exists()) return;
+    if (!this.current()) return;
     this.write(() => {
       const horizon = this.timers.alarmFired(now);
       for (const timer of this.timers.due(horizon)) {
@@ -281,6 +290,11 @@ export class WorkflowRun extends DurableObject<Env> {
   }
 
   // -------------------------------------------------------------------------------------------
+
+  /** The run this object holds, or null (and no schema is created to say so). */
+  private current(): RunRecord | null {
+    return this.hasSchema ? this.runs.get() : null;
+  }
 
   /**
    * One write: the transition, the deletion of what the outbox has sent, and where the alarm must
@@ -312,11 +326,7 @@ export class WorkflowRun extends DurableObject<Env> {
     await this.flushOutbox();
   }
 
-  /**
-   * Sends what the outbox holds, grouped by kind and target. What the run's progress depends on
-   * (enqueues, dequeues, event subscriptions, reports to a parent, cancels) is awaited; index
-   * updates and child links go in the background, covered by the outbox safety timer.
-   */
+  /** Sends what the outbox holds, grouped by kind and target, all groups at once. */
   private async flushOutbox(): Promise<void> {
     const messages = this.outbox.take(clock.now());
     if (messages.length === 0) return;
@@ -325,21 +335,7 @@ export class WorkflowRun extends DurableObject<Env> {
       const key = `${m.kind}\u0000${m.target}`;
       groups.set(key, [...(groups.get(key) ?? []), m]);
     }
-    const urgent: Promise<void>[] = [];
-    for (const group of groups.values()) {
-      if (!BACKGROUND_KINDS.has(group[0]!.kind)) {
-        urgent.push(this.send(group));
-        continue;
-      }
-      this.backgroundSends++;
-      this.ctx.waitUntil(
-        this.send(group).finally(() => {
-          // Everything sent: the safety timer has nothing left to cover.
-          if (--this.backgroundSends === 0 && this.outbox.isEmpty()) this.write(() => this.timers.clear("outbox", "", 0));
-        }),
-      );
-    }
-    await Promise.all(urgent);
+    await Promise.all([...groups.values()].map((group) => this.send(group)));
   }
 
   private async send(group: OutboxMessage[]): Promise<void> {

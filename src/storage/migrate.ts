@@ -29,6 +29,12 @@ export function migrate(storage: DurableObjectStorage, migrations: readonly Migr
   return current;
 }
 
+/** The version installed, without creating anything: 0 when the object has no schema yet. */
+export function installedVersion(storage: DurableObjectStorage): number {
+  const installed = storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_schema'").toArray().length > 0;
+  return installed ? schemaVersion(storage) : 0;
+}
+
 export function schemaVersion(storage: DurableObjectStorage): number {
   const row = storage.sql.exec<{ version: number }>("SELECT version FROM _schema WHERE id = 1").toArray()[0];
   return row?.version ?? 0;

@@ -1,4 +1,4 @@
-import { listDurableObjectIds } from "cloudflare:test";
+import { listDurableObjectIds, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { api } from "./helpers";
@@ -78,8 +78,16 @@ describe("bad triggers", () => {
       expect((await api("GET", "/api/v1/runs/not-a-run-id")).status).toBe(404);
       expect((await api("POST", "/api/v1/runs/not-a-run-id/cancel")).status).toBe(404);
     });
-    const res = await api("GET", "/api/v1/runs/01JH8X7Q2K3M4N5P6Q7R8S9T0V");
+    // A well-formed id reaches its object, which answers without writing a thing.
+    const unknown = "01JH8X7Q2K3M4N5P6Q7R8S9T0V";
+    const res = await api("GET", `/api/v1/runs/${unknown}`);
     expect(res.status).toBe(404);
     expect(res.body.error.code).toBe("run.not_found");
+    expect((await api("POST", `/api/v1/runs/${unknown}/cancel`)).status).toBe(404);
+    expect((await api("POST", `/api/v1/runs/${unknown}/replay`)).status).toBe(404);
+    const tables = await runInDurableObject(env.RUNS.getByName(`run:default:${unknown}`), (_instance, state) =>
+      state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_cf_%'").toArray(),
+    );
+    expect(tables).toEqual([]);
   });
 });
