@@ -6,7 +6,8 @@
 // Knobs (environment variables): BENCH_ROUNDS (10), BENCH_LATENCY_N (20 runs per system per round),
 // BENCH_WARMUP_N (5), BENCH_THROUGHPUT_N (1000), BENCH_CONCURRENCY (= BENCH_THROUGHPUT_N: all in
 // flight), BENCH_THROUGHPUT_ROUNDS (2), BENCH_PERSIST_DIR (parent of the fresh state dir; os.tmpdir()),
-// BENCH_VERBOSE=1 (echo wrangler's output).
+// BENCH_VERBOSE=1 (echo wrangler's output). Durable: BENCH_CHECKPOINTS (1000), BENCH_DURABLE_ROUNDS (3),
+// BENCH_WAKE_N (20), BENCH_FANOUT_N (1000).
 import { spawn, execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -38,12 +39,17 @@ const CONFIG = {
   throughputRounds: num("BENCH_THROUGHPUT_ROUNDS", 2),
 };
 CONFIG.concurrency = num("BENCH_CONCURRENCY", CONFIG.throughputN);
+CONFIG.checkpoints = num("BENCH_CHECKPOINTS", 1000);
+CONFIG.durableRounds = num("BENCH_DURABLE_ROUNDS", 3);
+CONFIG.wakeN = num("BENCH_WAKE_N", 20);
+CONFIG.fanoutN = num("BENCH_FANOUT_N", 1000);
 const VERBOSE = process.env.BENCH_VERBOSE === "1";
 
 const STARTUP_TIMEOUT_MS = 120_000;
 /** Per HTTP call into the bench worker; a latency call is n sequential runs. */
 const LATENCY_CALL_TIMEOUT_MS = 120_000;
 const THROUGHPUT_CALL_TIMEOUT_MS = 300_000;
+const DURABLE_CALL_TIMEOUT_MS = 600_000;
 /** Lets one system's background work (slot releases, index updates) finish before the next starts. */
 const SETTLE_MS = 1_000;
 
@@ -69,6 +75,23 @@ function ensureSecrets() {
   const benchVars = join(ROOT, "bench", ".dev.vars");
   const wanted = `# Written by bench/run.mjs from ../.dev.vars (git-ignored).\nSPINDLE_API_TOKEN=${token}\n`;
   if (!existsSync(benchVars) || readFileSync(benchVars, "utf8") !== wanted) writeFileSync(benchVars, wanted);
+  writeEngineConfig(token);
+}
+
+/**
+ * The engine as `wrangler.toml` configures it, plus a binding to the bench worker's durable tasks
+ * (WORKER_BENCH). Written to .bench/ (git-ignored) so the committed config stays deployable.
+ */
+function writeEngineConfig(token) {
+  const dir = join(ROOT, ".bench");
+  mkdirSync(dir, { recursive: true });
+  const base = readFileSync(join(ROOT, "wrangler.toml"), "utf8").replace(/^main = "src\/index.ts"$/m, 'main = "../src/index.ts"');
+  if (!base.includes('main = "../src/index.ts"')) fail("wrangler.toml: expected main = \"src/index.ts\"");
+  writeFileSync(
+    join(dir, "engine.wrangler.toml"),
+    `# Written by bench/run.mjs: the engine's wrangler.toml plus the bench worker's binding.\n${base}\n[[services]]\nbinding = "WORKER_BENCH"\nservice = "spindle-bench"\nentrypoint = "BenchSpindleWorker"\n`,
+  );
+  writeFileSync(join(dir, ".dev.vars"), `SPINDLE_API_TOKEN=${token}\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,7 +123,7 @@ async function startServer() {
     "dev",
     // The bench worker first: it is the one that answers on the port.
     "-c", "bench/wrangler.toml",
-    "-c", "wrangler.toml",
+    "-c", ".bench/engine.wrangler.toml",
     "-c", "worker-sdk/examples/wrangler.toml",
     "--port", String(port),
     "--ip", "127.0.0.1",
@@ -307,6 +330,35 @@ async function bench(server) {
       await sleep(SETTLE_MS);
     }
   }
+  phase(`durable: ${CONFIG.checkpoints} memo checkpoints vs ${CONFIG.checkpoints} step.do, ${CONFIG.durableRounds} rounds each`);
+  raw.durable = { memo: [], steps: [], replay: [], replayOne: [], wake: [], fanout: [] };
+  const d = raw.durable;
+  const k = CONFIG.checkpoints;
+  for (let round = 0; round < CONFIG.durableRounds; round++) {
+    const pair = [
+      ["memo", `/durable/memo?system=spindle&n=${k}`],
+      ["steps", `/durable/memo?system=workflows&n=${k}`],
+    ];
+    for (const [key, path] of round % 2 === 0 ? pair : [...pair].reverse()) {
+      d[key].push((await call(server, path, DURABLE_CALL_TIMEOUT_MS)).ms);
+      checkNoReload();
+    }
+  }
+  phase(`durable: resume after eviction with ${k} checkpoints to replay (and with 1), ${CONFIG.durableRounds} rounds`);
+  for (let round = 0; round < CONFIG.durableRounds; round++) {
+    d.replay.push((await call(server, `/durable/replay?n=${k}`, DURABLE_CALL_TIMEOUT_MS)).ms);
+    d.replayOne.push((await call(server, `/durable/replay?n=1`, DURABLE_CALL_TIMEOUT_MS)).ms);
+    checkNoReload();
+  }
+  phase(`durable: event pushed → woken task's next checkpoint, ${CONFIG.wakeN} samples`);
+  for (let i = 0; i < CONFIG.wakeN; i++) d.wake.push((await call(server, `/durable/wake`, DURABLE_CALL_TIMEOUT_MS)).ms);
+  checkNoReload();
+  phase(`durable: a ${CONFIG.fanoutN}-child fan-out, ${CONFIG.durableRounds} rounds`);
+  for (let round = 0; round < CONFIG.durableRounds; round++) {
+    d.fanout.push((await call(server, `/durable/fanout?n=${CONFIG.fanoutN}`, DURABLE_CALL_TIMEOUT_MS)).ms);
+    checkNoReload();
+    await sleep(SETTLE_MS);
+  }
   phase("done");
   return raw;
 }
@@ -344,6 +396,23 @@ function summarize(raw) {
       }
     }
     out[system] = s;
+  }
+  const d = raw.durable;
+  if (d) {
+    const med = (xs) => quantile(xs, 0.5);
+    const k = CONFIG.checkpoints;
+    out.durable = {
+      memoMs: med(d.memo),
+      stepsMs: med(d.steps),
+      perMemoMs: med(d.memo) / k,
+      perStepMs: med(d.steps) / k,
+      replayMs: med(d.replay),
+      replayOneMs: med(d.replayOne),
+      perReplayedCheckpointMs: (med(d.replay) - med(d.replayOne)) / (k - 1),
+      wakeP50: quantile(d.wake, 0.5),
+      wakeP95: quantile(d.wake, 0.95),
+      fanoutMs: med(d.fanout),
+    };
   }
   return out;
 }
@@ -391,6 +460,26 @@ function report(summary, meta) {
       `- queued → started (outbox → task queue → dispatch Queue → consumer → startTask): ${fmtMs(p.queuedToStarted.p50)} | ${fmtMs(lp.queuedToStarted.p50)}`,
       `- started → run finished (execute on the example worker, completeTask): ${fmtMs(p.startedToFinished.p50)} | ${fmtMs(lp.startedToFinished.p50)}`,
       `- finished → waitForRun returned: ${fmtMs(p.finishedToObserved.p50)} | ${fmtMs(lp.finishedToObserved.p50)}`,
+    );
+  }
+  const du = summary.durable;
+  if (du) {
+    const k = CONFIG.checkpoints.toLocaleString("en-US");
+    const f = CONFIG.fanoutN.toLocaleString("en-US");
+    const floor1000 = summary.floor.throughputElapsedMs.reduce((a, b) => a + b, 0) / summary.floor.throughputElapsedMs.length;
+    const wf1000 = summary.workflows.throughputElapsedMs.reduce((a, b) => a + b, 0) / summary.workflows.throughputElapsedMs.length;
+    lines.push(
+      "",
+      `Durable tasks (medians of ${CONFIG.durableRounds} rounds; the event delay over ${CONFIG.wakeN} samples):`,
+      "",
+      "| Measure | Spindle | Reference | Ratio |",
+      "|---|---:|---:|---:|",
+      `| one checkpoint: ${k} sequential \`memo\` vs ${k} \`step.do\` (ms each) | ${du.perMemoMs.toFixed(2)} | ${du.perStepMs.toFixed(2)} (Workflows) | ${fmtX(du.perMemoMs / du.perStepMs)} |`,
+      `| resume after eviction, replaying ${k} checkpoints (ms) | ${fmtMs(du.replayMs)} | ${fmtMs(du.replayOneMs)} (replaying 1) | ${fmtX(du.replayMs / du.replayOneMs)} |`,
+      `| event pushed → woken task's next checkpoint, p50 / p95 (ms) | ${fmtMs(du.wakeP50)} / ${fmtMs(du.wakeP95)} | ${fmtMs(summary.floor.latencyP50)} (floor latency) | ${fmtX(du.wakeP50 / summary.floor.latencyP50)} |`,
+      `| ${f}-child fan-out, wall time (ms) | ${fmtMs(du.fanoutMs)} | ${fmtMs(floor1000)} (floor: ${nRuns} runs) / ${fmtMs(wf1000)} (Workflows: ${nRuns} instances) | ${fmtX(du.fanoutMs / floor1000)} / ${fmtX(du.fanoutMs / wf1000)} |`,
+      "",
+      `Replaying costs ${du.perReplayedCheckpointMs.toFixed(3)} ms per recorded checkpoint.`,
     );
   }
   return lines.join("\n");

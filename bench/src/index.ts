@@ -1,5 +1,8 @@
 import { DurableObject, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
-import type { Reply, RunView, TriggerRequest, TriggerResult } from "@spindle/worker-sdk/protocol";
+import type { EventPush, Reply, RunView, TriggerRequest, TriggerResult } from "@spindle/worker-sdk/protocol";
+import { durableBench, type DurableEnv } from "./durable";
+
+export { BenchSpindleWorker, StepsWorkflow } from "./durable";
 
 /**
  * The benchmark worker behind `npm run bench`. It runs in the same `wrangler dev` (the same workerd)
@@ -43,12 +46,14 @@ interface LowerParams {
 }
 
 /** The engine's RPC entrypoint (src/rpc/engine.ts), as seen through the SPINDLE service binding. */
-interface EngineRpc {
+export interface EngineRpc {
   trigger(token: string, req: TriggerRequest): Promise<Reply<TriggerResult>>;
   waitForRun(token: string, runId: string, waitMs: number): Promise<Reply<RunView>>;
+  getRun(token: string, runId: string): Promise<Reply<RunView>>;
+  pushEvent(token: string, event: EventPush): Promise<Reply<{ eventId: string }>>;
 }
 
-interface Env {
+export interface Env extends DurableEnv {
   SINK: DurableObjectNamespace<FloorSink>;
   FLOOR_QUEUE: Queue<FloorMessage>;
   WF: Workflow<LowerParams>;
@@ -105,7 +110,7 @@ export class FloorSink extends DurableObject<Env> {
   }
 }
 
-function sink(env: Env) {
+export function sink(env: Pick<Env, "SINK">) {
   return env.SINK.getByName(SINK_NAME);
 }
 
@@ -241,6 +246,7 @@ export default {
     const url = new URL(request.url);
     try {
       if (url.pathname === "/") return Response.json({ ok: true, systems: SYSTEMS });
+      if (url.pathname.startsWith("/durable/")) return Response.json(await durableBench(env, url));
       const system = url.searchParams.get("system") as System;
       if (!SYSTEMS.includes(system)) throw new Error(`?system must be one of ${SYSTEMS.join(", ")}`);
       if (system === "spindle" && !env.SPINDLE_API_TOKEN) throw new Error("SPINDLE_API_TOKEN is not set (bench/.dev.vars)");
