@@ -38,9 +38,19 @@ function tenantsByHash(env: TenantSource): Promise<Map<string, string>> {
   return byHash;
 }
 
+/** Tokens already seen by this isolate (every RPC carries one: hashing each time is waste). */
+const known = new Map<string, string | null>();
+const MAX_KNOWN_TOKENS = 1_000;
+
 export async function tenantForToken(env: TenantSource, token: string): Promise<string | null> {
   if (!token) return null;
-  return tenantForTokenHash(env, await sha256Hex(token));
+  const key = `${env.SPINDLE_API_TOKEN ?? ""}\u0000${env.SPINDLE_TENANTS ?? ""}\u0000${token}`;
+  const cachedTenant = known.get(key);
+  if (cachedTenant !== undefined) return cachedTenant;
+  const tenant = await tenantForTokenHash(env, await sha256Hex(token));
+  if (known.size >= MAX_KNOWN_TOKENS) known.clear();
+  known.set(key, tenant);
+  return tenant;
 }
 
 export async function tenantForTokenHash(env: TenantSource, hash: string): Promise<string | null> {

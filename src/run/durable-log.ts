@@ -112,16 +112,24 @@ export class DurableLog {
       .map(toCheckpoint);
   }
 
-  insert(cp: { task: string; seq: number; kind: CheckpointKind; key: string; invocation: number; data: CheckpointData | null }, now: number): void {
+  /** Records a call; one that already has its result (a memo, a spawn) is recorded resolved. */
+  insert(
+    cp: { task: string; seq: number; kind: CheckpointKind; key: string; invocation: number; data: CheckpointData | null; result?: CheckpointResult },
+    now: number,
+  ): void {
     this.sql.exec(
-      "INSERT INTO checkpoints (task, seq, kind, key, status, data, invocation, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+      `INSERT INTO checkpoints (task, seq, kind, key, status, result, data, invocation, created_at, resolved_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       cp.task,
       cp.seq,
       cp.kind,
       cp.key,
+      cp.result ? "resolved" : "pending",
+      cp.result ? JSON.stringify(cp.result) : null,
       cp.data ? JSON.stringify(cp.data) : null,
       cp.invocation,
       now,
+      cp.result ? now : null,
     );
   }
 

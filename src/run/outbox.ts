@@ -34,8 +34,15 @@ export class Outbox {
    * idempotent).
    */
   private readonly sent = new Set<number>();
+  /** False once everything due has been taken: a write that adds nothing costs no query. */
+  private mayHaveDue = true;
 
   constructor(private readonly sql: SqlStorage) {}
+
+  /** The alarm fired: retries may have come due. */
+  wake(): void {
+    this.mayHaveDue = true;
+  }
 
   add(kind: OutboxKind, target: string, payload: unknown, now: number): void {
     if (kind === "index") {
@@ -47,10 +54,13 @@ export class Outbox {
       );
     }
     this.sql.exec("INSERT INTO outbox (kind, target, payload, next_at) VALUES (?, ?, ?, ?)", kind, target, JSON.stringify(payload), now);
+    this.mayHaveDue = true;
   }
 
   /** Due messages not already being sent; marks them as being sent. */
   take(now: number): OutboxMessage[] {
+    if (!this.mayHaveDue) return [];
+    this.mayHaveDue = false;
     const rows = this.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE next_at <= ? ORDER BY id", now).toArray();
     const out: OutboxMessage[] = [];
     for (const r of rows) {

@@ -36,6 +36,9 @@ const toTimer = (r: TimerRow): Timer => ({
 });
 
 export class TimerStore {
+  /** The `alarm` row, read once per object instance and kept in step with every write of it. */
+  private armed: number | null | undefined;
+
   constructor(private readonly storage: DurableObjectStorage) {}
 
   set(kind: TimerKind, task: string, attempt: number, dueAt: number, data: string | null = null, ref = ""): void {
@@ -82,6 +85,7 @@ export class TimerStore {
     const next = this.storage.sql.exec<{ next: number | null }>("SELECT MIN(due_at) AS next FROM timers").toArray()[0]?.next ?? null;
     if (next === this.armedAt()) return undefined;
     this.storage.sql.exec("INSERT INTO alarm (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at", next);
+    this.armed = next;
     return next;
   }
 
@@ -92,10 +96,14 @@ export class TimerStore {
   alarmFired(now: number): number {
     const horizon = Math.max(now, this.armedAt() ?? now);
     this.storage.sql.exec("INSERT INTO alarm (id, at) VALUES (1, NULL) ON CONFLICT (id) DO UPDATE SET at = NULL");
+    this.armed = null;
     return horizon;
   }
 
   private armedAt(): number | null {
-    return this.storage.sql.exec<{ at: number | null }>("SELECT at FROM alarm WHERE id = 1").toArray()[0]?.at ?? null;
+    if (this.armed === undefined) {
+      this.armed = this.storage.sql.exec<{ at: number | null }>("SELECT at FROM alarm WHERE id = 1").toArray()[0]?.at ?? null;
+    }
+    return this.armed;
   }
 }

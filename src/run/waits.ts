@@ -91,9 +91,8 @@ export class Waits {
       case "memo":
       case "spawn": {
         const result = req.kind === "memo" ? (req.result ?? { value: null }) : { value: req.children ?? [] };
-        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, invocation: req.invocation, data: null }, now);
+        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, invocation: req.invocation, data: null, result }, now);
         if (req.children) for (const [i, id] of req.children.entries()) this.s.runs.addChild(id, req.task, i);
-        this.s.log.resolve(req.task, req.seq, result, now);
         return { status: "resolved", result };
       }
       case "sleep":

@@ -279,6 +279,7 @@ export class WorkflowRun extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     const now = clock.now();
     if (!this.current()) return;
+    this.outbox.wake();
     this.write(() => {
       const horizon = this.timers.alarmFired(now);
       for (const timer of this.timers.due(horizon)) {
