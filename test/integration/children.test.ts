@@ -21,4 +21,13 @@ describe("child runs from a regular task", () => {
     expect(mine).toHaveLength(6);
     expect(task(run, "t-fanout").attempts).toHaveLength(1);
   });
+
+  it("treats someTask.run() inside a regular task as a linked child", async () => {
+    const runId = await trigger("t-run-inside", {});
+    const run = await result(runId);
+    expect(run.output).toEqual({ square: 81 });
+    await vi.waitUntil(async () => (await getRun(runId)).children.length === 1, { timeout: 5_000 });
+    const child = await getRun((await getRun(runId)).children[0]!);
+    expect(child).toMatchObject({ workflow: "t-leaf", parent: { runId, taskName: "t-run-inside" }, status: "COMPLETED" });
+  });
 });

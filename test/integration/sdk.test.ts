@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import { RunCancelledError, RunFailedError, SpindleError } from "@spindle/worker-sdk";
-import { diamond, echo, effects, noRetry, spindle, typed, waiter } from "../worker/workflows";
+import { allowed, diamond, echo, effects, noRetry, replayable, spindle, typed, waiter } from "../worker/workflows";
 
 describe("the SDK over the service binding", () => {
   it("runs a task and returns its output", async () => {
@@ -48,5 +48,14 @@ describe("the SDK over the service binding", () => {
   it("refuses an unknown run with a typed error", async () => {
     const err = await spindle.runs.get("01JH8X7Q2K3M4N5P6Q7R8S9T0V").catch((e: unknown) => e);
     expect((err as SpindleError).code).toBe("run.not_found");
+  });
+
+  it("replays a failed run through the SDK", async () => {
+    const ref = await replayable.runNoWait({});
+    await expect(ref.result()).rejects.toBeInstanceOf(RunFailedError);
+    allowed.add(ref.runId);
+    const replayed = await spindle.runs.replay(ref.runId);
+    expect(["QUEUED", "RUNNING"]).toContain(replayed.status);
+    expect(await ref.result()).toEqual({ x: { x: 1 }, y: { y: 2 } });
   });
 });

@@ -212,6 +212,14 @@ export const tightQuick = spindle.durableTask({
   fn: async (_input, ctx) => ({ one: await ctx.memo(() => 1) }),
 });
 
+/** Sleeps until a moment given in its input. */
+export const sleepUntil = spindle.durableTask({
+  name: "d-sleep-until",
+  executionTimeout: "30s",
+  input: z.object({ at: z.string() }),
+  fn: async (input, ctx) => ctx.sleepUntil(new Date(input.at)),
+});
+
 /** memo keys include their deps; now() is recorded once. */
 export const memoKeys = spindle.durableTask({
   name: "d-memo-keys",
@@ -252,7 +260,7 @@ export const badCel = spindle.durableTask({
   fn: async (_input, ctx) => ctx.waitForEvent("anything", "input.x == == 1"),
 });
 
-export const durableWorkflows = [badCel, memoKeys, mixed, steps, sleeper, eventWaiter, orWaiter, andWaiter, fanoutParent, failingLeaf, runInside, nondet, memoLoop, conditional];
+export const durableWorkflows = [sleepUntil, badCel, memoKeys, mixed, steps, sleeper, eventWaiter, orWaiter, andWaiter, fanoutParent, failingLeaf, runInside, nondet, memoLoop, conditional];
 export const tightWorker = spindle.worker({
   name: "tight",
   slots: 2,

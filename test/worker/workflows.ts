@@ -179,6 +179,12 @@ export const fanout = spindle.task({
   },
 });
 
+/** `leaf.run()` inside a regular task: a linked child, waited for while the task holds its slot. */
+export const runInsideRegular = spindle.task({
+  name: "t-run-inside",
+  fn: async () => ({ square: (await leaf.run({ i: 9 })).square }),
+});
+
 export const logs = spindle.task({
   name: "t-logs",
   fn: (_input, ctx) => {
@@ -219,4 +225,4 @@ replayable.task({
   },
 });
 
-export const regularWorkflows = [echo, typed, diamond, flaky, noRetry, slow, waiter, twoStep, hooks, leaf, fanout, logs, prio, replayable];
+export const regularWorkflows = [runInsideRegular, echo, typed, diamond, flaky, noRetry, slow, waiter, twoStep, hooks, leaf, fanout, logs, prio, replayable];

@@ -71,3 +71,19 @@ describe("durable tasks: sleeps and events", () => {
     expect(run.output).toEqual({ fired: { "d:left": { l: 1 }, "d:right": { ok: true } } });
   });
 });
+
+describe("durable tasks: sleepUntil", () => {
+  it("sleeps until the given moment, fixed when the sleep is reached", async () => {
+    const at = new Date(Date.now() + 60_000).toISOString();
+    const runId = await trigger("d-sleep-until", { at });
+    const waiting = await until(runId, evicted("d-sleep-until"));
+    const wait = task(waiting, "d-sleep-until").waitingFor![0]!;
+    expect(wait.key).toBe(`sleepUntil:${at}`);
+    expect(Math.abs(Date.parse(wait.conditions![0]!.dueAt!) - Date.parse(at))).toBeLessThanOrEqual(5);
+    expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
+    const run = await result(runId);
+    expect(run.status).toBe("COMPLETED");
+    expect((run.output as { durationMs: number }).durationMs).toBeGreaterThan(55_000);
+    expect((run.output as { durationMs: number }).durationMs).toBeLessThanOrEqual(60_000);
+  });
+});
