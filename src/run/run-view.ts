@@ -62,7 +62,7 @@ export function buildRunView(
  * What a durable task (or a DAG task waiting on its conditions) adds to its view: whether it is
  * evicted, what it waits for, and its event log.
  */
-export function durableTaskView(task: TaskRecord, def: TaskDefinition, log: DurableLog, runs: RunStore): Partial<TaskView> {
+export function waitingView(task: TaskRecord, def: TaskDefinition, log: DurableLog, runs: RunStore): Partial<TaskView> {
   if (def.kind !== "durable") {
     if (task.status !== "PENDING") return {};
     const waits = waitsOf(task.name, DAG_CONDITIONS_SEQ, "wait", "conditions", log, runs);

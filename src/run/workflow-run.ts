@@ -26,7 +26,7 @@ import { RunMachine, watchKey, type DispatchRef } from "./machine";
 import { Outbox, type OutboxMessage } from "./outbox";
 import { deliver, type ChildEnded, type OutboxPayloads } from "./outbox-delivery";
 import { RunStore, type RunRecord } from "./run-store";
-import { buildRunView, durableTaskView } from "./run-view";
+import { buildRunView, waitingView } from "./run-view";
 import { RUN_MIGRATIONS } from "./schema";
 import { TaskStore, type TaskRecord } from "./task-store";
 import { TimerStore } from "./timer-store";
@@ -106,10 +106,7 @@ export class WorkflowRun extends DurableObject<Env> {
     if (existing) return ok({ runId: existing.runId, status: existing.status });
     const now = clock.now();
     this.write(() => {
-      if (!this.hasSchema) {
-        migrate(this.ctx.storage, RUN_MIGRATIONS);
-        this.hasSchema = true;
-      }
+      if (!this.hasSchema) migrate(this.ctx.storage, RUN_MIGRATIONS);
       this.runs.insert({
         runId: init.runId,
         tenant: init.tenant,
@@ -129,10 +126,11 @@ export class WorkflowRun extends DurableObject<Env> {
       if (init.parent && init.parent.seq === undefined) {
         const link: OutboxPayloads["link_child"] = { runId: init.runId, task: init.parent.taskName, position: init.parent.index };
         this.outbox.add("link_child", runObjectName(init.tenant, init.parent.runId), link, now);
-
       }
       this.machine.advance(run, now);
     });
+    // Only now: had the write failed, it would have rolled the schema back with it.
+    this.hasSchema = true;
     await this.afterWrite();
     const run = this.runs.get()!;
     return ok({ runId: run.runId, status: run.status });
@@ -397,7 +395,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   private view(run: RunRecord): RunView {
     return buildRunView(run, this.tasks, this.runs.children(), (name: string, def: TaskDefinition): Partial<TaskView> =>
-      durableTaskView(this.tasks.get(name)!, def, this.log, this.runs),
+      waitingView(this.tasks.get(name)!, def, this.log, this.runs),
     );
   }
 }
