@@ -144,7 +144,9 @@ export class WorkflowRun extends DurableObject<Env> {
     if (stale) return ok({ kind: "stale", reason: stale });
     const now = clock.now();
     this.write(() => this.machine.start(run, ref, now));
-    await this.afterWrite();
+    // The only message a start can owe is its index report: answer first. Its outbox row is
+    // durable, and the run's next write (its outcome, or its timeout) sends whatever is left.
+    this.ctx.waitUntil(this.afterWrite());
     return ok({ kind: "started", assignment: this.assignment(this.runs.get()!, this.tasks.get(ref.task)!, now) });
   }
 
