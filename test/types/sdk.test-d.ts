@@ -1,0 +1,55 @@
+/**
+ * Type tests: what the SDK infers for users. Checked by `npm run typecheck` (tsc), never run.
+ */
+import { expectTypeOf } from "vitest";
+import { z } from "zod";
+import { Or, Spindle, type Context, type DurableContext, type RunRef } from "@spindle/worker-sdk";
+
+const spindle = Spindle.init({ token: "t", env: {} });
+
+// A task's input comes from its zod schema, its output from its function.
+const lower = spindle.task({
+  name: "lower",
+  input: z.object({ Message: z.string(), times: z.number().optional() }),
+  fn: (input, ctx) => {
+    expectTypeOf(input).toEqualTypeOf<{ Message: string; times?: number | undefined }>();
+    expectTypeOf(ctx).toEqualTypeOf<Context<{ Message: string; times?: number | undefined }>>();
+    return { TransformedMessage: input.Message.toLowerCase() };
+  },
+});
+expectTypeOf(lower.run).parameter(0).toEqualTypeOf<{ Message: string; times?: number | undefined }>();
+expectTypeOf(lower.run).returns.resolves.toEqualTypeOf<{ TransformedMessage: string }>();
+expectTypeOf(lower.runNoWait).returns.resolves.toEqualTypeOf<RunRef<{ TransformedMessage: string }>>();
+expectTypeOf(lower.runMany).returns.resolves.toEqualTypeOf<{ TransformedMessage: string }[]>();
+// @ts-expect-error: the input must match the schema
+void lower.run({ message: "lower-case key" });
+
+// A DAG task's parents' outputs are typed where they are read.
+const dag = spindle.workflow({ name: "dag", input: z.object({ n: z.number() }) });
+const first = dag.task({ name: "first", fn: (input) => ({ doubled: input.n * 2 }) });
+dag.task({
+  name: "second",
+  parents: [first],
+  fn: (_input, ctx) => {
+    expectTypeOf(ctx.parentOutput(first)).toEqualTypeOf<{ doubled: number }>();
+    return ctx.parentOutput(first).doubled + 1;
+  },
+});
+
+// A durable task gets a DurableContext; its waits and memos are typed.
+spindle.durableTask({
+  name: "durable",
+  input: z.object({ userId: z.string() }),
+  fn: async (input, ctx) => {
+    expectTypeOf(ctx).toEqualTypeOf<DurableContext<{ userId: string }>>();
+    expectTypeOf(await ctx.sleepFor("1h")).toEqualTypeOf<{ durationMs: number }>();
+    expectTypeOf(await ctx.memo(() => 42)).toEqualTypeOf<number>();
+    expectTypeOf(await ctx.memo(async () => "x", [input.userId])).toEqualTypeOf<string>();
+    expectTypeOf(await ctx.waitForEvent<{ approved: boolean }>("approval")).toEqualTypeOf<{ approved: boolean }>();
+    expectTypeOf(await ctx.waitFor([Or({ eventKey: "a" }, { sleepFor: "10s" })])).toEqualTypeOf<Record<string, unknown>>();
+    expectTypeOf(await ctx.runChild(lower, { Message: "x" })).toEqualTypeOf<{ TransformedMessage: string }>();
+    expectTypeOf(await ctx.spawnChildren([{ task: lower, input: { Message: "x" } }])).toEqualTypeOf<{ TransformedMessage: string }[]>();
+    expectTypeOf(await ctx.now()).toEqualTypeOf<Date>();
+    return { ok: true };
+  },
+});
