@@ -24,9 +24,9 @@ export function isWorkerBindingName(name: string): boolean {
 
 export const eventBusName = (tenant: string, key: string): string => `events:${tenant}:${key}`;
 
-/** One waiter per condition leaf of a wait: `${runId}|${task}|${seq}|${list}|${group}|${leaf}`. */
-export const waiterId = (runId: string, ref: { task: string; seq: number; list: string; group: number; leaf: number }): string =>
-  `${runId}|${ref.task}|${ref.seq}|${ref.list}|${ref.group}|${ref.leaf}`;
+/** One waiter per arming of a condition leaf: `${runId}|${task}|${seq}|${list}|${group}|${leaf}|${arming}`. */
+export const waiterId = (runId: string, ref: { task: string; seq: number; list: string; group: number; leaf: number; arming: string }): string =>
+  `${runId}|${ref.task}|${ref.seq}|${ref.list}|${ref.group}|${ref.leaf}|${ref.arming}`;
 
 /** Durable tasks draw from their own slot pool. */
 export function poolOf(def: TaskDefinition): Pool {

@@ -62,7 +62,7 @@ export interface EventRecord {
 
 /** A wait's event condition, as the run registers it here. */
 export interface Waiter {
-  /** Unique per condition leaf: `${runId}|${task}|${seq}|${list}|${group}|${leaf}`. */
+  /** Unique per arming of a condition leaf: `${runId}|${task}|${seq}|${list}|${group}|${leaf}|${arming}`. */
   id: string;
   runId: string;
   expression: string | null;
@@ -79,6 +79,8 @@ export interface ConditionRef {
   list: "wait" | "skip" | "cancel";
   group: number;
   leaf: number;
+  /** Which arming of the condition this is: a replay re-arms the same position anew. */
+  arming: string;
 }
 
 /** What the bus tells a run: this condition of yours was met by this event. */

@@ -112,8 +112,21 @@ export class Registry extends DurableObject<Env> {
     return this.lookup(name);
   }
 
+  /**
+   * A registration pushed by a caller. If the engine is bound to a worker of that name, the
+   * worker itself must say it belongs to the caller's tenant: otherwise one tenant could route its
+   * runs to another tenant's code.
+   */
   async register(tenant: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>> {
     try {
+      const name = typeof registration?.name === "string" ? registration.name : "";
+      const service = this.env[workerBindingName(name) as `WORKER_${string}`] as WorkerService | undefined;
+      if (service) {
+        const description = await withTimeout(service.describe(), DESCRIBE_TIMEOUT_MS, `${workerBindingName(name)}.describe()`);
+        if ((await tenantForTokenHash(this.env, description.tokenHash)) !== tenant) {
+          throw new SpindleError("registry.forbidden", `worker '${name}' is bound to the engine but does not belong to this tenant`);
+        }
+      }
       return { ok: true, value: await this.apply(tenant, registration) };
     } catch (err) {
       return { ok: false, error: toErrorData(err, "registry.failed") };

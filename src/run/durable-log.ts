@@ -31,6 +31,7 @@ interface CheckpointRow extends Record<string, SqlStorageValue> {
   data: string | null;
   invocation: number;
   created_at: number;
+  resolved_order: number | null;
 }
 
 const toCheckpoint = (r: CheckpointRow): Checkpoint => {
@@ -46,8 +47,14 @@ const toCheckpoint = (r: CheckpointRow): Checkpoint => {
   };
   const result = parseJson<CheckpointResult>(r.result);
   if (result) cp.result = result;
+  if (r.resolved_order !== null) cp.order = r.resolved_order;
   return cp;
 };
+
+/** A checkpoint as it leaves the engine (to a replaying task, or in a run's view). */
+export function toRecord({ seq, kind, key, status, result, order }: Checkpoint): CheckpointRecord {
+  return { seq, kind, key, status, ...(result ? { result } : {}), ...(order !== undefined ? { order } : {}) };
+}
 
 export type ConditionList = "wait" | "skip" | "cancel";
 
@@ -62,6 +69,8 @@ export interface ConditionRecord {
   satisfiedAt: number | null;
   result: unknown;
   decided: boolean;
+  /** Tells this arming of the condition from an earlier one at the same position (before a replay). */
+  arming: string;
 }
 
 interface ConditionRow extends Record<string, SqlStorageValue> {
@@ -75,6 +84,7 @@ interface ConditionRow extends Record<string, SqlStorageValue> {
   satisfied_at: number | null;
   result: string | null;
   decided: number;
+  arming: string;
 }
 
 const toCondition = (r: ConditionRow): ConditionRecord => ({
@@ -88,7 +98,11 @@ const toCondition = (r: ConditionRow): ConditionRecord => ({
   satisfiedAt: r.satisfied_at,
   result: parseJson(r.result),
   decided: r.decided === 1,
+  arming: r.arming,
 });
+
+/** The next resolution order of a task's checkpoints (bound to the task's name). */
+const NEXT_ORDER = "(SELECT COALESCE(MAX(resolved_order), 0) + 1 FROM checkpoints WHERE task = ?)";
 
 /** The sequence number under which DAG-task conditions are kept. */
 export const DAG_CONDITIONS_SEQ = -1;
@@ -118,8 +132,8 @@ export class DurableLog {
     now: number,
   ): void {
     this.sql.exec(
-      `INSERT INTO checkpoints (task, seq, kind, key, status, result, data, invocation, created_at, resolved_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO checkpoints (task, seq, kind, key, status, result, data, invocation, created_at, resolved_at, resolved_order)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${cp.result ? NEXT_ORDER : "NULL"})`,
       cp.task,
       cp.seq,
       cp.kind,
@@ -130,15 +144,18 @@ export class DurableLog {
       cp.invocation,
       now,
       cp.result ? now : null,
+      ...(cp.result ? [cp.task] : []),
     );
   }
 
   resolve(task: string, seq: number, result: CheckpointResult, now: number): boolean {
     return (
       this.sql.exec(
-        "UPDATE checkpoints SET status = 'resolved', result = ?, resolved_at = ? WHERE task = ? AND seq = ? AND status = 'pending'",
+        `UPDATE checkpoints SET status = 'resolved', result = ?, resolved_at = ?, resolved_order = ${NEXT_ORDER}
+         WHERE task = ? AND seq = ? AND status = 'pending'`,
         JSON.stringify(result),
         now,
+        task,
         task,
         seq,
       ).rowsWritten > 0
@@ -155,7 +172,7 @@ export class DurableLog {
 
   addCondition(c: Omit<ConditionRecord, "satisfiedAt" | "result" | "decided">): void {
     this.sql.exec(
-      "INSERT INTO conditions (task, seq, list, grp, leaf, spec, armed_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      "INSERT INTO conditions (task, seq, list, grp, leaf, spec, armed_at, arming) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
       c.task,
       c.seq,
       c.list,
@@ -163,6 +180,7 @@ export class DurableLog {
       c.leaf,
       JSON.stringify(c.spec),
       c.armedAt,
+      c.arming,
     );
   }
 
@@ -180,17 +198,20 @@ export class DurableLog {
     return row ? toCondition(row) : null;
   }
 
-  satisfy(task: string, seq: number, list: ConditionList, group: number, leaf: number, result: unknown, now: number): boolean {
+  /** Marks one leaf met, if it is still armed, undecided, and the same arming. */
+  satisfy(ref: { task: string; seq: number; list: ConditionList; group: number; leaf: number; arming: string }, result: unknown, now: number): boolean {
     return (
       this.sql.exec(
-        "UPDATE conditions SET satisfied_at = ?, result = ? WHERE task = ? AND seq = ? AND list = ? AND grp = ? AND leaf = ? AND satisfied_at IS NULL AND decided = 0",
+        `UPDATE conditions SET satisfied_at = ?, result = ?
+         WHERE task = ? AND seq = ? AND list = ? AND grp = ? AND leaf = ? AND arming = ? AND satisfied_at IS NULL AND decided = 0`,
         now,
         JSON.stringify(result ?? null),
-        task,
-        seq,
-        list,
-        group,
-        leaf,
+        ref.task,
+        ref.seq,
+        ref.list,
+        ref.group,
+        ref.leaf,
+        ref.arming,
       ).rowsWritten > 0
     );
   }

@@ -59,6 +59,8 @@ export const watchKey = (ref: { task: string; attempt: number; invocation: numbe
  */
 export class RunMachine {
   private readonly waits: Waits;
+  private advancing = false;
+  private replan = false;
 
   constructor(
     private readonly s: Stores,
@@ -71,21 +73,36 @@ export class RunMachine {
   // The DAG
   // -------------------------------------------------------------------------------------------
 
-  /** Applies the run's plan until nothing changes: start ready tasks, settle doomed ones, end the run. */
-  advance(run: RunRecord, now: number): void {
-    if (isTerminal(run.status)) return;
-    for (let round = 0; round <= run.definition.tasks.length * 3 + 3; round++) {
-      const plan = planRun(run.definition, this.s.tasks.statuses(), this.s.log.armedTasks());
-      for (const name of plan.doomed) {
-        this.s.tasks.settle(name, "CANCELLED", now, errorData("task.upstream_failed", "UpstreamFailedError", `a parent of task '${name}' failed or was cancelled`));
+  /**
+   * Applies the run's plan until nothing changes: start ready tasks, settle doomed ones, end the
+   * run. A decision taken inside (a conditional task settled at once) asks for another round
+   * instead of planning from within: a nested plan would act on what the outer one still holds.
+   */
+  advance(_run: RunRecord, now: number): void {
+    if (this.advancing) {
+      this.replan = true;
+      return;
+    }
+    this.advancing = true;
+    try {
+      for (;;) {
+        this.replan = false;
+        const run = this.s.runs.get()!;
+        if (isTerminal(run.status)) return;
+        const plan = planRun(run.definition, this.s.tasks.statuses(), this.s.log.armedTasks());
+        for (const name of plan.doomed) {
+          this.s.tasks.settle(name, "CANCELLED", now, errorData("task.upstream_failed", "UpstreamFailedError", `a parent of task '${name}' failed or was cancelled`));
+        }
+        for (const name of plan.unneeded) this.s.tasks.settle(name, "SKIPPED", now);
+        for (const name of plan.ready) if (this.s.tasks.get(name)?.status === "PENDING") this.readyTask(run, name, now);
+        if (plan.end) {
+          this.endRun(run, plan.end, now);
+          return;
+        }
+        if (plan.ready.length + plan.doomed.length + plan.unneeded.length === 0 && !this.replan) return;
       }
-      for (const name of plan.unneeded) this.s.tasks.settle(name, "SKIPPED", now);
-      for (const name of plan.ready) this.readyTask(run, name, now);
-      if (plan.end) {
-        this.endRun(run, plan.end, now);
-        return;
-      }
-      if (plan.ready.length + plan.doomed.length + plan.unneeded.length === 0) return;
+    } finally {
+      this.advancing = false;
     }
   }
 
@@ -175,12 +192,12 @@ export class RunMachine {
   }
 
   fire(run: RunRecord, timer: Timer, now: number): void {
-    if (timer.kind === "outbox" || isTerminal(run.status)) return;
+    if (isTerminal(run.status)) return;
     if (timer.kind === "condition") {
       const [list, id] = timer.ref.split(":") as [ConditionList, string];
       const [group, leaf] = id.split(".").map(Number) as [number, number];
       const c = this.s.log.condition(timer.task, timer.attempt, list, group, leaf);
-      if (c && c.spec.kind === "sleep") this.waits.conditionSatisfied(run, { task: timer.task, seq: timer.attempt, list, group, leaf }, { durationMs: c.spec.durationMs }, now);
+      if (c && c.spec.kind === "sleep") this.waits.conditionSatisfied(run, c, { durationMs: c.spec.durationMs }, now);
       return;
     }
     const task = this.s.tasks.get(timer.task);
@@ -245,10 +262,19 @@ export class RunMachine {
   }
 
   /** A DAG task's conditions decided: start it, skip it or cancel it, and plan on. */
-  settleConditional(run: RunRecord, name: string, decided: "QUEUED" | "SKIPPED" | "CANCELLED", now: number): void {
+  settleConditional(run: RunRecord, name: string, decided: "QUEUED" | "SKIPPED" | "CANCELLED" | "UNSATISFIABLE", now: number): void {
     if (decided === "QUEUED") this.queueTask(run, name, now, 0, 0);
     else if (decided === "SKIPPED") this.s.tasks.settle(name, "SKIPPED", now);
-    else this.s.tasks.settle(name, "CANCELLED", now, errorData("task.condition_cancelled", "CancelledError", `a cancelIf condition of task '${name}' held`));
+    else if (decided === "CANCELLED") {
+      this.s.tasks.settle(name, "CANCELLED", now, errorData("task.condition_cancelled", "CancelledError", `a cancelIf condition of task '${name}' held`));
+    } else {
+      this.s.tasks.settle(
+        name,
+        "CANCELLED",
+        now,
+        errorData("task.condition_unsatisfiable", "ConditionError", `the waitFor of task '${name}' can never hold: a parent condition it needs is false`),
+      );
+    }
     this.advance(this.s.runs.get()!, now);
   }
 
@@ -284,6 +310,8 @@ export class RunMachine {
       this.waits.disarmTask(run, name);
       this.s.timers.clearTask(name);
       this.s.log.clear(name);
+      // Its old children stay listed, but no new checkpoint may count them as its own.
+      this.s.runs.detachChildren(name);
       this.s.tasks.reset(name);
     }
     this.s.runs.reopen();

@@ -25,6 +25,11 @@ interface OutboxRow extends Record<string, SqlStorageValue> {
 
 export const OUTBOX_RETRY_BASE_MS = 500;
 export const OUTBOX_RETRY_MAX_MS = 60_000;
+/**
+ * A message is sent right after the write that adds it; if the object goes away before the send
+ * lands, the alarm sends it this long after it was added.
+ */
+export const OUTBOX_GRACE_MS = 10_000;
 
 export class Outbox {
   private readonly sending = new Set<number>();
@@ -83,15 +88,22 @@ export class Outbox {
     this.sent.clear();
   }
 
-  /** A send failed: try again later, backing off. Returns when. */
-  failed(id: number, tries: number, now: number): number {
+  /** A send failed: try again later, backing off (call inside a write, so the alarm is planned). */
+  failed(id: number, tries: number, now: number): void {
     this.sending.delete(id);
     const delay = Math.min(OUTBOX_RETRY_BASE_MS * 2 ** tries, OUTBOX_RETRY_MAX_MS);
     this.sql.exec("UPDATE outbox SET tries = tries + 1, next_at = ? WHERE id = ?", now + delay, id);
-    return now + delay;
   }
 
-  nextDue(): number | null {
-    return this.sql.exec<{ next: number | null }>("SELECT MIN(next_at) AS next FROM outbox").toArray()[0]?.next ?? null;
+  /**
+   * When the alarm must come to send what is still here: a fresh message after its grace period
+   * (it is normally sent long before), a failed one at its retry time. Null when nothing is left.
+   */
+  alarmAt(): number | null {
+    return (
+      this.sql
+        .exec<{ at: number | null }>("SELECT MIN(CASE WHEN tries = 0 THEN next_at + ? ELSE next_at END) AS at FROM outbox", OUTBOX_GRACE_MS)
+        .toArray()[0]?.at ?? null
+    );
   }
 }

@@ -147,6 +147,11 @@ export class RunStore {
     );
   }
 
+  /** A replayed task starts afresh: its old children no longer belong to any checkpoint of it. */
+  detachChildren(task: string): void {
+    this.sql.exec("UPDATE children SET seq = NULL WHERE task = ?", task);
+  }
+
   /** The checkpoint a child is waited on by, if any. */
   waitOf(childRunId: string): { task: string; seq: number } | null {
     const row = this.sql

@@ -1,6 +1,6 @@
 import type { CheckpointRecord, RunView, TaskDefinition, TaskView, WaitView } from "@spindle/worker-sdk/protocol";
 import { iso } from "../core/clock";
-import { DAG_CONDITIONS_SEQ, type DurableLog } from "./durable-log";
+import { DAG_CONDITIONS_SEQ, toRecord, type DurableLog } from "./durable-log";
 import type { RunRecord, RunStore } from "./run-store";
 import type { TaskRecord, TaskStore } from "./task-store";
 
@@ -69,7 +69,7 @@ export function waitingView(task: TaskRecord, def: TaskDefinition, log: DurableL
     return waits.conditions?.length ? { waitingFor: [waits] } : {};
   }
   const checkpoints = log.all(task.name);
-  const eventLog: CheckpointRecord[] = checkpoints.map(({ seq, kind, key, status, result }) => (result ? { seq, kind, key, status, result } : { seq, kind, key, status }));
+  const eventLog: CheckpointRecord[] = checkpoints.map(toRecord);
   return {
     evicted: task.evicted,
     invocations: task.invocation + (task.attempt > 0 ? 1 : 0),

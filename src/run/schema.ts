@@ -107,6 +107,7 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
         invocation INTEGER NOT NULL,
         created_at INTEGER NOT NULL,
         resolved_at INTEGER,
+        resolved_order INTEGER,
         PRIMARY KEY (task, seq)
       )`,
       `CREATE TABLE conditions (
@@ -120,6 +121,7 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
         satisfied_at INTEGER,
         result TEXT,
         decided INTEGER NOT NULL DEFAULT 0,
+        arming TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (task, seq, list, grp, leaf)
       )`,
     ],

@@ -1,9 +1,9 @@
 /**
- * Every timer of a run (retry backoff, execution and schedule timeouts, sleeps, outbox retries)
- * lives in one table. `plan()`, called at the end of every write, is the one function that decides
+ * Every timer of a run (retry backoff, execution and schedule timeouts, sleeps and other
+ * conditions) lives in one table; the outbox adds when its messages are due. `plan()`, called at the end of every write, is the one function that decides
  * where the object's alarm points: the earliest due time.
  */
-export type TimerKind = "retry" | "exec_timeout" | "schedule_timeout" | "outbox" | "condition";
+export type TimerKind = "retry" | "exec_timeout" | "schedule_timeout" | "condition";
 
 export interface Timer {
   kind: TimerKind;
@@ -64,7 +64,7 @@ export class TimerStore {
   }
 
   clearTask(task: string): void {
-    this.storage.sql.exec("DELETE FROM timers WHERE task = ? AND kind != 'outbox'", task);
+    this.storage.sql.exec("DELETE FROM timers WHERE task = ?", task);
   }
 
   forTask(task: string): Timer[] {
@@ -81,8 +81,9 @@ export class TimerStore {
    * not change. The caller applies it to the runtime's alarm in the same turn, so the two commit
    * together.
    */
-  plan(): number | null | undefined {
-    const next = this.storage.sql.exec<{ next: number | null }>("SELECT MIN(due_at) AS next FROM timers").toArray()[0]?.next ?? null;
+  plan(also: number | null = null): number | null | undefined {
+    const timer = this.storage.sql.exec<{ next: number | null }>("SELECT MIN(due_at) AS next FROM timers").toArray()[0]?.next ?? null;
+    const next = timer === null ? also : also === null ? timer : Math.min(timer, also);
     if (next === this.armedAt()) return undefined;
     this.storage.sql.exec("INSERT INTO alarm (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at", next);
     this.armed = next;

@@ -23,7 +23,7 @@ import type { TaskRecord } from "./task-store";
 export interface WaitHost {
   taskDef(run: RunRecord, name: string): TaskDefinition;
   wake(run: RunRecord, name: string, now: number, force?: boolean): void;
-  settleConditional(run: RunRecord, name: string, decided: "QUEUED" | "SKIPPED" | "CANCELLED", now: number): void;
+  settleConditional(run: RunRecord, name: string, decided: "QUEUED" | "SKIPPED" | "CANCELLED" | "UNSATISFIABLE", now: number): void;
 }
 
 /**
@@ -61,10 +61,11 @@ export class Waits {
       !!conditions?.length && evaluate(conditions, state.get(list) ?? new Map()).holds;
     // cancelIf wins over skipIf, which wins over waitFor. With no waitFor the task starts at once:
     // a skip or cancel that hangs on an event or a sleep can no longer matter once it runs.
-    let decided: "CANCELLED" | "SKIPPED" | "QUEUED" | null = null;
+    let decided: "CANCELLED" | "SKIPPED" | "QUEUED" | "UNSATISFIABLE" | null = null;
     if (holds("cancel", def.cancelIf)) decided = "CANCELLED";
     else if (holds("skip", def.skipIf)) decided = "SKIPPED";
     else if (!def.waitFor?.length || holds("wait", def.waitFor)) decided = "QUEUED";
+    else if (this.neverHolds(name, def.waitFor)) decided = "UNSATISFIABLE";
     if (!decided) return;
     this.disarm(run, name, DAG_CONDITIONS_SEQ);
     this.machine.settleConditional(run, name, decided, now);
@@ -76,6 +77,7 @@ export class Waits {
    * (not the task's current one) may not write at all.
    */
   checkpoint(run: RunRecord, req: CheckpointRequest, now: number): CheckpointReply {
+    if (!Number.isInteger(req.seq) || req.seq < 0) throw new SpindleError("request.invalid", `seq: must be a non-negative integer, got ${req.seq}`);
     const task = this.s.tasks.get(req.task);
     const def = this.machine.taskDef(run, req.task);
     if (def.kind !== "durable") throw new SpindleError("task.not_durable", `task '${req.task}' is not a durable task`);
@@ -145,15 +147,16 @@ export class Waits {
   /** Records each leaf, evaluates parent conditions now, sets sleeps' timers, subscribes to events. */
   private arm(run: RunRecord, task: string, seq: number, list: ConditionList, conditions: ConditionData[], now: number): void {
     const waiters = new Map<string, Waiter[]>();
+    const arming = crypto.randomUUID();
     for (const { group, leaf, condition } of leaves(conditions)) {
-      this.s.log.addCondition({ task, seq, list, group, leaf, spec: condition, armedAt: now });
-      const ref = { task, seq, list, group, leaf };
+      this.s.log.addCondition({ task, seq, list, group, leaf, spec: condition, armedAt: now, arming });
+      const ref = { task, seq, list, group, leaf, arming };
       if (condition.kind === "sleep") {
         this.s.timers.set("condition", task, seq, now + condition.durationMs, null, `${list}:${leafId(group, leaf)}`);
       } else if (condition.kind === "parent") {
         const parent = this.s.tasks.get(condition.parent);
         if (parent?.status === "COMPLETED" && matches(condition.expression, { output: parent.output })) {
-          this.s.log.satisfy(task, seq, list, group, leaf, parent.output, now);
+          this.s.log.satisfy(ref, parent.output, now);
         }
       } else {
         const target = eventBusName(run.tenant, condition.eventKey);
@@ -177,8 +180,13 @@ export class Waits {
   }
 
   /** An event (through the bus) or a timer met one leaf of a wait or of a DAG task's conditions. */
-  conditionSatisfied(run: RunRecord, ref: { task: string; seq: number; list: ConditionList; group: number; leaf: number }, result: unknown, now: number): void {
-    if (!this.s.log.satisfy(ref.task, ref.seq, ref.list, ref.group, ref.leaf, result, now)) return;
+  conditionSatisfied(
+    run: RunRecord,
+    ref: { task: string; seq: number; list: ConditionList; group: number; leaf: number; arming: string },
+    result: unknown,
+    now: number,
+  ): void {
+    if (!this.s.log.satisfy(ref, result, now)) return;
     if (ref.seq === DAG_CONDITIONS_SEQ) this.decideDagTask(run, ref.task, now);
     else this.resolveWaitIfMet(run, ref.task, ref.seq, now);
   }
@@ -192,6 +200,18 @@ export class Waits {
     const value = cp.kind === "sleep" ? { durationMs: (conditions[0] as { durationMs: number }).durationMs } : fired;
     this.disarm(run, task, seq);
     if (this.s.log.resolve(task, seq, { value }, now)) this.machine.wake(run, task, now);
+  }
+
+  /**
+   * A waitFor list can never hold once one of its entries has only parent conditions left and
+   * none of them held: a parent's output is final, so they never will.
+   */
+  private neverHolds(task: string, waitFor: ConditionData[]): boolean {
+    const rows = this.s.log.conditions(task, DAG_CONDITIONS_SEQ).filter((c) => c.list === "wait");
+    return waitFor.some((_entry, group) => {
+      const leaves = rows.filter((c) => c.group === group);
+      return leaves.length > 0 && leaves.every((c) => c.spec.kind === "parent" && c.satisfiedAt === null);
+    });
   }
 
   private conditionState(task: string, seq: number): Map<ConditionList, Map<string, unknown>> {
@@ -212,7 +232,7 @@ export class Waits {
     for (const c of this.s.log.conditions(task, seq)) {
       if (c.spec.kind !== "event" || c.satisfiedAt !== null) continue;
       const target = eventBusName(run.tenant, c.spec.eventKey);
-      byTarget.set(target, [...(byTarget.get(target) ?? []), waiterId(run.runId, { task, seq, list: c.list, group: c.group, leaf: c.leaf })]);
+      byTarget.set(target, [...(byTarget.get(target) ?? []), waiterId(run.runId, { task, seq, list: c.list, group: c.group, leaf: c.leaf, arming: c.arming })]);
     }
     for (const [target, ids] of byTarget) this.s.outbox.add("unsubscribe", target, { ids } satisfies OutboxPayloads["unsubscribe"], clock.now());
     this.s.log.markDecided(task, seq);

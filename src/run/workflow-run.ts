@@ -21,7 +21,7 @@ import { runObjectName } from "../core/names";
 import type { Env } from "../env";
 import type { ConditionMet } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
-import { DurableLog } from "./durable-log";
+import { DurableLog, toRecord } from "./durable-log";
 import { RunMachine, watchKey, type DispatchRef } from "./machine";
 import { Outbox, type OutboxMessage } from "./outbox";
 import { deliver, type ChildEnded, type OutboxPayloads } from "./outbox-delivery";
@@ -47,7 +47,8 @@ export interface RunInit {
   parent: ParentLink | null;
 }
 
-export type StartReply = { kind: "started"; assignment: Assignment } | { kind: "stale"; reason: string };
+/** `release`: whether the refused dispatch's slot lease should be given back (not for a duplicate of a running attempt: that lease is the running attempt's). */
+export type StartReply = { kind: "started"; assignment: Assignment } | { kind: "stale"; reason: string; release: boolean };
 
 const ok = <T>(value: T): Reply<T> => ({ ok: true, value });
 const fail = (error: SpindleError): Reply<never> => ({ ok: false, error: error.toData() });
@@ -122,8 +123,9 @@ export class WorkflowRun extends DurableObject<Env> {
       init.definition.tasks.forEach((t, i) => this.tasks.insert(t.name, i, ulid(now)));
       const run = this.runs.get()!;
       this.machine.reportToIndex(run, now);
-      // A durable parent links its children itself, in the checkpoint that spawns them.
-      if (init.parent && init.parent.seq === undefined) {
+      // Every child links itself, durable ones too: a cancel that lands before the parent records
+      // its spawn must still reach them.
+      if (init.parent) {
         const link: OutboxPayloads["link_child"] = { runId: init.runId, task: init.parent.taskName, position: init.parent.index };
         this.outbox.add("link_child", runObjectName(init.tenant, init.parent.runId), link, now);
       }
@@ -141,7 +143,7 @@ export class WorkflowRun extends DurableObject<Env> {
     const run = this.current();
     if (!run) return notFound();
     const stale = staleness(run, this.tasks.get(ref.task), ref);
-    if (stale) return ok({ kind: "stale", reason: stale });
+    if (stale) return ok({ kind: "stale", ...stale });
     const now = clock.now();
     this.write(() => this.machine.start(run, ref, now));
     // The only message a start can owe is its index report: answer first. Its outbox row is
@@ -280,14 +282,15 @@ export class WorkflowRun extends DurableObject<Env> {
     const now = clock.now();
     if (!this.current()) return;
     this.outbox.wake();
+    let horizon = now;
     this.write(() => {
-      const horizon = this.timers.alarmFired(now);
+      horizon = this.timers.alarmFired(now);
       for (const timer of this.timers.due(horizon)) {
         this.timers.clear(timer.kind, timer.task, timer.attempt, timer.ref);
         this.machine.fire(this.runs.get()!, timer, now);
       }
     });
-    await this.afterWrite();
+    await this.afterWrite(horizon);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -306,15 +309,15 @@ export class WorkflowRun extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       this.outbox.purge();
       fn();
-      alarm = this.timers.plan();
+      alarm = this.timers.plan(this.outbox.alarmAt());
     });
     if (alarm === undefined) return;
     const applying = alarm === null ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(alarm);
     applying.catch((err: unknown) => console.error("could not set the run's alarm", err));
   }
 
-  /** After a committed write: wake waiters, then send the outbox. */
-  private async afterWrite(): Promise<void> {
+  /** After a committed write: wake waiters, then send what the outbox holds (due by `horizon`). */
+  private async afterWrite(horizon = clock.now()): Promise<void> {
     for (const { key, result } of this.pendingWatch.splice(0)) {
       for (const finish of [...(this.watchers.get(key) ?? [])]) finish(result);
       this.watchers.delete(key);
@@ -324,19 +327,24 @@ export class WorkflowRun extends DurableObject<Env> {
       for (const done of [...this.endWaiters]) done();
       this.endWaiters.clear();
     }
-    await this.flushOutbox();
+    await this.flushOutbox(horizon);
   }
 
-  /** Sends what the outbox holds, grouped by kind and target, all groups at once. */
-  private async flushOutbox(): Promise<void> {
-    const messages = this.outbox.take(clock.now());
+  /**
+   * Sends what the outbox holds, grouped by kind and target. Unsubscriptions go last, so one can
+   * never overtake the subscription it cancels.
+   */
+  private async flushOutbox(horizon: number): Promise<void> {
+    const messages = this.outbox.take(horizon);
     if (messages.length === 0) return;
     const groups = new Map<string, OutboxMessage[]>();
     for (const m of messages) {
       const key = `${m.kind}\u0000${m.target}`;
       groups.set(key, [...(groups.get(key) ?? []), m]);
     }
-    await Promise.all([...groups.values()].map((group) => this.send(group)));
+    const all = [...groups.values()];
+    await Promise.all(all.filter((g) => g[0]!.kind !== "unsubscribe").map((group) => this.send(group)));
+    await Promise.all(all.filter((g) => g[0]!.kind === "unsubscribe").map((group) => this.send(group)));
   }
 
   private async send(group: OutboxMessage[]): Promise<void> {
@@ -353,7 +361,7 @@ export class WorkflowRun extends DurableObject<Env> {
     } catch (err) {
       console.error(`run outbox: ${first.kind} to ${first.target} failed, will retry`, err);
       this.write(() => {
-        for (const m of group) this.timers.set("outbox", "", 0, this.outbox.failed(m.id, m.tries, clock.now()));
+        for (const m of group) this.outbox.failed(m.id, m.tries, clock.now());
       });
     }
   }
@@ -390,7 +398,7 @@ export class WorkflowRun extends DurableObject<Env> {
       firstStartedAt: task.firstStartedAt ?? now,
     };
     if (def.kind === "durable") {
-      assignment.durable = { log: this.log.all(task.name).map(({ seq, kind, key, status, result }) => (result ? { seq, kind, key, status, result } : { seq, kind, key, status })) };
+      assignment.durable = { log: this.log.all(task.name).map(toRecord) };
     }
     return assignment;
   }
@@ -402,11 +410,11 @@ export class WorkflowRun extends DurableObject<Env> {
   }
 }
 
-function staleness(run: RunRecord, task: TaskRecord | null, ref: DispatchRef): string | null {
-  if (!task) return `no task '${ref.task}'`;
-  if (task.attempt !== ref.attempt || task.invocation !== ref.invocation) return "superseded by a newer dispatch";
-  if (isTerminal(run.status)) return `run is ${run.status}`;
-  if (task.status === "RUNNING") return "duplicate delivery: the attempt is already running";
-  if (task.status !== "QUEUED") return `task is ${task.status}`;
+function staleness(run: RunRecord, task: TaskRecord | null, ref: DispatchRef): { reason: string; release: boolean } | null {
+  if (!task) return { reason: `no task '${ref.task}'`, release: true };
+  if (task.attempt !== ref.attempt || task.invocation !== ref.invocation) return { reason: "superseded by a newer dispatch", release: true };
+  if (isTerminal(run.status)) return { reason: `run is ${run.status}`, release: true };
+  if (task.status === "RUNNING") return { reason: "duplicate delivery: the attempt is already running", release: false };
+  if (task.status !== "QUEUED") return { reason: `task is ${task.status}`, release: true };
   return null;
 }

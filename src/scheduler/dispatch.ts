@@ -35,7 +35,8 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
       message.ack();
       const start = started.ok ? started.value : null;
       if (!start || start.kind === "stale") {
-        ctx.waitUntil(queue.release(m.key));
+        // A duplicate of a running attempt holds nothing of its own: its lease is the running one's.
+        if (!start || start.release) ctx.waitUntil(queue.release(m.key));
         return;
       }
       const assignment = start.assignment;

@@ -6,9 +6,10 @@
  */
 import { durableWorkflows, tightWorker } from "./durable";
 import { serialWorker, slottedWorker } from "./pools";
+import { edgeCaseWorkflows } from "./edge-cases";
 import { regularWorkflows, spindle } from "./workflows";
 
-const testWorker = spindle.worker({ name: "test", slots: 50, workflows: [...regularWorkflows, ...durableWorkflows] });
+const testWorker = spindle.worker({ name: "test", slots: 50, workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows] });
 
 export { default, Engine, EventBus, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";

@@ -2,7 +2,7 @@ import type { EngineClient } from "./client";
 import { toConditionData, type ConditionSpec } from "./conditions";
 import { Context, type ChildSpec } from "./context";
 import { toMs } from "./duration";
-import { ChildRunError, NonDeterminismError, SpindleError, toErrorData } from "./errors";
+import { ChildRunError, NonDeterminismError, NonRetryableError, SpindleError, toErrorData } from "./errors";
 import {
   conditionKey,
   type Assignment,
@@ -17,6 +17,63 @@ import {
 } from "./protocol";
 import type { RunOptions, RunRef, Runnable } from "./runnable";
 
+/** A promise that never settles: what a call gets when its invocation is ending. */
+const NEVER = (): Promise<never> => new Promise<never>(() => {});
+
+/**
+ * Delivers a replay's recorded results in the order they first resolved, not the order they are
+ * asked for. Code that runs checkpoints in parallel (`Promise.all` of chains of memos) then makes
+ * its next calls in the order it made them the first time, so each call finds its own record.
+ * Sequential code never waits here. A parked result is released on a later macrotask, after the
+ * code woken by the one before it has made its calls.
+ */
+class ReplayOrder {
+  private readonly undelivered: number[];
+  private readonly parked = new Map<number, () => void>();
+  private scheduled = false;
+  private idleChecks = 0;
+
+  constructor(log: readonly CheckpointRecord[]) {
+    this.undelivered = log
+      .filter((r) => r.status === "resolved" && r.order !== undefined)
+      .map((r) => r.order!)
+      .sort((a, b) => a - b);
+  }
+
+  turn(order: number | undefined): Promise<void> {
+    if (order === undefined || !this.undelivered.includes(order)) return Promise.resolve();
+    if (this.undelivered[0] === order && this.parked.size === 0) {
+      this.undelivered.shift();
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve) => {
+      this.parked.set(order, resolve);
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setTimeout(() => {
+      this.scheduled = false;
+      let order = this.undelivered[0];
+      if (order === undefined || !this.parked.has(order)) {
+        // The record whose turn it is has not been asked for. Give the code a few turns to ask
+        // (it may be awaiting something else); after that it took another path: go on.
+        if (++this.idleChecks < 3) return this.schedule();
+        order = Math.min(...this.parked.keys());
+      }
+      this.idleChecks = 0;
+      const release = this.parked.get(order)!;
+      this.parked.delete(order);
+      this.undelivered.splice(this.undelivered.indexOf(order), 1);
+      release();
+      if (this.parked.size > 0) this.schedule();
+    }, 0);
+  }
+}
+
 /**
  * Tracks an invocation's way out at a wait. A call that must wait returns a promise that never
  * settles and asks the executor to end the invocation; the executor first lets the calls already
@@ -26,6 +83,8 @@ export class Suspension {
   readonly waitingOn = new Set<number>();
   private readonly inflight = new Set<Promise<unknown>>();
   private signal!: () => void;
+  /** Set once a wait (or a fatal error) has asked the invocation to end: nothing new starts after. */
+  ending = false;
   /** Resolves when the invocation should end (a wait, or a fatal replay error). */
   readonly requested = new Promise<void>((resolve) => (this.signal = resolve));
   /** An error no user code may swallow (non-determinism, a stale invocation). */
@@ -33,14 +92,16 @@ export class Suspension {
 
   wait(seq: number): Promise<never> {
     this.waitingOn.add(seq);
+    this.ending = true;
     this.signal();
-    return new Promise<never>(() => {});
+    return NEVER();
   }
 
   fail(err: Error): Promise<never> {
     this.fatal ??= err;
+    this.ending = true;
     this.signal();
-    return new Promise<never>(() => {});
+    return NEVER();
   }
 
   track<T>(work: Promise<T>): Promise<T> {
@@ -69,6 +130,7 @@ export class Suspension {
 export class DurableContext<I = unknown> extends Context<I> {
   private seq = 0;
   private readonly recorded: Map<number, CheckpointRecord>;
+  private readonly order: ReplayOrder;
 
   /** @internal */
   constructor(
@@ -80,6 +142,7 @@ export class DurableContext<I = unknown> extends Context<I> {
   ) {
     super(assignment, input, abortSignal, client);
     this.recorded = new Map((assignment.durable?.log ?? []).map((r) => [r.seq, r]));
+    this.order = new ReplayOrder(assignment.durable?.log ?? []);
   }
 
   /** How many times this task has been invoked (1 on its first run; each resume adds one). */
@@ -123,21 +186,18 @@ export class DurableContext<I = unknown> extends Context<I> {
     return (await this.call("wait", waitKey(data), { conditions: data })) as Record<string, unknown>;
   }
 
-  /** Runs `fn` once; every replay returns its recorded result (or throws its recorded error). */
+  /**
+   * Runs `fn` once; every replay returns its recorded result. An error `fn` throws is recorded too
+   * when retrying cannot help (a NonRetryableError: the replay throws it again); any other error
+   * fails the attempt without a record, so a retry runs `fn` again.
+   */
   async memo<T>(fn: () => T | Promise<T>, deps?: unknown[]): Promise<T> {
-    const key = `memo:${await digest(deps ?? null)}`;
-    return (await this.call("memo", key, {}, async () => {
-      try {
-        return { value: toJson(await fn()) };
-      } catch (err) {
-        return { error: toErrorData(err) };
-      }
-    })) as T;
+    return (await this.call("memo", digest(deps ?? null).then((d) => `memo:${d}`), {}, fn)) as T;
   }
 
   /** The current time, recorded once: a replay sees the same moment. */
   async now(): Promise<Date> {
-    const ms = (await this.call("memo", "now", {}, async () => ({ value: Date.now() }))) as number;
+    const ms = (await this.call("memo", "now", {}, () => Date.now())) as number;
     return new Date(ms);
   }
 
@@ -180,9 +240,11 @@ export class DurableContext<I = unknown> extends Context<I> {
     return ids.map((id, i) => children[i]!.task.ref(id));
   }
 
-  private async spawnCheckpoint<CI, CO>(kind: "child" | "children" | "spawn", children: ChildSpec<CI, CO>[]): Promise<unknown> {
-    const parts = await Promise.all(children.map(async (c) => `${c.task.name}:${await digest(c.input ?? null)}`));
-    const key = `${kind}:${parts.length === 1 ? parts[0] : await digest(parts)}`;
+  private spawnCheckpoint<CI, CO>(kind: "child" | "children" | "spawn", children: ChildSpec<CI, CO>[]): Promise<unknown> {
+    const key = (async () => {
+      const parts = await Promise.all(children.map(async (c) => `${c.task.name}:${await digest(c.input ?? null)}`));
+      return `${kind}:${parts.length === 1 ? parts[0] : await digest(parts)}`;
+    })();
     return this.call(kind, key, {}, undefined, async (seq) => {
       const requests = await Promise.all(
         children.map((c, i) =>
@@ -201,60 +263,86 @@ export class DurableContext<I = unknown> extends Context<I> {
   }
 
   /**
-   * One checkpointed call. Replaying: check it is the call recorded at this position and return
-   * the recorded result (or wait again if it is still pending). Otherwise do the work (a memo's
-   * body, spawning children), record it, and return the result or wait.
+   * One checkpointed call. Its position is taken when it is made (so parallel calls number the
+   * same way every time). Replaying: check it is the call recorded there and hand back the recorded
+   * result, in its turn (or wait again if it is still pending). Otherwise do the work (a memo's
+   * body, spawning children), record it, and return the result or wait. Once the invocation is
+   * ending, a new call starts nothing: it will be made again by the next invocation.
    */
   private call(
     kind: CheckpointKind,
-    key: string,
+    key: string | Promise<string>,
     request: Partial<Pick<CheckpointRequest, "conditions" | "untilMs">>,
-    memo?: () => Promise<CheckpointResult>,
+    memo?: () => unknown,
     spawn?: (seq: number) => Promise<string[]>,
   ): Promise<unknown> {
     const seq = this.seq++;
     const recorded = this.recorded.get(seq);
-    if (recorded) {
-      if (recorded.kind !== kind || recorded.key !== key) {
-        return this.suspension.fail(new NonDeterminismError(seq, `${recorded.kind}(${recorded.key})`, `${kind}(${key})`));
-      }
-      if (recorded.status === "pending") return this.suspension.wait(seq);
-      return Promise.resolve(recorded.result!).then(unwrap);
-    }
-    const recording = this.suspension.track(
-      (async (): Promise<CheckpointReply | Error> => {
-        const req: CheckpointRequest = {
-          task: this.assignment.taskName,
-          attempt: this.assignment.attempt,
-          invocation: this.assignment.invocation,
-          seq,
-          kind,
-          key,
-          ...request,
-        };
-        if (memo) req.result = await memo();
-        if (spawn) req.children = await spawn(seq);
-        try {
-          return await this.client().checkpoint(this.assignment.runId, req);
-        } catch (err) {
-          const code = (err as { code?: string }).code;
-          if (code === "replay.non_determinism") return new NonDeterminismError(seq, "", "", (err as Error).message);
-          if (code === "task.superseded") return err as Error;
-          throw err;
-        }
-      })(),
-    );
+    if (recorded) return this.replay(seq, recorded, kind, key);
+    if (this.suspension.ending) return NEVER();
+    const recording = this.suspension.track(this.record(seq, kind, key, request, memo, spawn));
     // Only the recording is tracked: the wait that may follow never settles, by design.
     return recording.then((reply) => {
       if (reply instanceof Error) return this.suspension.fail(reply);
+      if ("thrown" in reply) throw reply.thrown;
       return reply.status === "resolved" ? unwrap(reply.result) : this.suspension.wait(seq);
     });
   }
+
+  private async replay(seq: number, recorded: CheckpointRecord, kind: CheckpointKind, key: string | Promise<string>): Promise<unknown> {
+    const expected = await key;
+    if (recorded.kind !== kind || recorded.key !== expected) {
+      return this.suspension.fail(new NonDeterminismError(seq, `${recorded.kind}(${recorded.key})`, `${kind}(${expected})`));
+    }
+    if (recorded.status === "pending") return this.suspension.wait(seq);
+    await this.order.turn(recorded.order);
+    return unwrap(recorded.result!);
+  }
+
+  /** Does the call's work and records it; a retryable memo failure comes back unrecorded, to be thrown. */
+  private async record(
+    seq: number,
+    kind: CheckpointKind,
+    key: string | Promise<string>,
+    request: Partial<Pick<CheckpointRequest, "conditions" | "untilMs">>,
+    memo?: () => unknown,
+    spawn?: (seq: number) => Promise<string[]>,
+  ): Promise<CheckpointReply | Error | { thrown: unknown }> {
+    const req: CheckpointRequest = {
+      task: this.assignment.taskName,
+      attempt: this.assignment.attempt,
+      invocation: this.assignment.invocation,
+      seq,
+      kind,
+      key: await key,
+      ...request,
+    };
+    if (memo) {
+      try {
+        req.result = { value: toJson(await memo()) };
+      } catch (err) {
+        const error = toErrorData(err);
+        if (error.retryable) return { thrown: err };
+        req.result = { error };
+      }
+    }
+    if (spawn) req.children = await spawn(seq);
+    try {
+      return await this.client().checkpoint(this.assignment.runId, req);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "replay.non_determinism") return new NonDeterminismError(seq, "", "", (err as Error).message);
+      if (code === "task.superseded") return err as Error;
+      throw err;
+    }
+  }
 }
 
+/** A recorded result, or its recorded error thrown again (recorded errors are the non-retryable ones). */
 function unwrap(result: CheckpointResult): unknown {
-  if ("error" in result) throw Object.assign(new Error(result.error.message), { name: result.error.name, code: result.error.code });
-  return result.value;
+  if (!("error" in result)) return result.value;
+  const err = result.error.retryable ? new Error(result.error.message) : new NonRetryableError(result.error.message);
+  throw Object.assign(err, { name: result.error.name, code: result.error.code });
 }
 
 /** A stable key for a list of conditions: their canonical JSON. */

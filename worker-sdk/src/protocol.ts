@@ -206,6 +206,8 @@ export interface CheckpointRecord {
   key: string;
   status: "pending" | "resolved";
   result?: CheckpointResult;
+  /** The order in which the task's checkpoints resolved (1, 2, ...): a replay delivers in this order. */
+  order?: number;
 }
 
 /** A durable task records a call in its run's event log. */

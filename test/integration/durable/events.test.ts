@@ -1,6 +1,7 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { api, getRun, push, result, task, trigger, until } from "../helpers";
+import { api, getRun, push, result, runStub, task, trigger, until } from "../helpers";
 
 const evicted = (run: any) => task(run, "d-event").evicted === true;
 const user = () => `u-${crypto.randomUUID()}`;
@@ -31,7 +32,10 @@ describe("events and waiters", () => {
     // Put the run back in the moment between recording its wait and its subscription reaching the
     // bus: withdraw the waiter, push the event, then deliver the subscription as the outbox would.
     const bus = env.EVENTS.getByName("events:default:d:update");
-    const waiterId = `${runId}|d-event|0|wait|0|0`;
+    const arming = await runInDurableObject(runStub(runId), (_instance, state) =>
+      String(state.storage.sql.exec("SELECT arming FROM conditions WHERE task = 'd-event'").one().arming),
+    );
+    const waiterId = `${runId}|d-event|0|wait|0|0|${arming}`;
     await bus.unsubscribe([waiterId]);
     const reachedAt = Date.now() - 1_000;
     await push("d:update", { userId: u, when: "during" });
@@ -43,7 +47,7 @@ describe("events and waiters", () => {
         expression: `input.userId == "${u}"`,
         scope: null,
         sinceAt: reachedAt,
-        ref: { task: "d-event", seq: 0, list: "wait", group: 0, leaf: 0 },
+        ref: { task: "d-event", seq: 0, list: "wait", group: 0, leaf: 0, arming },
       },
     ]);
     expect((await result(runId)).output).toEqual({ payload: { userId: u, when: "during" } });
