@@ -29,7 +29,7 @@ export const OUTBOX_RETRY_MAX_MS = 60_000;
  * A message is sent right after the write that adds it; if the object goes away before the send
  * lands, the alarm sends it this long after it was added.
  */
-export const OUTBOX_GRACE_MS = 10_000;
+export const OUTBOX_GRACE_MS = 60_000;
 
 export class Outbox {
   private readonly sending = new Set<number>();
