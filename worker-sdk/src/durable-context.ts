@@ -28,22 +28,27 @@ const NEVER = (): Promise<never> => new Promise<never>(() => {});
  * code woken by the one before it has made its calls.
  */
 class ReplayOrder {
-  private readonly undelivered: number[];
+  /** The resolution orders of the recorded results, ascending; `head` is the first not delivered. */
+  private readonly orders: number[];
+  private readonly known: Set<number>;
+  private readonly delivered = new Set<number>();
+  private head = 0;
   private readonly parked = new Map<number, () => void>();
   private scheduled = false;
   private idleChecks = 0;
 
   constructor(log: readonly CheckpointRecord[]) {
-    this.undelivered = log
+    this.orders = log
       .filter((r) => r.status === "resolved" && r.order !== undefined)
       .map((r) => r.order!)
       .sort((a, b) => a - b);
+    this.known = new Set(this.orders);
   }
 
   turn(order: number | undefined): Promise<void> {
-    if (order === undefined || !this.undelivered.includes(order)) return Promise.resolve();
-    if (this.undelivered[0] === order && this.parked.size === 0) {
-      this.undelivered.shift();
+    if (order === undefined || !this.known.has(order) || this.delivered.has(order)) return Promise.resolve();
+    if (this.orders[this.head] === order && this.parked.size === 0) {
+      this.deliver(order);
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
@@ -52,12 +57,17 @@ class ReplayOrder {
     });
   }
 
+  private deliver(order: number): void {
+    this.delivered.add(order);
+    while (this.head < this.orders.length && this.delivered.has(this.orders[this.head]!)) this.head++;
+  }
+
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     setTimeout(() => {
       this.scheduled = false;
-      let order = this.undelivered[0];
+      let order = this.orders[this.head];
       if (order === undefined || !this.parked.has(order)) {
         // The record whose turn it is has not been asked for. Give the code a few turns to ask
         // (it may be awaiting something else); after that it took another path: go on.
@@ -67,7 +77,7 @@ class ReplayOrder {
       this.idleChecks = 0;
       const release = this.parked.get(order)!;
       this.parked.delete(order);
-      this.undelivered.splice(this.undelivered.indexOf(order), 1);
+      this.deliver(order);
       release();
       if (this.parked.size > 0) this.schedule();
     }, 0);
