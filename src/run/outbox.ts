@@ -81,6 +81,16 @@ export class Outbox {
     this.sent.add(id);
   }
 
+  /** Something was sent and not yet deleted. */
+  hasSent(): boolean {
+    return this.sent.size > 0;
+  }
+
+  /** Nothing is on its way: every message taken has been sent or has failed. */
+  isSettled(): boolean {
+    return this.sending.size === 0;
+  }
+
   /** Deletes what has been sent; called at the start of every write. */
   purge(): void {
     if (this.sent.size === 0) return;

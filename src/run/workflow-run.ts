@@ -316,7 +316,11 @@ export class WorkflowRun extends DurableObject<Env> {
     applying.catch((err: unknown) => console.error("could not set the run's alarm", err));
   }
 
-  /** After a committed write: wake waiters, then send what the outbox holds (due by `horizon`). */
+  /**
+   * After a committed write: wake waiters, then send what the outbox holds (due by `horizon`). A run
+   * that has ended will not write again, so it deletes what it sent now, in one commit, instead of
+   * leaving it for the outbox's grace alarm.
+   */
   private async afterWrite(horizon = clock.now()): Promise<void> {
     for (const { key, result } of this.pendingWatch.splice(0)) {
       for (const finish of [...(this.watchers.get(key) ?? [])]) finish(result);
@@ -328,6 +332,7 @@ export class WorkflowRun extends DurableObject<Env> {
       this.endWaiters.clear();
     }
     await this.flushOutbox(horizon);
+    if (this.outbox.hasSent() && this.outbox.isSettled() && isTerminal(this.runs.status() ?? "QUEUED")) this.write(() => {});
   }
 
   /**

@@ -1,5 +1,5 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { EventBus } from "../../src/events/event-bus";
 import { WorkflowRun } from "../../src/run/workflow-run";
 import { push, result, runStub, task, trigger, until } from "./helpers";
@@ -88,5 +88,18 @@ describe("outbox delivery", () => {
     } finally {
       EventBus.prototype.subscribe = originalSubscribe;
     }
+  });
+
+  it("leaves nothing behind once a run has ended: no outbox rows, no alarm", async () => {
+    const runId = await trigger("t-echo", { tidy: true });
+    await result(runId);
+    await vi.waitUntil(
+      async () =>
+        runInDurableObject(runStub(runId), async (_i, state) => {
+          const rows = state.storage.sql.exec("SELECT COUNT(*) AS n FROM outbox").one().n;
+          return rows === 0 && (await state.storage.getAlarm()) === null;
+        }),
+      { timeout: 5_000, interval: 50 },
+    );
   });
 });
