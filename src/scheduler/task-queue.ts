@@ -89,6 +89,8 @@ export interface TaskQueueStats {
 }
 
 const COLUMNS = "key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms";
+/** A task's values in COLUMNS order. */
+const values = (r: TaskRow): SqlStorageValue[] => [r.key, r.run_id, r.task, r.attempt, r.invocation, r.priority, r.enqueued_at, r.lease_ms];
 
 export class TaskQueue extends DurableObject<Env> {
   private pumping = false;
@@ -115,18 +117,21 @@ export class TaskQueue extends DurableObject<Env> {
   async enqueue(identity: TaskQueueIdentity, items: EnqueueItem[]): Promise<EnqueueReply> {
     const config = this.ensureIdentity(identity);
     for (const item of items) {
+      const row: TaskRow = {
+        key: item.key,
+        run_id: item.runId,
+        task: item.task,
+        attempt: item.attempt,
+        invocation: item.invocation,
+        priority: item.priority,
+        enqueued_at: item.enqueuedAt,
+        lease_ms: item.leaseMs,
+      };
       // A duplicate enqueue (an outbox resend) hits the UNIQUE key, or finds the task leased, and changes nothing.
       this.ctx.storage.sql.exec(
         `INSERT INTO ready (${COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM leases WHERE key = ?)
          ON CONFLICT (key) DO NOTHING`,
-        item.key,
-        item.runId,
-        item.task,
-        item.attempt,
-        item.invocation,
-        item.priority,
-        item.enqueuedAt,
-        item.leaseMs,
+        ...values(row),
         item.key,
       );
     }
@@ -239,14 +244,7 @@ export class TaskQueue extends DurableObject<Env> {
         this.ctx.storage.sql.exec("DELETE FROM ready WHERE key = ?", r.key);
         this.ctx.storage.sql.exec(
           `INSERT INTO leases (${COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
-          r.key,
-          r.run_id,
-          r.task,
-          r.attempt,
-          r.invocation,
-          r.priority,
-          r.enqueued_at,
-          r.lease_ms,
+          ...values(r),
           now + r.lease_ms,
         );
       }
@@ -259,17 +257,7 @@ export class TaskQueue extends DurableObject<Env> {
     this.ctx.storage.transactionSync(() => {
       for (const r of rows) {
         this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", r.key);
-        this.ctx.storage.sql.exec(
-          `INSERT INTO ready (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
-          r.key,
-          r.run_id,
-          r.task,
-          r.attempt,
-          r.invocation,
-          r.priority,
-          r.enqueued_at,
-          r.lease_ms,
-        );
+        this.ctx.storage.sql.exec(`INSERT INTO ready (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`, ...values(r));
       }
     });
   }
