@@ -1,8 +1,10 @@
 /**
  * Messages this run owes to other objects (queue a task, update the run index, cancel a child),
  * written in the same transaction as the state change that caused them and sent right after it
- * commits. A send that fails stays here and is retried from the alarm, so a crash between the
- * commit and the send loses nothing; receivers are idempotent, so a resend duplicates nothing.
+ * commits. Until a message is known sent, the object's alarm covers it (`alarmAt`): a failed send
+ * is retried with backoff, and one cut off by a reset is sent after a grace period. So nothing is
+ * lost between the commit and the send; receivers are idempotent, so a resend duplicates nothing.
+ * Sent rows are deleted by the next write (a run that has ended makes that write at once).
  */
 export type OutboxKind = "enqueue" | "dequeue" | "index" | "cancel_run" | "link_child" | "child_ended" | "subscribe" | "unsubscribe";
 
