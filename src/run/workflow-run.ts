@@ -57,8 +57,8 @@ const notFound = () => fail(new SpindleError("run.not_found", "run not found"));
 /**
  * One run: its tasks, their attempts, outputs, logs, timers and durable event logs, in this
  * object's SQLite. Every state change of the run happens here (one writer per run). This class
- * coordinates: each RPC applies a transition of `RunMachine` in one transaction, then arms the
- * alarm, sends the outbox and wakes whoever waits in memory.
+ * coordinates: each RPC applies a transition of `RunMachine` in one transaction (which also points
+ * the alarm at what is due next), then wakes whoever waits in memory and sends the outbox.
  */
 export class WorkflowRun extends DurableObject<Env> {
   private readonly runs: RunStore;
