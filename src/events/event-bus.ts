@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { clock } from "../core/clock";
+import { Rounds } from "../core/rounds";
 import { eventContext, matches } from "../core/cel";
 import { MAX_LOOKBACK_MS } from "../core/conditions";
 import { runObjectName } from "../core/names";
@@ -115,8 +116,11 @@ interface DeliveryRow extends Record<string, SqlStorageValue> {
 }
 
 export class EventBus extends DurableObject<Env> {
-  private flushing = false;
-  private flushAgain = false;
+  private readonly flushes = new Rounds(async () => {
+    const config = this.ctx.storage.sql.exec<{ tenant: string }>("SELECT tenant FROM config WHERE id = 1").toArray()[0];
+    if (config) await this.deliverDue(config.tenant);
+    return false;
+  });
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -213,23 +217,9 @@ export class EventBus extends DurableObject<Env> {
     );
   }
 
-  /** Sends due deliveries to their runs; failures back off and wait for the alarm. */
+  /** Sends due deliveries to their runs, one round at a time; failures back off and wait for the alarm. */
   private async flush(): Promise<void> {
-    if (this.flushing) {
-      this.flushAgain = true;
-      return;
-    }
-    this.flushing = true;
-    try {
-      const config = this.ctx.storage.sql.exec<{ tenant: string }>("SELECT tenant FROM config WHERE id = 1").toArray()[0];
-      if (!config) return;
-      do {
-        this.flushAgain = false;
-        await this.deliverDue(config.tenant);
-      } while (this.flushAgain);
-    } finally {
-      this.flushing = false;
-    }
+    await this.flushes.run();
     await this.armAlarm();
   }
 

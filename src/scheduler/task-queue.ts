@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { clock } from "../core/clock";
+import { Rounds } from "../core/rounds";
 import type { Env } from "../env";
 import { migrate, type Migration } from "../storage/migrate";
 import type { DispatchMessage, EnqueueItem, EnqueueReply, TaskQueueIdentity } from "./messages";
@@ -93,8 +94,7 @@ const COLUMNS = "key, run_id, task, attempt, invocation, priority, enqueued_at, 
 const values = (r: TaskRow): SqlStorageValue[] => [r.key, r.run_id, r.task, r.attempt, r.invocation, r.priority, r.enqueued_at, r.lease_ms];
 
 export class TaskQueue extends DurableObject<Env> {
-  private pumping = false;
-  private pumpAgain = false;
+  private readonly pumps = new Rounds(() => this.pumpRound());
   /** Where the runtime's alarm points (undefined until read once). */
   private alarmAt: number | null | undefined;
   private retryAt: number | null = null;
@@ -200,33 +200,26 @@ export class TaskQueue extends DurableObject<Env> {
    * Admits ready tasks into free slots and sends them. One pump runs at a time; a call that arrives
    * while one is sending asks it to go round again.
    */
-  private async pump(): Promise<void> {
-    if (this.pumping) {
-      this.pumpAgain = true;
-      return;
-    }
-    this.pumping = true;
+  private pump(): Promise<void> {
+    return this.pumps.run();
+  }
+
+  /** One admission and send; true while there may be more to admit. */
+  private async pumpRound(): Promise<boolean> {
+    const config = this.config();
+    if (!config || blockedReason(config)) return false;
+    const admitted = this.admit(config);
+    if (admitted.length === 0) return false;
     try {
-      do {
-        this.pumpAgain = false;
-        const config = this.config();
-        if (!config || blockedReason(config)) break;
-        const admitted = this.admit(config);
-        if (admitted.length === 0) break;
-        try {
-          await this.send(config, admitted);
-        } catch (err) {
-          console.error(`task queue ${config.worker}/${config.pool}: dispatch send failed, retrying`, err);
-          this.putBack(admitted);
-          this.retryAt = clock.now() + SEND_RETRY_MS;
-          this.planAlarm();
-          break;
-        }
-        this.pumpAgain = true;
-      } while (this.pumpAgain);
-    } finally {
-      this.pumping = false;
+      await this.send(config, admitted);
+    } catch (err) {
+      console.error(`task queue ${config.worker}/${config.pool}: dispatch send failed, retrying`, err);
+      this.putBack(admitted);
+      this.retryAt = clock.now() + SEND_RETRY_MS;
+      this.planAlarm();
+      return false;
     }
+    return true;
   }
 
   /** Moves the next ready tasks into free slots, in one write; plans the lease-expiry alarm. */
