@@ -1,4 +1,5 @@
 import type { EventBus } from "./events/event-bus";
+import type { IdempotencyKeys } from "./idempotency/idempotency-keys";
 import type { Registry } from "./registry/registry";
 import type { WorkflowRun } from "./run/workflow-run";
 import type { RunIndex } from "./run/run-index";
@@ -12,6 +13,7 @@ export interface Env {
   REGISTRY: DurableObjectNamespace<Registry>;
   RUN_INDEX: DurableObjectNamespace<RunIndex>;
   EVENTS: DurableObjectNamespace<EventBus>;
+  IDEMPOTENCY: DurableObjectNamespace<IdempotencyKeys>;
   DISPATCH: Queue<DispatchMessage>;
   DISPATCH_DURABLE: Queue<DispatchMessage>;
   /** The token of the tenant `default` (a secret: `.dev.vars` locally, `wrangler secret put` deployed). */

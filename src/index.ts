@@ -5,6 +5,7 @@ import type { DispatchMessage } from "./scheduler/messages";
 
 export { Engine } from "./rpc/engine";
 export { EventBus } from "./events/event-bus";
+export { IdempotencyKeys } from "./idempotency/idempotency-keys";
 export { Registry } from "./registry/registry";
 export { RunIndex } from "./run/run-index";
 export { WorkflowRun } from "./run/workflow-run";

@@ -7,9 +7,14 @@ import { httpStatusOf, SpindleError } from "../core/errors";
 import { tenantForToken } from "../core/tenants";
 import type { Env } from "../env";
 import {
+  BulkEventBodySchema,
+  BulkEventResultSchema,
+  BulkTriggerBodySchema,
+  BulkTriggerResultSchema,
   ErrorSchema,
   EventBodySchema,
   EventResultSchema,
+  IdempotencyHeaders,
   ListQuery,
   RunIdParams,
   RunListSchema,
@@ -29,6 +34,10 @@ const errorResponses = {
   400: { description: "Bad request: the message names the failing field", content: { "application/json": { schema: ErrorSchema } } },
   401: { description: "Missing or unknown bearer token", content: { "application/json": { schema: ErrorSchema } } },
   404: { description: "Not found", content: { "application/json": { schema: ErrorSchema } } },
+} as const;
+
+const idempotencyConflict = {
+  409: { description: "The Idempotency-Key was used with a different request in the last 24 hours", content: { "application/json": { schema: ErrorSchema } } },
 } as const;
 
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
@@ -91,24 +100,30 @@ export function createApp(): OpenAPIHono<AppEnv> {
       request: {
         params: WorkflowNameParams,
         query: WaitQuery,
+        headers: IdempotencyHeaders,
         body: { required: false, content: { "application/json": { schema: TriggerBodySchema } } },
       },
       responses: {
         202: json(TriggerResultSchema.or(RunSchema), "The run was created (with `wait`: the run, still going)"),
         200: json(RunSchema, "With `wait`: the run, ended"),
         ...errorResponses,
+        ...idempotencyConflict,
       },
     }),
     async (c) => {
       const { name } = c.req.valid("param");
       const { wait } = c.req.valid("query");
       const body = hasJson(c) ? c.req.valid("json") : {};
-      const result = await c.var.service.trigger({
-        workflow: name,
-        input: body.input ?? null,
-        additionalMetadata: body.additionalMetadata,
-        priority: body.priority,
-      });
+      const result = await c.var.service.trigger(
+        {
+          workflow: name,
+          input: body.input ?? null,
+          additionalMetadata: body.additionalMetadata,
+          priority: body.priority,
+          idempotencyKey: c.req.valid("header")["idempotency-key"],
+        },
+        "header.Idempotency-Key",
+      );
       if (!wait) return c.json(result, 202);
       const run = await c.var.service.waitForRun(result.runId, Math.round(wait * 1000));
       return isEnded(run.status) ? c.json(run, 200) : c.json(run, 202);
@@ -215,18 +230,60 @@ export function createApp(): OpenAPIHono<AppEnv> {
       method: "post",
       path: "/api/v1/events",
       summary: "Push an event: it wakes every task waiting for its key whose expression holds",
-      request: { body: { required: true, content: { "application/json": { schema: EventBodySchema } } } },
-      responses: { 200: json(EventResultSchema, "The event was recorded and delivered to its waiters"), ...errorResponses },
+      request: { headers: IdempotencyHeaders, body: { required: true, content: { "application/json": { schema: EventBodySchema } } } },
+      responses: {
+        200: json(EventResultSchema, "The event was recorded and delivered to its waiters"),
+        ...errorResponses,
+        ...idempotencyConflict,
+      },
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const result = await c.var.service.pushEvent({
-        key: body.key,
-        payload: body.payload ?? null,
-        additionalMetadata: body.additionalMetadata,
-        scope: body.scope,
-      });
+      const result = await c.var.service.pushEvent(
+        {
+          key: body.key,
+          payload: body.payload ?? null,
+          additionalMetadata: body.additionalMetadata,
+          scope: body.scope,
+          idempotencyKey: c.req.valid("header")["idempotency-key"],
+        },
+        "header.Idempotency-Key",
+      );
       return c.json(result, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/runs/bulk",
+      summary: "Trigger many runs: every one or none",
+      description:
+        "Every item is checked, and every `idempotencyKey` reserved, before any run is created. Send a batch that failed half-way again with the same keys to finish it.",
+      request: { body: { required: true, content: { "application/json": { schema: BulkTriggerBodySchema } } } },
+      responses: { 202: json(BulkTriggerResultSchema, "The runs, in order"), ...errorResponses, ...idempotencyConflict },
+    }),
+    async (c) => {
+      const { runs } = c.req.valid("json");
+      const results = await c.var.service.triggerMany(
+        runs.map((r) => ({ workflow: r.workflow, input: r.input ?? null, additionalMetadata: r.additionalMetadata, priority: r.priority, idempotencyKey: r.idempotencyKey })),
+      );
+      return c.json({ runs: results }, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/v1/events/bulk",
+      summary: "Push many events: every one or none",
+      request: { body: { required: true, content: { "application/json": { schema: BulkEventBodySchema } } } },
+      responses: { 200: json(BulkEventResultSchema, "The events' ids, in order"), ...errorResponses, ...idempotencyConflict },
+    }),
+    async (c) => {
+      const { events } = c.req.valid("json");
+      const results = await c.var.service.pushEvents(events.map((e) => ({ ...e, payload: e.payload ?? null })));
+      return c.json({ events: results }, 200);
     },
   );
 

@@ -118,6 +118,19 @@ export const WorkflowNameParams = z.object({
   name: z.string().min(1).openapi({ param: { name: "name", in: "path" }, example: "simple" }),
 });
 
+/** Validated by the service (which names the header in its errors); declared here for the OpenAPI document. */
+export const IdempotencyHeaders = z.object({
+  "idempotency-key": z
+    .string()
+    .optional()
+    .openapi({
+      param: { name: "Idempotency-Key", in: "header" },
+      description:
+        "1 to 256 printable ASCII characters. A request repeated with the same key within 24 hours answers like the first (the same id) and creates nothing; the same key with a different body is 409.",
+      example: "order-4711",
+    }),
+});
+
 export const WaitQuery = z.object({
   wait: z.coerce.number().min(0).max(60).optional().openapi({ description: "Seconds to wait for the run to end (at most 60)." }),
 });
@@ -182,3 +195,27 @@ export const EventBodySchema = z
   .openapi("PushEvent");
 
 export const EventResultSchema = z.object({ eventId: z.string() }).openapi("EventPushed");
+
+/** The most items one bulk request takes. */
+export const MAX_BULK_ITEMS = 1000;
+
+const idempotencyKeyField = z.string().optional().openapi({ description: "Like the Idempotency-Key header, per item." });
+
+export const BulkTriggerBodySchema = z
+  .object({
+    runs: z
+      .array(TriggerBodySchema.extend({ workflow: z.string().min(1), idempotencyKey: idempotencyKeyField }).strict())
+      .min(1)
+      .max(MAX_BULK_ITEMS),
+  })
+  .strict()
+  .openapi("BulkTriggerRuns");
+
+export const BulkTriggerResultSchema = z.object({ runs: z.array(TriggerResultSchema) }).openapi("BulkTriggerResult");
+
+export const BulkEventBodySchema = z
+  .object({ events: z.array(EventBodySchema.extend({ idempotencyKey: idempotencyKeyField }).strict()).min(1).max(MAX_BULK_ITEMS) })
+  .strict()
+  .openapi("BulkPushEvents");
+
+export const BulkEventResultSchema = z.object({ events: z.array(EventResultSchema) }).openapi("BulkEventsPushed");

@@ -15,8 +15,9 @@ import type {
 import { clock } from "../core/clock";
 import { notFound, SpindleError } from "../core/errors";
 import { checkInput } from "../core/input-schema";
-import { deterministicUlid, isUlid, ulid } from "../core/ids";
-import { eventBusName, registryName, runIndexName, runObjectName, RUN_INDEX_SHARDS } from "../core/names";
+import { checkIdempotencyKey, fingerprint, idempotencyConflict, idempotencyShard, type IdempotencyClaim, type IdempotencyScope } from "../core/idempotency";
+import { deterministicUlid, isUlid, ulid, ulidTime } from "../core/ids";
+import { eventBusName, idempotencyName, registryName, runIndexName, runObjectName, RUN_INDEX_SHARDS } from "../core/names";
 import type { Env } from "../env";
 import type { ResolvedWorkflow, WorkerInfo } from "../registry/registry";
 import { validateConditions } from "../core/conditions";
@@ -45,20 +46,59 @@ export class EngineService {
     readonly tenant: string,
   ) {}
 
-  async trigger(req: TriggerRequest): Promise<TriggerResult> {
-    const { definition, worker } = await this.resolve(req.workflow);
-    checkInput(definition.inputSchema, req.input);
+  /** `keyPath` names where the idempotency key came from, for errors (`header.Idempotency-Key` over HTTP). */
+  async trigger(req: TriggerRequest, keyPath = "idempotencyKey"): Promise<TriggerResult> {
+    const checked = await this.checkTrigger(req);
+    const [runId] = await this.runIds([req], [keyPath]);
+    return this.createRun(req, checked, runId!);
+  }
+
+  /**
+   * Triggers many runs, every one or none: every request is checked, and every idempotency key
+   * reserved, before any run is created. A batch that dies half-created is finished by sending it
+   * again with the same keys.
+   */
+  async triggerMany(reqs: TriggerRequest[]): Promise<TriggerResult[]> {
+    const checked: ResolvedWorkflow[] = [];
+    for (const [i, req] of reqs.entries()) checked.push(await prefixed(`runs[${i}].`, () => this.checkTrigger(req)));
+    const ids = await this.runIds(reqs, reqs.map((_, i) => `runs[${i}].idempotencyKey`));
+    return Promise.all(reqs.map((req, i) => this.createRun(req, checked[i]!, ids[i]!)));
+  }
+
+  private async checkTrigger(req: TriggerRequest): Promise<ResolvedWorkflow> {
+    const resolved = await this.resolve(req.workflow);
+    checkInput(resolved.definition.inputSchema, req.input);
+    return resolved;
+  }
+
+  /**
+   * The id each run is created under. A child's id derives from its parent link, so spawning it
+   * again (a duplicate delivery, a durable replay) finds the same run instead of making another. A
+   * run triggered with an idempotency key takes the id its key holds; one without is new.
+   */
+  private async runIds(reqs: TriggerRequest[], keyPaths: string[]): Promise<string[]> {
     const now = clock.now();
-    // A child's id derives from its parent link, so spawning it again (a duplicate delivery, a
-    // durable replay) finds the same run instead of making another.
-    const runId = req.parent
-      ? await deterministicUlid(
-          req.parent.startedAt,
-          req.parent.seq !== undefined
-            ? `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/d${req.parent.seq}/${req.parent.index}`
-            : `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/${req.parent.attempt}/${req.parent.index}`,
-        )
-      : ulid(now);
+    const ids = await Promise.all(
+      reqs.map((req) =>
+        req.parent
+          ? deterministicUlid(
+              req.parent.startedAt,
+              req.parent.seq !== undefined
+                ? `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/d${req.parent.seq}/${req.parent.index}`
+                : `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/${req.parent.attempt}/${req.parent.index}`,
+            )
+          : ulid(now),
+      ),
+    );
+    const keyed = reqs.map((req, i) => ({
+      key: req.parent ? undefined : req.idempotencyKey,
+      path: keyPaths[i]!,
+      request: { workflow: req.workflow, input: req.input ?? null, additionalMetadata: req.additionalMetadata ?? {}, priority: req.priority ?? null },
+    }));
+    return this.claimIds("run", keyed, ids);
+  }
+
+  private async createRun(req: TriggerRequest, { definition, worker }: ResolvedWorkflow, runId: string): Promise<TriggerResult> {
     const reply = await this.run(runId).create({
       tenant: this.tenant,
       runId,
@@ -70,24 +110,6 @@ export class EngineService {
       parent: req.parent ?? null,
     });
     return unwrap(reply);
-  }
-
-  /** Triggers many runs; every request is checked before any run is created. */
-  async triggerMany(reqs: TriggerRequest[]): Promise<TriggerResult[]> {
-    for (const [i, req] of reqs.entries()) {
-      const { definition } = await this.resolve(req.workflow);
-      try {
-        checkInput(definition.inputSchema, req.input);
-      } catch (err) {
-        if (err instanceof SpindleError && err.fields) {
-          throw new SpindleError(err.code, `runs[${i}]: ${err.message}`, {
-            fields: err.fields.map((f) => ({ path: `runs[${i}].${f.path}`, message: f.message })),
-          });
-        }
-        throw err;
-      }
-    }
-    return Promise.all(reqs.map((r) => this.trigger(r)));
   }
 
   async getRun(runId: string): Promise<RunView> {
@@ -112,24 +134,91 @@ export class EngineService {
   }
 
   /** Pushes an event to the waiters of its key; returns its id. */
-  async pushEvent(event: EventPush): Promise<{ eventId: string }> {
+  async pushEvent(event: EventPush, keyPath = "idempotencyKey"): Promise<{ eventId: string }> {
     checkEvent(event);
+    const [eventId] = await this.eventIds([event], [keyPath]);
+    await this.publish(event, eventId!);
+    return { eventId: eventId! };
+  }
+
+  /** Pushes several events, every one or none: all are checked, and their keys reserved, before any is pushed. */
+  async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
+    events.forEach((e, i) => checkEvent(e, `events[${i}].`));
+    const ids = await this.eventIds(events, events.map((_, i) => `events[${i}].idempotencyKey`));
+    await Promise.all(events.map((e, i) => this.publish(e, ids[i]!)));
+    return ids.map((eventId) => ({ eventId }));
+  }
+
+  private eventIds(events: EventPush[], keyPaths: string[]): Promise<string[]> {
     const now = clock.now();
-    const eventId = ulid(now);
+    const keyed = events.map((e, i) => ({
+      key: e.idempotencyKey,
+      path: keyPaths[i]!,
+      request: { key: e.key, payload: e.payload ?? null, additionalMetadata: e.additionalMetadata ?? {}, scope: e.scope ?? null },
+    }));
+    return this.claimIds("event", keyed, events.map(() => ulid(now)));
+  }
+
+  /** An event's time is its id's: a retried push (same id) is the same event, at the same time. */
+  private async publish(event: EventPush, eventId: string): Promise<void> {
     await this.env.EVENTS.getByName(eventBusName(this.tenant, event.key)).publish(this.tenant, event.key, {
       id: eventId,
       scope: event.scope ?? null,
       payload: event.payload ?? null,
       metadata: event.additionalMetadata ?? {},
-      at: now,
+      at: ulidTime(eventId),
     });
-    return { eventId };
   }
 
-  /** Pushes several events; all are checked before any is pushed. */
-  async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
-    events.forEach((e, i) => checkEvent(e, `events[${i}].`));
-    return Promise.all(events.map((e) => this.pushEvent(e)));
+  /**
+   * Reserves the idempotency keys of a batch for the ids proposed for them, and answers the id each
+   * item must be created under: the proposed one, or the one its key already holds. Items without
+   * a key keep their proposed id and cost nothing here. Every key is reserved or none is: a key
+   * bound to a different request refuses the whole batch, and what other shards reserved for it is
+   * released.
+   */
+  private async claimIds(
+    scope: IdempotencyScope,
+    items: { key: string | undefined; path: string; request: unknown }[],
+    proposed: string[],
+  ): Promise<string[]> {
+    if (items.every((item) => item.key === undefined)) return proposed;
+    const claims: { index: number; path: string; claim: IdempotencyClaim }[] = [];
+    const seen = new Map<string, string>();
+    for (const [index, item] of items.entries()) {
+      if (item.key === undefined) continue;
+      const key = checkIdempotencyKey(item.key, item.path);
+      const earlier = seen.get(key);
+      if (earlier !== undefined) {
+        const message = `repeats the idempotency key of ${earlier.replace(/\.idempotencyKey$/, "")}`;
+        throw new SpindleError("request.invalid", `${item.path}: ${message}`, { fields: [{ path: item.path, message }] });
+      }
+      seen.set(key, item.path);
+      claims.push({ index, path: item.path, claim: { scope, key, fingerprint: await fingerprint(item.request), id: proposed[index]! } });
+    }
+    const shards = new Map<number, typeof claims>();
+    for (const c of claims) {
+      const shard = idempotencyShard(scope, c.claim.key);
+      shards.set(shard, [...(shards.get(shard) ?? []), c]);
+    }
+    const replies = await Promise.all(
+      [...shards].map(async ([shard, group]) => ({ shard, group, reply: await this.idempotency(shard).reserve(group.map((g) => g.claim)) })),
+    );
+    const refused = replies.find((r) => !r.reply.ok);
+    if (refused && !refused.reply.ok) {
+      await Promise.all(
+        replies.map(({ shard, group, reply }) => {
+          if (!reply.ok) return;
+          const mine = group.filter((_, i) => !reply.ids[i]!.existing).map((g) => ({ scope, key: g.claim.key, id: g.claim.id }));
+          return mine.length ? this.idempotency(shard).release(mine) : undefined;
+        }),
+      );
+      const first = refused.group[refused.reply.conflicts[0]!]!;
+      throw idempotencyConflict(first.claim.key, first.path);
+    }
+    const ids = [...proposed];
+    for (const { group, reply } of replies) if (reply.ok) group.forEach((g, i) => (ids[g.index] = reply.ids[i]!.id));
+    return ids;
   }
 
   async watchTask(runId: string, ref: DispatchRef): Promise<WatchResult> {
@@ -177,6 +266,10 @@ export class EngineService {
     return this.env.REGISTRY.getByName(registryName(this.tenant));
   }
 
+  private idempotency(shard: number) {
+    return this.env.IDEMPOTENCY.getByName(idempotencyName(this.tenant, shard));
+  }
+
   private run(runId: string) {
     return this.env.RUNS.getByName(runObjectName(this.tenant, runId));
   }
@@ -196,6 +289,20 @@ function checkEvent(event: EventPush, prefix = ""): void {
   if (typeof event.key !== "string" || event.key.length === 0 || event.key.length > 256) bad("key", "must be a string of 1 to 256 characters");
   if (event.scope !== undefined && (typeof event.scope !== "string" || event.scope.length === 0)) bad("scope", "must be a non-empty string");
   for (const [k, v] of Object.entries(event.additionalMetadata ?? {})) if (typeof v !== "string") bad(`additionalMetadata.${k}`, "must be a string");
+}
+
+/** Runs `fn`, prefixing the field paths of a validation error with `prefix` (`runs[2].`). */
+async function prefixed<T>(prefix: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof SpindleError && err.fields) {
+      throw new SpindleError(err.code, `${prefix.slice(0, -1)}: ${err.message}`, {
+        fields: err.fields.map((f) => ({ path: `${prefix}${f.path}`, message: f.message })),
+      });
+    }
+    throw err;
+  }
 }
 
 export function unwrap<T>(reply: Reply<T>): T {

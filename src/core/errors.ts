@@ -54,6 +54,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   "route.not_found": 404,
   "run.conflict": 409,
   "registry.conflict": 409,
+  "idempotency.conflict": 409,
   "registry.forbidden": 403,
   "condition.invalid": 400,
 };

@@ -11,6 +11,7 @@ export const RUN_INDEX_SHARDS = 4;
 export const runObjectName = (tenant: string, runId: string): string => `run:${tenant}:${runId}`;
 export const registryName = (tenant: string): string => `registry:${tenant}`;
 export const runIndexName = (tenant: string, shard: number): string => `index:${tenant}:${shard}`;
+export const idempotencyName = (tenant: string, shard: number): string => `idem:${tenant}:${shard}`;
 export const taskQueueName = (tenant: string, worker: string, pool: Pool): string => `tq:${tenant}:${worker}:${pool}`;
 
 /** The engine reaches a worker named `my-worker` through the service binding `WORKER_MY_WORKER`. */

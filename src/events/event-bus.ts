@@ -129,20 +129,23 @@ export class EventBus extends DurableObject<Env> {
     });
   }
 
-  /** Records an event and wakes the waiters it matches. Returns how many it woke. */
+  /** Records an event and wakes the waiters it matches, once per event id. Returns how many it woke. */
   async publish(tenant: string, key: string, event: EventRecord): Promise<{ woke: number }> {
     this.ensureConfig(tenant, key);
     const sql = this.ctx.storage.sql;
     let woke = 0;
     this.ctx.storage.transactionSync(() => {
-      sql.exec(
+      const inserted = sql.exec(
         "INSERT INTO events (id, scope, payload, metadata, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         event.id,
         event.scope,
         JSON.stringify(event.payload ?? null),
         JSON.stringify(event.metadata),
         event.at,
-      );
+      ).rowsWritten;
+      // A retried push of an event already recorded (same idempotency key, so same id): the first
+      // write woke its waiters, and a waiter armed since was matched against it when it subscribed.
+      if (inserted === 0) return;
       const context = eventContext(event.payload, event.metadata);
       for (const w of sql.exec<WaiterRow>("SELECT * FROM waiters WHERE since_at <= ?", event.at).toArray()) {
         if (!scopeMatches(w.scope, event.scope) || !matches(w.expression ?? undefined, context)) continue;

@@ -7,11 +7,12 @@
 import { durableWorkflows, tightWorker } from "./durable";
 import { serialWorker, slottedWorker } from "./pools";
 import { edgeCaseWorkflows } from "./edge-cases";
+import { idempotencyWorkflows } from "./idempotency";
 import { regularWorkflows, spindle } from "./workflows";
 
-const testWorker = spindle.worker({ name: "test", slots: 50, workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows] });
+const testWorker = spindle.worker({ name: "test", slots: 50, workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows] });
 
-export { default, Engine, EventBus, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
+export { default, Engine, EventBus, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";
 
 export class TestWorker extends testWorker {}

@@ -120,14 +120,26 @@ export class HttpClient implements EngineClient {
     if (req.parent) {
       throw new SpindleError("config.unsupported", "child runs are spawned over the SPINDLE service binding, not HTTPS");
     }
-    return this.request("POST", `/api/v1/workflows/${encodeURIComponent(req.workflow)}/runs`, {
-      input: req.input,
-      additionalMetadata: req.additionalMetadata,
-      priority: req.priority,
-    });
+    return this.request(
+      "POST",
+      `/api/v1/workflows/${encodeURIComponent(req.workflow)}/runs`,
+      { input: req.input, additionalMetadata: req.additionalMetadata, priority: req.priority },
+      req.idempotencyKey,
+    );
   }
-  triggerMany(reqs: TriggerRequest[]): Promise<TriggerResult[]> {
-    return Promise.all(reqs.map((r) => this.trigger(r)));
+  async triggerMany(reqs: TriggerRequest[]): Promise<TriggerResult[]> {
+    if (reqs.length === 0) return [];
+    if (reqs.some((r) => r.parent)) {
+      throw new SpindleError("config.unsupported", "child runs are spawned over the SPINDLE service binding, not HTTPS");
+    }
+    const runs = reqs.map((r) => ({
+      workflow: r.workflow,
+      input: r.input,
+      additionalMetadata: r.additionalMetadata,
+      priority: r.priority,
+      idempotencyKey: r.idempotencyKey,
+    }));
+    return (await this.request<{ runs: TriggerResult[] }>("POST", "/api/v1/runs/bulk", { runs })).runs;
   }
   getRun(runId: string): Promise<RunView> {
     return this.request("GET", `/api/v1/runs/${encodeURIComponent(runId)}`);
@@ -163,16 +175,21 @@ export class HttpClient implements EngineClient {
     throw new SpindleError("config.unsupported", "durable tasks run behind a service binding to the engine");
   }
   pushEvent(e: EventPush): Promise<{ eventId: string }> {
-    return this.request("POST", "/api/v1/events", { key: e.key, payload: e.payload, additionalMetadata: e.additionalMetadata, scope: e.scope });
+    const body = { key: e.key, payload: e.payload, additionalMetadata: e.additionalMetadata, scope: e.scope };
+    return this.request("POST", "/api/v1/events", body, e.idempotencyKey);
   }
-  pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
-    return Promise.all(events.map((e) => this.pushEvent(e)));
+  async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
+    if (events.length === 0) return [];
+    return (await this.request<{ events: { eventId: string }[] }>("POST", "/api/v1/events/bulk", { events })).events;
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
     const res = await this.fetcher(`${this.base}${path}`, {
       method,
-      headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
+      headers,
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
     const payload = (await res.json().catch(() => null)) as { error?: { code: string; message: string; fields?: [] } } | null;

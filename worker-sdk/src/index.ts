@@ -13,7 +13,7 @@ export { DurableContext } from "./durable-context";
 export { SleepCondition, UserEventCondition, ParentCondition, Or, OrGroup } from "./conditions";
 export type { ConditionSpec, LeafSpec } from "./conditions";
 export { Runnable, RunRef, TaskRef } from "./runnable";
-export type { RunOptions, RetryOptions, Priority, TaskFn } from "./runnable";
+export type { RunOptions, RunManyOptions, RetryOptions, Priority, TaskFn } from "./runnable";
 export { Context } from "./context";
 export type { Logger, ChildSpec } from "./context";
 export type { WorkerOptions, SpindleWorkerClass } from "./worker";

@@ -178,6 +178,8 @@ export interface EventPush {
   additionalMetadata?: Record<string, string>;
   /** Only waiters with this scope (or none) match. */
   scope?: string;
+  /** A push repeated with this key within 24 h returns the first push's event id and wakes nothing. */
+  idempotencyKey?: string;
 }
 
 export type TaskOutcome =
@@ -360,6 +362,8 @@ export interface TriggerRequest {
   additionalMetadata?: Record<string, string>;
   priority?: number;
   parent?: ParentLink;
+  /** A trigger repeated with this key within 24 h returns the first trigger's run (ignored for a child: its id derives from its parent link). */
+  idempotencyKey?: string;
 }
 
 export interface TriggerResult {

@@ -24,6 +24,17 @@ export interface RunOptions {
   additionalMetadata?: Record<string, string>;
   /** 1 (low) to 3 (high); higher runs first when slots are scarce. */
   priority?: Priority;
+  /**
+   * Makes the trigger safe to retry: within 24 h, a trigger with the same key returns the first
+   * one's run and creates nothing (the same key with a different input or options is refused with
+   * `idempotency.conflict`). Ignored for a child run, whose id already derives from its parent.
+   */
+  idempotencyKey?: string;
+}
+
+/** `runMany`'s options: one key per item, derived from the item (e.g. `(order) => \`charge-${order.id}\``). */
+export interface RunManyOptions<I> extends Omit<RunOptions, "idempotencyKey"> {
+  idempotencyKey?: (input: I, index: number) => string;
 }
 
 export interface RetryOptions {
@@ -109,14 +120,21 @@ export abstract class Runnable<I, O> {
     return this.ref(result.runId);
   }
 
-  /** Runs one per input and waits for all outputs, in order. */
-  async runMany(inputs: I[], options?: RunOptions): Promise<O[]> {
+  /**
+   * Runs one per input and waits for all outputs, in order. Every run is created or none is: every
+   * input is checked first. With an `idempotencyKey` per item, a batch that failed half-way is
+   * finished by sending it again.
+   */
+  async runMany(inputs: I[], options?: RunManyOptions<I>): Promise<O[]> {
     const refs = await this.runManyNoWait(inputs, options);
     return Promise.all(refs.map((r) => r.result()));
   }
 
-  async runManyNoWait(inputs: I[], options?: RunOptions): Promise<RunRef<O>[]> {
-    const requests = await Promise.all(inputs.map((input) => this.triggerRequest(input, options)));
+  async runManyNoWait(inputs: I[], options?: RunManyOptions<I>): Promise<RunRef<O>[]> {
+    const { idempotencyKey, ...shared } = options ?? {};
+    const requests = await Promise.all(
+      inputs.map((input, i) => this.triggerRequest(input, idempotencyKey ? { ...shared, idempotencyKey: idempotencyKey(input, i) } : shared)),
+    );
     const results = await this.client().triggerMany(requests);
     return results.map((r) => this.ref(r.runId));
   }
@@ -136,6 +154,7 @@ export abstract class Runnable<I, O> {
     if (options?.additionalMetadata) req.additionalMetadata = options.additionalMetadata;
     if (options?.priority !== undefined) req.priority = options.priority;
     if (parent) req.parent = parent;
+    else if (options?.idempotencyKey !== undefined) req.idempotencyKey = options.idempotencyKey;
     return req;
   }
 

@@ -35,12 +35,16 @@ export class Spindle {
     replay: (runId: string): Promise<RunView> => this.client().replayRun(runId),
   };
 
-  /** Events: a pushed event wakes every task waiting for its key whose expression holds. */
+  /**
+   * Events: a pushed event wakes every task waiting for its key whose expression holds. With an
+   * `idempotencyKey`, a push repeated within 24 h returns the first push's id and wakes nothing.
+   * `bulkPush` pushes every event or none.
+   */
   readonly events = {
     push: async (
       key: string,
       payload: unknown,
-      options: { additionalMetadata?: Record<string, string>; scope?: string } = {},
+      options: { additionalMetadata?: Record<string, string>; scope?: string; idempotencyKey?: string } = {},
     ): Promise<{ eventId: string }> => this.client().pushEvent({ key, payload, ...options }),
     bulkPush: (events: EventPush[]): Promise<{ eventId: string }[]> => this.client().pushEvents(events),
   };

@@ -1,0 +1,262 @@
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import type { RunView } from "@spindle/worker-sdk/protocol";
+import { advanceClock } from "../../src/core/clock";
+import { IDEMPOTENCY_TTL_MS, idempotencyShard } from "../../src/core/idempotency";
+import { idempotencyName } from "../../src/core/names";
+import { EventBus } from "../../src/events/event-bus";
+import { WorkflowRun, type RunInit } from "../../src/run/workflow-run";
+import { effects } from "../worker/workflows";
+import { api, push, result, task, TOKEN, trigger, until } from "./helpers";
+
+/** A POST with an Idempotency-Key header, as any HTTP client would send it. */
+async function post(path: string, body: unknown, key: string): Promise<{ status: number; body: any }> {
+  const res = await exports.default.fetch(`http://spindle.test${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json", "idempotency-key": key },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+const triggerCount = (tag: string, n: number, key: string) =>
+  post("/api/v1/workflows/t-idem-count/runs", { input: { tag, n }, additionalMetadata: { tag } }, key);
+
+/** The runs the index lists with this tag, once `ready` holds of them (the index is written after the run). */
+async function listed(tag: string, ready: (runs: { runId: string; status: string }[]) => boolean): Promise<{ runId: string; status: string }[]> {
+  let runs: { runId: string; status: string }[] = [];
+  await vi.waitUntil(
+    async () => {
+      runs = (await api("GET", `/api/v1/runs?metadata=tag:${tag}&limit=500`)).body.runs;
+      return ready(runs);
+    },
+    { timeout: 20_000, interval: 50 },
+  );
+  return runs;
+}
+
+const ended = (runIds: string[]) => (runs: { runId: string; status: string }[]) =>
+  runIds.every((id) => runs.some((r) => r.runId === id && r.status === "COMPLETED"));
+
+const fresh = (what: string) => `${what}-${crypto.randomUUID()}`;
+
+/** The durable task `d-idem-twice` of `run` is waiting for its `n`-th event. */
+const waitingFor = (n: number) => (run: RunView) => {
+  const t = task(run, "d-idem-twice");
+  return t.evicted === true && (t.eventLog ?? []).filter((c) => c.kind === "wait").length === n;
+};
+
+describe("idempotency keys on triggers", () => {
+  it("answers a retried trigger with the first run, and runs it once", async () => {
+    const tag = fresh("retry");
+    const key = fresh("key");
+    const first = await triggerCount(tag, 1, key);
+    expect(first.status).toBe(202);
+    const again = await triggerCount(tag, 1, key);
+    expect(again.status).toBe(202);
+    expect(again.body).toMatchObject({ runId: first.body.runId });
+    expect(Object.keys(again.body).sort()).toEqual(Object.keys(first.body).sort());
+    expect((await result(first.body.runId)).output).toEqual({ n: 1, ran: 1 });
+    // And once more after it ended: still the same run, not a new one.
+    expect((await triggerCount(tag, 1, key)).body.runId).toBe(first.body.runId);
+    const runs = await listed(tag, ended([first.body.runId]));
+    expect(runs.map((r) => r.runId)).toEqual([first.body.runId]);
+    expect(effects.get(`t-idem-count:${tag}:1`)).toBe(1);
+  });
+
+  it("creates one run for concurrent triggers with one key", async () => {
+    const tag = fresh("race");
+    const key = fresh("key");
+    const answers = await Promise.all(Array.from({ length: 6 }, () => triggerCount(tag, 1, key)));
+    expect(answers.map((a) => a.status)).toEqual(Array(6).fill(202));
+    const ids = new Set(answers.map((a) => a.body.runId));
+    expect(ids.size).toBe(1);
+    const [runId] = [...ids] as [string];
+    await result(runId);
+    expect((await listed(tag, ended([runId]))).map((r) => r.runId)).toEqual([runId]);
+    expect(effects.get(`t-idem-count:${tag}:1`)).toBe(1);
+  });
+
+  it("refuses the same key with a different body with 409 naming the key, and creates nothing", async () => {
+    const tag = fresh("conflict");
+    const key = fresh("key");
+    const first = await triggerCount(tag, 1, key);
+    expect(first.status).toBe(202);
+    const other = await triggerCount(tag, 2, key);
+    expect(other.status).toBe(409);
+    expect(other.body.error.code).toBe("idempotency.conflict");
+    expect(other.body.error.message).toContain(`'${key}'`);
+    expect(other.body.error.fields).toEqual([{ path: "header.Idempotency-Key", message: `key '${key}' is bound to a different request` }]);
+    // Another workflow with the same key is a different request too.
+    const otherWorkflow = await post("/api/v1/workflows/t-echo/runs", { input: { tag, n: 1 }, additionalMetadata: { tag } }, key);
+    expect(otherWorkflow.status).toBe(409);
+    await result(first.body.runId);
+    expect((await listed(tag, ended([first.body.runId]))).map((r) => r.runId)).toEqual([first.body.runId]);
+    expect(effects.get(`t-idem-count:${tag}:2`)).toBeUndefined();
+  });
+
+  it("refuses a malformed key naming the header, and creates nothing", async () => {
+    const res = await triggerCount(fresh("bad-key"), 1, "x".repeat(257));
+    expect(res.status).toBe(400);
+    expect(res.body.error.fields[0].path).toBe("header.Idempotency-Key");
+  });
+
+  it("keeps run keys and event keys apart, and one tenant's keys from another's", async () => {
+    const key = fresh("key");
+    const tag = fresh("scopes");
+    const run = await triggerCount(tag, 1, key);
+    expect(run.status).toBe(202);
+    const event = await post("/api/v1/events", { key: fresh("nobody-waits"), payload: { tag } }, key);
+    expect(event.status).toBe(200);
+    expect(event.body.eventId).not.toBe(run.body.runId);
+    // The other tenant has no workflow of that name: a 404, not the default tenant's run or a 409.
+    const res = await exports.default.fetch("http://spindle.test/api/v1/workflows/t-idem-count/runs", {
+      method: "POST",
+      headers: { authorization: "Bearer test-token-other-tenant", "content-type": "application/json", "idempotency-key": key },
+      body: JSON.stringify({ input: { tag, n: 1 } }),
+    });
+    expect(res.status).toBe(404);
+    await result(run.body.runId);
+  });
+
+  it("finishes the job when the engine died between recording the key and creating the run", async () => {
+    const tag = fresh("crash");
+    const key = fresh("key");
+    const original = WorkflowRun.prototype.create;
+    let chosen: string | null = null;
+    WorkflowRun.prototype.create = async function (this: WorkflowRun, init: RunInit) {
+      if (chosen === null && (init.input as { tag?: string } | null)?.tag === tag) {
+        chosen = init.runId;
+        throw new Error("injected: the engine died before creating the run");
+      }
+      return original.call(this, init);
+    };
+    try {
+      const died = await triggerCount(tag, 1, key);
+      expect(died.status).toBe(500);
+      expect(chosen).not.toBeNull();
+      const retried = await triggerCount(tag, 1, key);
+      expect(retried.status).toBe(202);
+      expect(retried.body.runId).toBe(chosen);
+    } finally {
+      WorkflowRun.prototype.create = original;
+    }
+    await result(chosen!);
+    expect((await listed(tag, ended([chosen!]))).map((r) => r.runId)).toEqual([chosen]);
+    expect(effects.get(`t-idem-count:${tag}:1`)).toBe(1);
+  });
+
+  it("forgets a key 24 hours after its first use (the alarm deletes it)", async () => {
+    const tag = fresh("expiry");
+    const key = fresh("key");
+    const first = await triggerCount(tag, 1, key);
+    await result(first.body.runId);
+    expect((await triggerCount(tag, 2, key)).status).toBe(409);
+    const shard = env.IDEMPOTENCY.getByName(idempotencyName("default", idempotencyShard("run", key)));
+    const held = () => runInDurableObject(shard, (_i, state) => state.storage.sql.exec("SELECT COUNT(*) AS n FROM keys WHERE key = ?", key).one().n);
+    expect(await held()).toBe(1);
+    advanceClock(IDEMPOTENCY_TTL_MS + 1_000);
+    try {
+      expect(await runDurableObjectAlarm(shard)).toBe(true);
+      expect(await held()).toBe(0);
+      const later = await triggerCount(tag, 2, key);
+      expect(later.status).toBe(202);
+      expect(later.body.runId).not.toBe(first.body.runId);
+      expect((await result(later.body.runId)).output).toEqual({ n: 2, ran: 1 });
+    } finally {
+      advanceClock(-(IDEMPOTENCY_TTL_MS + 1_000));
+    }
+  });
+});
+
+describe("idempotency keys on events", () => {
+  it("answers a retried push with the first event, and wakes its waiter once", async () => {
+    const eventKey = fresh("ev");
+    const runId = await trigger("d-idem-twice", { key: eventKey });
+    await until(runId, waitingFor(1), 20_000);
+    const key = fresh("key");
+    const first = await post("/api/v1/events", { key: eventKey, payload: { n: "A" } }, key);
+    expect(first.status).toBe(200);
+    // The retry lands once the task waits for its second event: it must not be that event.
+    await until(runId, waitingFor(2), 20_000);
+    const again = await post("/api/v1/events", { key: eventKey, payload: { n: "A" } }, key);
+    expect(again).toEqual({ status: 200, body: { eventId: first.body.eventId } });
+    await push(eventKey, { n: "B" });
+    const run = await result(runId);
+    expect(run.output).toEqual({ first: { n: "A" }, second: { n: "B" } });
+    expect(effects.get(`d-idem-twice:${runId}:after-first`)).toBe(1);
+    expect(effects.get(`d-idem-twice:${runId}:after-second`)).toBe(1);
+  });
+
+  it("wakes nothing twice when the push was recorded but its answer was lost", async () => {
+    const eventKey = fresh("ev");
+    const runId = await trigger("d-idem-twice", { key: eventKey });
+    await until(runId, waitingFor(1), 20_000);
+    const original = EventBus.prototype.publish;
+    let recorded: string | null = null;
+    EventBus.prototype.publish = async function (this: EventBus, tenant, key, event) {
+      const woke = await original.call(this, tenant, key, event);
+      if (key === eventKey && recorded === null) {
+        recorded = event.id;
+        throw new Error("injected: the answer of the push was lost");
+      }
+      return woke;
+    };
+    const idem = fresh("key");
+    try {
+      const lost = await post("/api/v1/events", { key: eventKey, payload: { n: "A" } }, idem);
+      expect(lost.status).toBe(500);
+      await until(runId, waitingFor(2), 20_000);
+      const retried = await post("/api/v1/events", { key: eventKey, payload: { n: "A" } }, idem);
+      expect(retried).toEqual({ status: 200, body: { eventId: recorded } });
+    } finally {
+      EventBus.prototype.publish = original;
+    }
+    await push(eventKey, { n: "B" });
+    expect((await result(runId)).output).toEqual({ first: { n: "A" }, second: { n: "B" } });
+    expect(effects.get(`d-idem-twice:${runId}:after-second`)).toBe(1);
+  });
+
+  it("refuses the same key with a different payload with 409, and wakes nothing", async () => {
+    const eventKey = fresh("ev");
+    const key = fresh("key");
+    const first = await post("/api/v1/events", { key: eventKey, payload: { n: "A" } }, key);
+    expect(first.status).toBe(200);
+    const runId = await trigger("d-idem-twice", { key: eventKey });
+    await until(runId, waitingFor(1), 20_000);
+    const other = await post("/api/v1/events", { key: eventKey, payload: { n: "X" } }, key);
+    expect(other.status).toBe(409);
+    expect(other.body.error).toMatchObject({ code: "idempotency.conflict", fields: [{ path: "header.Idempotency-Key" }] });
+    expect(other.body.error.message).toContain(`'${key}'`);
+    await push(eventKey, { n: "B" });
+    await until(runId, waitingFor(2), 20_000);
+    await push(eventKey, { n: "C" });
+    expect((await result(runId)).output).toEqual({ first: { n: "B" }, second: { n: "C" } });
+  });
+});
+
+describe("bulk triggers and pushes over HTTP: every item or none", () => {
+  it("creates no run when one item of a bulk trigger is invalid", async () => {
+    const tag = fresh("bulk");
+    const res = await api("POST", "/api/v1/runs/bulk", {
+      runs: [
+        { workflow: "t-idem-count", input: { tag, n: 1 }, additionalMetadata: { tag } },
+        { workflow: "t-idem-count", input: { tag, n: "two" }, additionalMetadata: { tag } },
+      ],
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.fields[0].path).toBe("runs[1].input.n");
+    const ok = await api("POST", "/api/v1/runs/bulk", {
+      runs: [
+        { workflow: "t-idem-count", input: { tag, n: 3 }, additionalMetadata: { tag }, idempotencyKey: fresh("key") },
+        { workflow: "t-idem-count", input: { tag, n: 4 }, additionalMetadata: { tag } },
+      ],
+    });
+    expect(ok.status).toBe(202);
+    const ids = ok.body.runs.map((r: { runId: string }) => r.runId);
+    await Promise.all(ids.map((id: string) => result(id)));
+    expect((await listed(tag, ended(ids))).map((r) => r.runId).sort()).toEqual([...ids].sort());
+    expect(effects.get(`t-idem-count:${tag}:1`)).toBeUndefined();
+  });
+});
