@@ -1,13 +1,15 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { SpindleError } from "@spindle/worker-sdk";
 import type { RunView } from "@spindle/worker-sdk/protocol";
 import { advanceClock } from "../../src/core/clock";
 import { IDEMPOTENCY_TTL_MS, idempotencyShard } from "../../src/core/idempotency";
 import { idempotencyName } from "../../src/core/names";
 import { EventBus } from "../../src/events/event-bus";
 import { WorkflowRun, type RunInit } from "../../src/run/workflow-run";
-import { effects } from "../worker/workflows";
+import { idemCount } from "../worker/idempotency";
+import { effects, spindle } from "../worker/workflows";
 import { api, push, result, task, TOKEN, trigger, until } from "./helpers";
 
 /** A POST with an Idempotency-Key header, as any HTTP client would send it. */
@@ -110,13 +112,22 @@ describe("idempotency keys on triggers", () => {
     const event = await post("/api/v1/events", { key: fresh("nobody-waits"), payload: { tag } }, key);
     expect(event.status).toBe(200);
     expect(event.body.eventId).not.toBe(run.body.runId);
-    // The other tenant has no workflow of that name: a 404, not the default tenant's run or a 409.
-    const res = await exports.default.fetch("http://spindle.test/api/v1/workflows/t-idem-count/runs", {
-      method: "POST",
-      headers: { authorization: "Bearer test-token-other-tenant", "content-type": "application/json", "idempotency-key": key },
-      body: JSON.stringify({ input: { tag, n: 1 } }),
-    });
-    expect(res.status).toBe(404);
+    // Each key still answers its own route's first request.
+    expect((await triggerCount(tag, 1, key)).body.runId).toBe(run.body.runId);
+    expect((await post("/api/v1/events", { key: "nobody", payload: { tag } }, key)).status).toBe(409);
+    // Another tenant's use of the key is its own: a new event, then that event again.
+    const otherTenant = async () => {
+      const res = await exports.default.fetch("http://spindle.test/api/v1/events", {
+        method: "POST",
+        headers: { authorization: "Bearer test-token-other-tenant", "content-type": "application/json", "idempotency-key": key },
+        body: JSON.stringify({ key: "other-tenant-event", payload: { tag } }),
+      });
+      return { status: res.status, body: (await res.json()) as { eventId: string } };
+    };
+    const mine = await otherTenant();
+    expect(mine.status).toBe(200);
+    expect(mine.body.eventId).not.toBe(event.body.eventId);
+    expect((await otherTenant()).body.eventId).toBe(mine.body.eventId);
     await result(run.body.runId);
   });
 
@@ -258,5 +269,118 @@ describe("bulk triggers and pushes over HTTP: every item or none", () => {
     await Promise.all(ids.map((id: string) => result(id)));
     expect((await listed(tag, ended(ids))).map((r) => r.runId).sort()).toEqual([...ids].sort());
     expect(effects.get(`t-idem-count:${tag}:1`)).toBeUndefined();
+  });
+});
+
+describe("idempotency keys through the SDK", () => {
+  it("returns the first run to a retried runNoWait and run with the same key", async () => {
+    const tag = fresh("sdk");
+    const idempotencyKey = fresh("key");
+    const options = { idempotencyKey, additionalMetadata: { tag } };
+    const [a, b] = await Promise.all([idemCount.runNoWait({ tag, n: 1 }, options), idemCount.runNoWait({ tag, n: 1 }, options)]);
+    expect(b.runId).toBe(a.runId);
+    expect(await idemCount.run({ tag, n: 1 }, options)).toEqual({ n: 1, ran: 1 });
+    const conflict = await idemCount.runNoWait({ tag, n: 2 }, options).catch((e: unknown) => e);
+    expect(conflict).toBeInstanceOf(SpindleError);
+    expect((conflict as SpindleError).code).toBe("idempotency.conflict");
+    expect((conflict as SpindleError).fields?.[0]?.path).toBe("idempotencyKey");
+    expect((await listed(tag, ended([a.runId]))).map((r) => r.runId)).toEqual([a.runId]);
+    expect(effects.get(`t-idem-count:${tag}:1`)).toBe(1);
+  });
+
+  it("creates no run of a runMany when one item's key is bound to another request or malformed", async () => {
+    const tag = fresh("many");
+    const taken = fresh("key");
+    const before = await idemCount.runNoWait({ tag, n: 0 }, { idempotencyKey: taken, additionalMetadata: { tag } });
+    const keys = [fresh("key"), taken, fresh("key")];
+    const err = await idemCount
+      .runManyNoWait([{ tag, n: 1 }, { tag, n: 2 }, { tag, n: 3 }], { additionalMetadata: { tag }, idempotencyKey: (_input, i) => keys[i]! })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SpindleError);
+    expect((err as SpindleError).code).toBe("idempotency.conflict");
+    expect((err as SpindleError).message).toContain(`'${taken}'`);
+    expect((err as SpindleError).fields?.[0]?.path).toBe("runs[1].idempotencyKey");
+    const malformed = await idemCount
+      .runManyNoWait([{ tag, n: 4 }, { tag, n: 5 }], { additionalMetadata: { tag }, idempotencyKey: (_input, i) => (i === 1 ? "" : fresh("key")) })
+      .catch((e: unknown) => e);
+    expect((malformed as SpindleError).fields?.[0]?.path).toBe("runs[1].idempotencyKey");
+    // The refused batch reserved nothing: its first key is free for another request.
+    const reused = await idemCount.runNoWait({ tag, n: 6 }, { idempotencyKey: keys[0]!, additionalMetadata: { tag } });
+    await Promise.all([before.result(), reused.result()]);
+    const runs = await listed(tag, ended([before.runId, reused.runId]));
+    expect(runs.map((r) => r.runId).sort()).toEqual([before.runId, reused.runId].sort());
+    for (const n of [1, 2, 3, 4, 5]) expect(effects.get(`t-idem-count:${tag}:${n}`)).toBeUndefined();
+  });
+
+  it("finishes a runMany that died half-way when it is sent again with the same keys", async () => {
+    const tag = fresh("many-crash");
+    const inputs = [1, 2, 3].map((n) => ({ tag, n }));
+    const options = { additionalMetadata: { tag }, idempotencyKey: (input: { n: number }) => `${tag}:${input.n}` };
+    const original = WorkflowRun.prototype.create;
+    const created = new Map<number, string>();
+    let crashed = false;
+    WorkflowRun.prototype.create = async function (this: WorkflowRun, init: RunInit) {
+      const input = init.input as { tag?: string; n?: number } | null;
+      if (input?.tag === tag) {
+        if (input.n === 2 && !crashed) {
+          crashed = true;
+          throw new Error("injected: the engine died in the middle of the batch");
+        }
+        created.set(input.n!, init.runId);
+      }
+      return original.call(this, init);
+    };
+    try {
+      await expect(idemCount.runManyNoWait(inputs, options)).rejects.toThrow();
+      expect(crashed).toBe(true);
+      const refs = await idemCount.runManyNoWait(inputs, options);
+      expect(refs.map((r) => r.runId)).toEqual([1, 2, 3].map((n) => created.get(n)));
+      expect(await Promise.all(refs.map((r) => r.result()))).toEqual([1, 2, 3].map((n) => ({ n, ran: 1 })));
+      expect((await listed(tag, ended(refs.map((r) => r.runId)))).length).toBe(3);
+    } finally {
+      WorkflowRun.prototype.create = original;
+    }
+  });
+
+  it("wakes a waiter once for concurrent pushes with one key", async () => {
+    const eventKey = fresh("ev");
+    const runId = await trigger("d-idem-twice", { key: eventKey });
+    await until(runId, waitingFor(1), 20_000);
+    const idempotencyKey = fresh("key");
+    const pushes = await Promise.all([1, 2, 3].map(() => spindle.events.push(eventKey, { n: "A" }, { idempotencyKey })));
+    expect(new Set(pushes.map((p) => p.eventId)).size).toBe(1);
+    await until(runId, waitingFor(2), 20_000);
+    expect((await spindle.events.push(eventKey, { n: "A" }, { idempotencyKey })).eventId).toBe(pushes[0]!.eventId);
+    await spindle.events.push(eventKey, { n: "B" });
+    expect((await result(runId)).output).toEqual({ first: { n: "A" }, second: { n: "B" } });
+    expect(effects.get(`d-idem-twice:${runId}:after-first`)).toBe(1);
+  });
+
+  it("pushes no event of a bulkPush when one item's key is bound to another event", async () => {
+    const eventKey = fresh("ev");
+    const taken = fresh("key");
+    await spindle.events.push(fresh("elsewhere"), { n: "old" }, { idempotencyKey: taken });
+    const runId = await trigger("d-idem-twice", { key: eventKey });
+    await until(runId, waitingFor(1), 20_000);
+    const first = fresh("key");
+    const err = await spindle.events
+      .bulkPush([
+        { key: eventKey, payload: { n: "bulk-0" }, idempotencyKey: first },
+        { key: eventKey, payload: { n: "bulk-1" }, idempotencyKey: taken },
+      ])
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SpindleError);
+    expect((err as SpindleError).code).toBe("idempotency.conflict");
+    expect((err as SpindleError).fields?.[0]?.path).toBe("events[1].idempotencyKey");
+    const malformed = await spindle.events
+      .bulkPush([{ key: eventKey, payload: { n: "bulk-2" } }, { key: eventKey, payload: { n: "bulk-3" }, idempotencyKey: "\u00e9" }])
+      .catch((e: unknown) => e);
+    expect((malformed as SpindleError).fields?.[0]?.path).toBe("events[1].idempotencyKey");
+    // Nothing of either batch was pushed: the waiter's first event is the next one, and the first
+    // batch's unused key is free.
+    await spindle.events.push(eventKey, { n: "B" }, { idempotencyKey: first });
+    await until(runId, waitingFor(2), 20_000);
+    await spindle.events.push(eventKey, { n: "C" });
+    expect((await result(runId)).output).toEqual({ first: { n: "B" }, second: { n: "C" } });
   });
 });
