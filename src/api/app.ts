@@ -120,7 +120,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
           input: body.input ?? null,
           additionalMetadata: body.additionalMetadata,
           priority: body.priority,
-          idempotencyKey: c.req.valid("header")["idempotency-key"],
+          idempotencyKey: c.req.header("idempotency-key"),
         },
         "header.Idempotency-Key",
       );
@@ -245,7 +245,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
           payload: body.payload ?? null,
           additionalMetadata: body.additionalMetadata,
           scope: body.scope,
-          idempotencyKey: c.req.valid("header")["idempotency-key"],
+          idempotencyKey: c.req.header("idempotency-key"),
         },
         "header.Idempotency-Key",
       );

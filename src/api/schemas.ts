@@ -118,9 +118,12 @@ export const WorkflowNameParams = z.object({
   name: z.string().min(1).openapi({ param: { name: "name", in: "path" }, example: "simple" }),
 });
 
-/** Validated by the service (which names the header in its errors); declared here for the OpenAPI document. */
+/**
+ * For the OpenAPI document only: routes read the header with `c.req.header()` (Hono hands header
+ * validators lower-cased names) and the service checks it, naming `header.Idempotency-Key`.
+ */
 export const IdempotencyHeaders = z.object({
-  "idempotency-key": z
+  "Idempotency-Key": z
     .string()
     .optional()
     .openapi({

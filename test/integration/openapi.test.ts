@@ -8,7 +8,9 @@ describe("the OpenAPI document", () => {
     expect(res.body.openapi).toBe("3.1.0");
     expect(Object.keys(res.body.paths).sort()).toEqual([
       "/api/v1/events",
+      "/api/v1/events/bulk",
       "/api/v1/runs",
+      "/api/v1/runs/bulk",
       "/api/v1/runs/{runId}",
       "/api/v1/runs/{runId}/cancel",
       "/api/v1/runs/{runId}/replay",
@@ -21,5 +23,10 @@ describe("the OpenAPI document", () => {
     expect(trigger.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/TriggerRun");
     expect(Object.keys(trigger.responses)).toEqual(expect.arrayContaining(["202", "400", "401", "404"]));
     expect(res.body.components.schemas.Run.properties.tasks).toBeDefined();
+    // Both routes that create something take an Idempotency-Key and say when it conflicts.
+    for (const route of [trigger, res.body.paths["/api/v1/events"].post]) {
+      expect(route.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: "Idempotency-Key", in: "header", required: false })]));
+      expect(Object.keys(route.responses)).toContain("409");
+    }
   });
 });
