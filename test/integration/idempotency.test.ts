@@ -3,6 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { SpindleError } from "@spindle/worker-sdk";
 import type { RunView } from "@spindle/worker-sdk/protocol";
+import { HttpClient } from "../../worker-sdk/src/client";
 import { advanceClock } from "../../src/core/clock";
 import { IDEMPOTENCY_TTL_MS, idempotencyShard } from "../../src/core/idempotency";
 import { idempotencyName } from "../../src/core/names";
@@ -382,5 +383,33 @@ describe("idempotency keys through the SDK", () => {
     await until(runId, waitingFor(2), 20_000);
     await spindle.events.push(eventKey, { n: "C" });
     expect((await result(runId)).output).toEqual({ first: { n: "B" }, second: { n: "C" } });
+  });
+});
+
+describe("idempotency keys through the SDK over HTTPS", () => {
+  const http = new HttpClient("http://spindle.test", TOKEN, (input, init) => exports.default.fetch(input as string, init));
+
+  it("sends the key as the Idempotency-Key header, and bulk requests all or none", async () => {
+    const tag = fresh("https");
+    const idempotencyKey = fresh("key");
+    const req = { workflow: "t-idem-count", input: { tag, n: 1 }, additionalMetadata: { tag }, idempotencyKey };
+    const first = await http.trigger(req);
+    expect((await http.trigger(req)).runId).toBe(first.runId);
+    const keys = [fresh("key"), idempotencyKey];
+    const err = await http
+      .triggerMany([2, 3].map((n, i) => ({ workflow: "t-idem-count", input: { tag, n }, additionalMetadata: { tag }, idempotencyKey: keys[i]! })))
+      .catch((e: unknown) => e);
+    expect((err as SpindleError).code).toBe("idempotency.conflict");
+    expect((err as SpindleError).fields?.[0]?.path).toBe("runs[1].idempotencyKey");
+    const many = await http.triggerMany([4, 1].map((n, i) => ({ workflow: "t-idem-count", input: { tag, n }, additionalMetadata: { tag }, idempotencyKey: [keys[0]!, idempotencyKey][i]! })));
+    expect(many[1]!.runId).toBe(first.runId);
+    const ids = many.map((r) => r.runId);
+    await Promise.all(ids.map((id) => result(id)));
+    expect((await listed(tag, ended(ids))).map((r) => r.runId).sort()).toEqual([...ids].sort());
+    expect(effects.get(`t-idem-count:${tag}:2`)).toBeUndefined();
+
+    const eventKey = fresh("ev");
+    const pushed = await http.pushEvents([{ key: eventKey, payload: 1, idempotencyKey: fresh("key") }, { key: eventKey, payload: 2, idempotencyKey }]);
+    expect(await http.pushEvent({ key: eventKey, payload: 2, idempotencyKey })).toEqual(pushed[1]);
   });
 });
