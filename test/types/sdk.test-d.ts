@@ -23,6 +23,10 @@ expectTypeOf(lower.runNoWait).returns.resolves.toEqualTypeOf<RunRef<{ Transforme
 expectTypeOf(lower.runMany).returns.resolves.toEqualTypeOf<{ TransformedMessage: string }[]>();
 // @ts-expect-error: the input must match the schema
 void lower.run({ message: "lower-case key" });
+// runMany derives one idempotency key per item, from the typed input.
+void lower.runMany([{ Message: "a" }], { idempotencyKey: (input, i) => `${input.Message}-${i}` });
+// @ts-expect-error: one string would be one key for every item
+void lower.runMany([{ Message: "a" }], { idempotencyKey: "one" });
 
 // A DAG task's parents' outputs are typed where they are read.
 const dag = spindle.workflow({ name: "dag", input: z.object({ n: z.number() }) });
