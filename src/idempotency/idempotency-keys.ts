@@ -4,7 +4,7 @@ import { IDEMPOTENCY_TTL_MS, type IdempotencyClaim, type IdempotencyScope, type 
 import type { Env } from "../env";
 import { migrate, type Migration } from "../storage/migrate";
 
-const MIGRATIONS: readonly Migration[] = [
+export const IDEMPOTENCY_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: "idempotency keys",
@@ -42,7 +42,7 @@ export class IdempotencyKeys extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     void ctx.blockConcurrencyWhile(async () => {
-      migrate(ctx.storage, MIGRATIONS);
+      migrate(ctx.storage, IDEMPOTENCY_MIGRATIONS);
       this.alarmAt = await ctx.storage.getAlarm();
     });
   }

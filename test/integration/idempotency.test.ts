@@ -8,6 +8,8 @@ import { advanceClock } from "../../src/core/clock";
 import { IDEMPOTENCY_TTL_MS, idempotencyShard } from "../../src/core/idempotency";
 import { idempotencyName } from "../../src/core/names";
 import { EventBus } from "../../src/events/event-bus";
+import { IDEMPOTENCY_MIGRATIONS } from "../../src/idempotency/idempotency-keys";
+import { migrate, schemaVersion } from "../../src/storage/migrate";
 import { WorkflowRun, type RunInit } from "../../src/run/workflow-run";
 import { idemCount } from "../worker/idempotency";
 import { effects, spindle } from "../worker/workflows";
@@ -167,6 +169,13 @@ describe("idempotency keys on triggers", () => {
     expect((await triggerCount(tag, 2, key)).status).toBe(409);
     const shard = env.IDEMPOTENCY.getByName(idempotencyName("default", idempotencyShard("run", key)));
     const held = () => runInDurableObject(shard, (_i, state) => state.storage.sql.exec("SELECT COUNT(*) AS n FROM keys WHERE key = ?", key).one().n);
+    expect(await held()).toBe(1);
+    // (Its schema is at the latest version, and migrating again changes nothing.)
+    await runInDurableObject(shard, (_i, state) => {
+      const latest = Math.max(...IDEMPOTENCY_MIGRATIONS.map((m) => m.version));
+      expect(schemaVersion(state.storage)).toBe(latest);
+      expect(migrate(state.storage, IDEMPOTENCY_MIGRATIONS)).toBe(latest);
+    });
     expect(await held()).toBe(1);
     advanceClock(IDEMPOTENCY_TTL_MS + 1_000);
     try {
