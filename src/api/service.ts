@@ -2,6 +2,7 @@ import type {
   CheckpointReply,
   CheckpointRequest,
   EventPush,
+  ParentLink,
   Reply,
   RunFilter,
   RunList,
@@ -46,19 +47,17 @@ export class EngineService {
   ) {}
 
   async trigger(req: TriggerRequest): Promise<TriggerResult> {
-    const { definition, worker } = await this.resolve(req.workflow);
+    const { definition } = await this.resolve(req.workflow);
     checkInput(definition.inputSchema, req.input);
+    if (req.parent) await this.checkParents([req.parent]);
+    return this.createRun(req);
+  }
+
+  /** Creates a run whose request has been checked (its input, and its parent's claim). */
+  private async createRun(req: TriggerRequest): Promise<TriggerResult> {
+    const { definition, worker } = await this.resolve(req.workflow);
     const now = clock.now();
-    // A child's id derives from its parent link, so spawning it again (a duplicate delivery, a
-    // durable replay) finds the same run instead of making another.
-    const runId = req.parent
-      ? await deterministicUlid(
-          req.parent.startedAt,
-          req.parent.seq !== undefined
-            ? `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/d${req.parent.seq}/${req.parent.index}`
-            : `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/${req.parent.attempt}/${req.parent.index}`,
-        )
-      : ulid(now);
+    const runId = req.parent ? await childRunId(this.tenant, req.parent) : ulid(now);
     const reply = await this.run(runId).create({
       tenant: this.tenant,
       runId,
@@ -87,7 +86,23 @@ export class EngineService {
         throw err;
       }
     }
-    return Promise.all(reqs.map((r) => this.trigger(r)));
+    await this.checkParents(reqs.flatMap((r) => (r.parent ? [r.parent] : [])));
+    return Promise.all(reqs.map((r) => this.createRun(r)));
+  }
+
+  /**
+   * A child may only be created by an attempt (and invocation) of its parent task that is still
+   * current: a stale copy of the parent (cancelled, timed out, superseded) spawns nothing. Each
+   * parent run is asked once.
+   */
+  private async checkParents(links: ParentLink[]): Promise<void> {
+    const claims = new Map<string, ParentLink>();
+    for (const l of links) claims.set(`${l.runId}\u0000${l.taskName}\u0000${l.attempt}\u0000${l.invocation}`, l);
+    await Promise.all(
+      [...claims.values()].map(async (l) =>
+        unwrap(await this.existingRun(l.runId).checkClaim({ task: l.taskName, attempt: l.attempt, invocation: l.invocation })),
+      ),
+    );
   }
 
   async getRun(runId: string): Promise<RunView> {
@@ -186,6 +201,18 @@ export class EngineService {
     if (!isUlid(runId)) throw notFound("run", runId);
     return this.run(runId);
   }
+}
+
+/**
+ * A child's id derives from its parent link, so spawning it again (a duplicate delivery, a durable
+ * replay) finds the same run instead of making another. A durable parent's children derive from the
+ * spawning checkpoint's identity, which every replay makes again whatever the timing.
+ */
+function childRunId(tenant: string, parent: ParentLink): Promise<string> {
+  const at = `${tenant}/${parent.runId}/${parent.taskName}`;
+  if (parent.checkpoint !== undefined) return deterministicUlid(parent.startedAt, `${at}/c${parent.checkpoint}/${parent.index}`);
+  if (parent.seq !== undefined) return deterministicUlid(parent.startedAt, `${at}/d${parent.seq}/${parent.index}`);
+  return deterministicUlid(parent.startedAt, `${at}/${parent.attempt}/${parent.index}`);
 }
 
 /** The HTTP route checks events with zod; the RPC path comes here too, so check again. */
