@@ -61,18 +61,18 @@ describe("a stale invocation acts no more", () => {
     const cancelled = await api("POST", `/api/v1/runs/${runId}/cancel`);
     expect(cancelled.status).toBe(200);
     // The code has seen the cancel (its abort signal fired) and called the memo.
-    await until(runId, () => staleOutcomes.has(runId), 20_000);
-    expect(staleOutcomes.get(runId)).toBe("task.superseded");
+    await until(runId, () => staleOutcomes.has(runId) || effects.has(`rv-stale-memo:after:${runId}`), 20_000);
     expect(effects.get(`rv-stale-memo:after:${runId}`), "memo body runs").toBeUndefined();
+    expect(staleOutcomes.get(runId)).toBe("task.superseded");
     expect((await getRun(runId)).status).toBe("CANCELLED");
   });
 
   it("throws at a memo called after the execution timeout, without running its body", async () => {
     const runId = await trigger("rv-stale-memo", {});
-    await until(runId, () => staleOutcomes.has(runId), 30_000);
+    await until(runId, () => staleOutcomes.has(runId) || effects.has(`rv-stale-memo:after:${runId}`), 30_000);
     expect(effects.get(`rv-stale-memo:before:${runId}`)).toBe(1);
-    expect(staleOutcomes.get(runId)).toBe("task.superseded");
     expect(effects.get(`rv-stale-memo:after:${runId}`), "memo body runs").toBeUndefined();
+    expect(staleOutcomes.get(runId)).toBe("task.superseded");
     const run = await result(runId);
     expect(run.status).toBe("FAILED");
     expect(run.error).toMatchObject({ code: "task.timeout" });
