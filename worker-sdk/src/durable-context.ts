@@ -333,8 +333,10 @@ export class DurableContext<I = unknown> extends Context<I> {
       const code = (err as { code?: string }).code;
       if (code === "replay.non_determinism") return new NonDeterminismError(at.seq, "", "", (err as Error).message);
       if (code === "task.superseded") {
+        // The engine knew before the watch said so: end the invocation, and throw here and at every later call.
         this.markStale(err);
-        return this.stale!;
+        void this.suspension.fail(this.stale!);
+        return { thrown: this.stale };
       }
       throw err;
     }
