@@ -231,8 +231,10 @@ export class DurableContext<I = unknown> extends Context<I> {
     );
   }
 
-  /** @internal What a task that returns now has done wrong: a recorded call it never made again. */
-  divergence(): NonDeterminismError | null {
+  /** @internal What a task that has returned did wrong: a recorded call it never made again. */
+  async divergence(): Promise<NonDeterminismError | null> {
+    // Calls made before the return but not awaited may still be being matched.
+    await this.matching;
     return this.log.divergence();
   }
 

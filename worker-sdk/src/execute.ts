@@ -54,7 +54,7 @@ export async function executeAssignment(
       // Returned is returned: a wait it started and did not await does not hold the task.
       if (!ended.done) return { status: "suspended", waitingOn: [...suspension.waitingOn], logs: ctx.logs };
       // A task that returns without making every recorded call again has left its log's path.
-      const diverged = (ctx as DurableContext<unknown>).divergence();
+      const diverged = await (ctx as DurableContext<unknown>).divergence();
       if (diverged) throw diverged;
     }
     return { status: "completed", output: serializable(ended.done ? ended.output : null), logs: ctx.logs };
