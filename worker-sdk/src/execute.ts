@@ -14,7 +14,8 @@ const WATCH_RETRY_MS = 1_000;
  * Runs one dispatched attempt (or durable invocation): parses the input, gives the function its
  * context, and turns what happens into an outcome. The abort signal fires at the execution timeout
  * and when the engine says the run was cancelled or the attempt superseded; either way the attempt
- * ends at once, even if the function ignores the signal (and a durable task's checkpoint calls throw). A durable task that reaches a wait ends its invocation `suspended`.
+ * ends at once, even if the function ignores the signal (and a durable task's checkpoint calls
+ * throw). A durable task that reaches a wait ends its invocation `suspended`.
  */
 export async function executeAssignment(
   runnables: ReadonlyMap<string, Runnable<unknown, unknown>>,
