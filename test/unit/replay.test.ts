@@ -47,6 +47,8 @@ describe("replay matching", () => {
     const err = log.divergence();
     expect(err).toBeInstanceOf(NonDeterminismError);
     expect(err!.seq).toBe(0);
+    expect(err!.recorded).toBe("memo(memo:charge)");
+    expect(err!.called).toBe("memo(memo:refund) (checkpoint 2)");
     expect(err!.code).toBe("replay.non_determinism");
     expect(err!.message).toBe(
       "non-deterministic replay at checkpoint 0: the log recorded memo(memo:charge) but the task returned without making that call again; it called memo(memo:refund) (checkpoint 2) instead",

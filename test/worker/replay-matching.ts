@@ -144,4 +144,16 @@ export const staleSpawn = spindle.task({
   },
 });
 
-export const replayMatchingWorkflows = [parallelMemos, memoReorder, namedReorder, staleMemo, staleSpawn];
+/** Records one memo, then holds its invocation open until the test opens its gate (or cancels it). */
+export const held = spindle.durableTask({
+  name: "rv-held",
+  executionTimeout: "1m",
+  fn: async (_input, ctx) => {
+    const runId = ctx.workflowRunId();
+    await ctx.memo("held", () => 1);
+    while (!gates.has(runId) && !ctx.abortSignal.aborted) await pause(10);
+    return { done: true };
+  },
+});
+
+export const replayMatchingWorkflows = [parallelMemos, memoReorder, namedReorder, staleMemo, staleSpawn, held];

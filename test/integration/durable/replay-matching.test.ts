@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { deterministicUlid } from "../../../src/core/ids";
 import { effects } from "../../worker/workflows";
 import { gates, staleOutcomes } from "../../worker/replay-matching";
-import { api, getRun, result, task, TOKEN, trigger, until } from "../helpers";
+import { api, getRun, result, runStub, task, TOKEN, trigger, until } from "../helpers";
 
 const RUNS = 50;
 
@@ -51,6 +51,32 @@ describe("replay matches calls with their own records", () => {
     expect(t.eventLog![0]!.result).toEqual({ value: out.a });
     expect(effects.get(`rv-named-reorder:a:${runId}`)).toBe(1);
     expect(effects.get(`rv-named-reorder:b:${runId}`)).toBe(1);
+  });
+});
+
+describe("the engine records a call as the SDK matches it", () => {
+  it("refuses a call recorded elsewhere in the log, or another call at a recorded position, and records nothing", async () => {
+    const runId = await trigger("rv-held", {});
+    await until(runId, (r) => task(r, "rv-held").eventLog?.length === 1);
+    const stub = runStub(runId);
+    const call = { task: "rv-held", attempt: 1, invocation: 0, kind: "memo" as const, result: { value: 2 } };
+    const again = await stub.checkpoint({ ...call, seq: 7, key: "memo:held", occurrence: 0 });
+    expect(again).toMatchObject({ ok: false, error: { code: "replay.non_determinism" } });
+    expect((again as { error: { message: string } }).error.message).toBe(
+      "non-deterministic replay at checkpoint 7: memo(memo:held) is already recorded at checkpoint 0",
+    );
+    const other = await stub.checkpoint({ ...call, seq: 0, key: "memo:other", occurrence: 0 });
+    expect((other as { error: { message: string } }).error.message).toBe(
+      "non-deterministic replay at checkpoint 0: the log recorded memo(memo:held) but the task now called memo(memo:other)",
+    );
+    // The same call again (a retried request) gets its recorded result; the next occurrence is a new call.
+    expect(await stub.checkpoint({ ...call, seq: 0, key: "memo:held", occurrence: 0 })).toEqual({ ok: true, value: { status: "resolved", result: { value: 1 } } });
+    expect(await stub.checkpoint({ ...call, seq: 1, key: "memo:held", occurrence: 1 })).toEqual({ ok: true, value: { status: "resolved", result: { value: 2 } } });
+    expect(task(await getRun(runId), "rv-held").eventLog!.map((c) => [c.seq, c.key, c.occurrence])).toEqual([
+      [0, "memo:held", 0],
+      [1, "memo:held", 1],
+    ]);
+    await api("POST", `/api/v1/runs/${runId}/cancel`);
   });
 });
 
