@@ -2,6 +2,7 @@ import type {
   CheckpointReply,
   CheckpointRequest,
   EventPush,
+  ParentLink,
   Reply,
   RunFilter,
   RunList,
@@ -49,6 +50,7 @@ export class EngineService {
   /** `keyPath` names where the idempotency key came from, for errors (`header.Idempotency-Key` over HTTP). */
   async trigger(req: TriggerRequest, keyPath = "idempotencyKey"): Promise<TriggerResult> {
     const checked = await this.checkTrigger(req);
+    if (req.parent) await this.checkParents([req.parent]);
     const [runId] = await this.runIds([req], [keyPath]);
     return this.createRun(req, checked, runId!);
   }
@@ -61,6 +63,7 @@ export class EngineService {
   async triggerMany(reqs: TriggerRequest[]): Promise<TriggerResult[]> {
     const checked: ResolvedWorkflow[] = [];
     for (const [i, req] of reqs.entries()) checked.push(await prefixed(`runs[${i}].`, () => this.checkTrigger(req)));
+    await this.checkParents(reqs.flatMap((r) => (r.parent ? [r.parent] : [])));
     const ids = await this.runIds(reqs, reqs.map((_, i) => `runs[${i}].idempotencyKey`));
     return Promise.all(reqs.map((req, i) => this.createRun(req, checked[i]!, ids[i]!)));
   }
@@ -80,14 +83,7 @@ export class EngineService {
     const now = clock.now();
     const ids = await Promise.all(
       reqs.map((req) =>
-        req.parent
-          ? deterministicUlid(
-              req.parent.startedAt,
-              req.parent.seq !== undefined
-                ? `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/d${req.parent.seq}/${req.parent.index}`
-                : `${this.tenant}/${req.parent.runId}/${req.parent.taskName}/${req.parent.attempt}/${req.parent.index}`,
-            )
-          : ulid(now),
+        req.parent ? childRunId(this.tenant, req.parent) : ulid(now),
       ),
     );
     const keyed = reqs.map((req, i) => ({
@@ -110,6 +106,21 @@ export class EngineService {
       parent: req.parent ?? null,
     });
     return unwrap(reply);
+  }
+
+  /**
+   * A child may only be created by an attempt (and invocation) of its parent task that is still
+   * current: a stale copy of the parent (cancelled, timed out, superseded) spawns nothing. Each
+   * parent run is asked once.
+   */
+  private async checkParents(links: ParentLink[]): Promise<void> {
+    const claims = new Map<string, ParentLink>();
+    for (const l of links) claims.set(`${l.runId}\u0000${l.taskName}\u0000${l.attempt}\u0000${l.invocation}`, l);
+    await Promise.all(
+      [...claims.values()].map(async (l) =>
+        unwrap(await this.existingRun(l.runId).checkClaim({ task: l.taskName, attempt: l.attempt, invocation: l.invocation })),
+      ),
+    );
   }
 
   async getRun(runId: string): Promise<RunView> {
@@ -279,6 +290,18 @@ export class EngineService {
     if (!isUlid(runId)) throw notFound("run", runId);
     return this.run(runId);
   }
+}
+
+/**
+ * A child's id derives from its parent link, so spawning it again (a duplicate delivery, a durable
+ * replay) finds the same run instead of making another. A durable parent's children derive from the
+ * spawning checkpoint's identity, which every replay makes again whatever the timing.
+ */
+function childRunId(tenant: string, parent: ParentLink): Promise<string> {
+  const at = `${tenant}/${parent.runId}/${parent.taskName}`;
+  if (parent.checkpoint !== undefined) return deterministicUlid(parent.startedAt, `${at}/c${parent.checkpoint}/${parent.index}`);
+  if (parent.seq !== undefined) return deterministicUlid(parent.startedAt, `${at}/d${parent.seq}/${parent.index}`);
+  return deterministicUlid(parent.startedAt, `${at}/${parent.attempt}/${parent.index}`);
 }
 
 /** The HTTP route checks events with zod; the RPC path comes here too, so check again. */

@@ -26,6 +26,7 @@ interface CheckpointRow extends Record<string, SqlStorageValue> {
   seq: number;
   kind: string;
   key: string;
+  occurrence: number;
   status: string;
   result: string | null;
   data: string | null;
@@ -40,6 +41,7 @@ const toCheckpoint = (r: CheckpointRow): Checkpoint => {
     seq: r.seq,
     kind: r.kind as CheckpointKind,
     key: r.key,
+    occurrence: r.occurrence,
     status: r.status as Checkpoint["status"],
     invocation: r.invocation,
     createdAt: r.created_at,
@@ -52,8 +54,8 @@ const toCheckpoint = (r: CheckpointRow): Checkpoint => {
 };
 
 /** A checkpoint as it leaves the engine (to a replaying task, or in a run's view). */
-export function toRecord({ seq, kind, key, status, result, order }: Checkpoint): CheckpointRecord {
-  return { seq, kind, key, status, ...(result ? { result } : {}), ...(order !== undefined ? { order } : {}) };
+export function toRecord({ seq, kind, key, occurrence, status, result, order }: Checkpoint): CheckpointRecord {
+  return { seq, kind, key, occurrence, status, ...(result ? { result } : {}), ...(order !== undefined ? { order } : {}) };
 }
 
 export type ConditionList = "wait" | "skip" | "cancel";
@@ -115,6 +117,14 @@ export class DurableLog {
     return row ? toCheckpoint(row) : null;
   }
 
+  /** The record of the n-th call with this kind and key, wherever it is in the log. */
+  byIdentity(task: string, kind: CheckpointKind, key: string, occurrence: number): Checkpoint | null {
+    const row = this.sql
+      .exec<CheckpointRow>("SELECT * FROM checkpoints WHERE task = ? AND kind = ? AND key = ? AND occurrence = ?", task, kind, key, occurrence)
+      .toArray()[0];
+    return row ? toCheckpoint(row) : null;
+  }
+
   all(task: string): Checkpoint[] {
     return this.sql.exec<CheckpointRow>("SELECT * FROM checkpoints WHERE task = ? ORDER BY seq", task).toArray().map(toCheckpoint);
   }
@@ -128,16 +138,26 @@ export class DurableLog {
 
   /** Records a call; one that already has its result (a memo, a spawn) is recorded resolved. */
   insert(
-    cp: { task: string; seq: number; kind: CheckpointKind; key: string; invocation: number; data: CheckpointData | null; result?: CheckpointResult },
+    cp: {
+      task: string;
+      seq: number;
+      kind: CheckpointKind;
+      key: string;
+      occurrence: number;
+      invocation: number;
+      data: CheckpointData | null;
+      result?: CheckpointResult;
+    },
     now: number,
   ): void {
     this.sql.exec(
-      `INSERT INTO checkpoints (task, seq, kind, key, status, result, data, invocation, created_at, resolved_at, resolved_order)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${cp.result ? NEXT_ORDER : "NULL"})`,
+      `INSERT INTO checkpoints (task, seq, kind, key, occurrence, status, result, data, invocation, created_at, resolved_at, resolved_order)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${cp.result ? NEXT_ORDER : "NULL"})`,
       cp.task,
       cp.seq,
       cp.kind,
       cp.key,
+      cp.occurrence,
       cp.result ? "resolved" : "pending",
       cp.result ? JSON.stringify(cp.result) : null,
       cp.data ? JSON.stringify(cp.data) : null,

@@ -126,4 +126,17 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 4,
+    description: "checkpoints: each call's occurrence (the n-th call with its kind and key), unique per task",
+    sql: [
+      "ALTER TABLE checkpoints ADD COLUMN occurrence INTEGER NOT NULL DEFAULT 0",
+      // Calls recorded before: the n-th one with a kind and key, in log order.
+      `UPDATE checkpoints SET occurrence = (
+        SELECT COUNT(*) FROM checkpoints AS earlier
+        WHERE earlier.task = checkpoints.task AND earlier.kind = checkpoints.kind AND earlier.key = checkpoints.key AND earlier.seq < checkpoints.seq
+      )`,
+      "CREATE UNIQUE INDEX checkpoints_by_identity ON checkpoints (task, kind, key, occurrence)",
+    ],
+  },
 ];

@@ -1,10 +1,11 @@
-import type {
-  CheckpointReply,
-  CheckpointRequest,
-  ChildResult,
-  ConditionData,
-  ErrorData,
-  TaskDefinition,
+import {
+  describeCall as formatCall,
+  type CheckpointReply,
+  type CheckpointRequest,
+  type ChildResult,
+  type ConditionData,
+  type ErrorData,
+  type TaskDefinition,
 } from "@spindle/worker-sdk/protocol";
 import { matches } from "../core/cel";
 import { clock } from "../core/clock";
@@ -72,28 +73,41 @@ export class Waits {
   }
 
   /**
-   * Records a call of a durable task in its event log. A call already recorded at this position
-   * must be the same call (kind and key) or the replay is not deterministic; a stale invocation
-   * (not the task's current one) may not write at all.
+   * Records a call of a durable task in its event log. Calls are identified as the SDK matches them
+   * (kind, key and occurrence): a call already recorded at this position must be the same call, and
+   * a new call may not be one the log already holds elsewhere, or the replay is not deterministic.
+   * A stale invocation (not the task's current one) may not write at all.
    */
   checkpoint(run: RunRecord, req: CheckpointRequest, now: number): CheckpointReply {
     if (!Number.isInteger(req.seq) || req.seq < 0) throw new SpindleError("request.invalid", `seq: must be a non-negative integer, got ${req.seq}`);
+    const occurrence = req.occurrence ?? 0;
+    if (!Number.isInteger(occurrence) || occurrence < 0) {
+      throw new SpindleError("request.invalid", `occurrence: must be a non-negative integer, got ${req.occurrence}`);
+    }
     const task = this.s.tasks.get(req.task);
     const def = this.machine.taskDef(run, req.task);
     if (def.kind !== "durable") throw new SpindleError("task.not_durable", `task '${req.task}' is not a durable task`);
     if (!task || task.attempt !== req.attempt || task.invocation !== req.invocation || task.status !== "RUNNING" || task.evicted) {
       throw new SpindleError("task.superseded", `invocation ${req.invocation} of attempt ${req.attempt} of task '${req.task}' is no longer current`);
     }
+    const call = { kind: req.kind, key: req.key, occurrence };
     const recorded = this.s.log.get(req.task, req.seq);
     if (recorded) {
-      if (recorded.kind !== req.kind || recorded.key !== req.key) throw nonDeterminism(req.seq, recorded, req);
+      if (recorded.kind !== req.kind || recorded.key !== req.key || recorded.occurrence !== occurrence) throw nonDeterminism(req.seq, recorded, call);
       return recorded.status === "resolved" ? { status: "resolved", result: recorded.result! } : { status: "pending" };
+    }
+    const elsewhere = this.s.log.byIdentity(req.task, req.kind, req.key, occurrence);
+    if (elsewhere) {
+      throw new SpindleError(
+        "replay.non_determinism",
+        `non-deterministic replay at checkpoint ${req.seq}: ${describeCall(call)} is already recorded at checkpoint ${elsewhere.seq}`,
+      );
     }
     switch (req.kind) {
       case "memo":
       case "spawn": {
         const result = req.kind === "memo" ? (req.result ?? { value: null }) : { value: req.children ?? [] };
-        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, invocation: req.invocation, data: null, result }, now);
+        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, occurrence, invocation: req.invocation, data: null, result }, now);
         if (req.children) for (const [i, id] of req.children.entries()) this.s.runs.addChild(id, req.task, i);
         return { status: "resolved", result };
       }
@@ -101,7 +115,7 @@ export class Waits {
       case "wait": {
         const conditions: ConditionData[] =
           req.kind === "sleep" ? [{ kind: "sleep", durationMs: Math.max(0, req.untilMs !== undefined ? req.untilMs - now : sleepMs(req.conditions)) }] : (req.conditions ?? []);
-        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, invocation: req.invocation, data: { conditions } }, now);
+        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, occurrence, invocation: req.invocation, data: { conditions } }, now);
         this.arm(run, req.task, req.seq, "wait", conditions, now);
         this.resolveWaitIfMet(run, req.task, req.seq, now);
         break;
@@ -109,7 +123,7 @@ export class Waits {
       case "child":
       case "children": {
         const children = req.children ?? [];
-        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, invocation: req.invocation, data: { children } }, now);
+        this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, occurrence, invocation: req.invocation, data: { children } }, now);
         this.s.runs.addWaitedChildren(req.task, req.seq, children);
         this.resolveChildrenIfDone(run, req.task, req.seq, now);
         break;
@@ -249,9 +263,14 @@ function sleepMs(conditions: ConditionData[] | undefined): number {
   return first && first.kind === "sleep" ? first.durationMs : 0;
 }
 
-function nonDeterminism(seq: number, recorded: { kind: string; key: string }, now: { kind: string; key: string }): SpindleError {
+type Call = { kind: string; key: string; occurrence: number };
+
+function nonDeterminism(seq: number, recorded: Call, now: Call): SpindleError {
   return new SpindleError(
     "replay.non_determinism",
-    `non-deterministic replay at checkpoint ${seq}: the log recorded ${recorded.kind}(${recorded.key}) but the task now called ${now.kind}(${now.key})`,
+    `non-deterministic replay at checkpoint ${seq}: the log recorded ${describeCall(recorded)} but the task now called ${describeCall(now)}`,
   );
 }
+
+/** Names a call the way the SDK's NonDeterminismError does. */
+const describeCall = (c: Call) => formatCall(c.kind, c.key, c.occurrence);

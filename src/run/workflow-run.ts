@@ -158,7 +158,7 @@ export class WorkflowRun extends DurableObject<Env> {
     if (!run) return notFound();
     const task = this.tasks.get(ref.task);
     if (!task) return ok({ accepted: false });
-    const current = task.attempt === ref.attempt && task.invocation === ref.invocation && task.status === "RUNNING" && !task.evicted;
+    const current = isCurrent(task, ref);
     this.write(() => {
       // Logs of a late attempt are still worth keeping: they say what the attempt did.
       this.tasks.appendLogs(ref.task, ref.attempt, ref.invocation, outcome.logs);
@@ -166,6 +166,21 @@ export class WorkflowRun extends DurableObject<Env> {
     });
     await this.afterWrite();
     return ok({ accepted: current && !isTerminal(run.status) });
+  }
+
+  /**
+   * Whether a task's attempt (and invocation) is the one running now: a child trigger carries its
+   * parent's claim, and a stale copy of the parent (cancelled, timed out, superseded) spawns nothing.
+   */
+  async checkClaim(ref: DispatchRef): Promise<Reply<null>> {
+    const run = this.current();
+    if (!run) return notFound();
+    const task = this.tasks.get(ref.task);
+    if (isTerminal(run.status) || !task || !isCurrent(task, ref)) {
+      const why = isTerminal(run.status) ? `the run is ${run.status}` : task ? `the task is ${task.status}, attempt ${task.attempt} invocation ${task.invocation}` : "no such task";
+      return fail(new SpindleError("task.superseded", `attempt ${ref.attempt} invocation ${ref.invocation} of task '${ref.task}' is no longer current (${why}): it may not spawn children`));
+    }
+    return ok(null);
   }
 
   /** A durable task records a call in its event log. */
@@ -413,6 +428,11 @@ export class WorkflowRun extends DurableObject<Env> {
       waitingView(this.tasks.get(name)!, def, this.log, this.runs),
     );
   }
+}
+
+/** The dispatch is the task's running attempt and invocation (not one it has moved past, nor evicted). */
+function isCurrent(task: TaskRecord, ref: DispatchRef): boolean {
+  return task.attempt === ref.attempt && task.invocation === ref.invocation && task.status === "RUNNING" && !task.evicted;
 }
 
 function staleness(run: RunRecord, task: TaskRecord | null, ref: DispatchRef): { reason: string; release: boolean } | null {

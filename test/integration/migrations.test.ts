@@ -72,4 +72,35 @@ describe("schema migrations", () => {
       expect(columns).toEqual(["x"]);
     });
   });
+
+  it("run schema 4 numbers each recorded call's occurrence, keeps the log, and refuses a second record of one call", async () => {
+    const stub = env.RUNS.getByName(`run:default:migration-occurrence`);
+    await runInDurableObject(stub, (_instance, state) => {
+      wipe(state);
+      const sql = state.storage.sql;
+      expect(migrate(state.storage, RUN_MIGRATIONS.filter((m) => m.version < 4))).toBeLessThan(4);
+      const insert = (task: string, seq: number, key: string) =>
+        sql.exec("INSERT INTO checkpoints (task, seq, kind, key, status, result, invocation, created_at) VALUES (?, ?, 'memo', ?, 'resolved', '{\"value\":1}', 0, 0)", task, seq, key);
+      insert("t", 0, "memo:k");
+      insert("t", 1, "now");
+      insert("t", 2, "memo:k");
+      insert("t", 3, "memo:k");
+      insert("u", 0, "memo:k");
+      const latest = Math.max(...RUN_MIGRATIONS.map((m) => m.version));
+      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(latest);
+      const rows = () => sql.exec("SELECT task, seq, key, occurrence FROM checkpoints ORDER BY task, seq").toArray();
+      expect(rows()).toEqual([
+        { task: "t", seq: 0, key: "memo:k", occurrence: 0 },
+        { task: "t", seq: 1, key: "now", occurrence: 0 },
+        { task: "t", seq: 2, key: "memo:k", occurrence: 1 },
+        { task: "t", seq: 3, key: "memo:k", occurrence: 2 },
+        { task: "u", seq: 0, key: "memo:k", occurrence: 0 },
+      ]);
+      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(latest);
+      expect(rows()).toHaveLength(5);
+      expect(() =>
+        sql.exec("INSERT INTO checkpoints (task, seq, kind, key, occurrence, status, invocation, created_at) VALUES ('t', 9, 'memo', 'memo:k', 1, 'pending', 0, 0)"),
+      ).toThrow(/UNIQUE/);
+    });
+  });
 });

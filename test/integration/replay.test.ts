@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { allowed, effects } from "../worker/workflows";
-import { api, result, task, trigger } from "./helpers";
+import { api, result, task, trigger, until } from "./helpers";
 
 describe("replay", () => {
   it("re-runs the failed task and what depends on it, not what already completed", async () => {
@@ -38,14 +38,22 @@ describe("replay", () => {
     await api("POST", `/api/v1/runs/${going}/cancel`);
   });
 
-  it("replays a cancelled run", async () => {
+  it("replays a cancelled run to completion, running again only what did not complete", async () => {
     const runId = await trigger("t-two-step", {});
+    await until(runId, (r) => task(r, "first").status === "RUNNING");
     await api("POST", `/api/v1/runs/${runId}/cancel`);
     const cancelled = await result(runId);
     expect(cancelled.status).toBe("CANCELLED");
+    expect(task(cancelled, "second").status).toBe("CANCELLED");
+    allowed.add(runId);
     const res = await api("POST", `/api/v1/runs/${runId}/replay`);
     expect(res.status).toBe(200);
     expect(task(res.body, "first").status).toMatch(/QUEUED|RUNNING/);
-    await api("POST", `/api/v1/runs/${runId}/cancel`);
+    const run = await result(runId);
+    expect(run.status, JSON.stringify(run.error)).toBe("COMPLETED");
+    expect(run.output).toEqual({ first: { done: true }, second: { ran: true } });
+    expect(effects.get(`t-two-step:first:${runId}`)).toBe(2);
+    expect(effects.get(`t-two-step:second:${runId}`)).toBe(1);
+    expect(task(run, "first").attempts.map((a) => a.status)).toEqual(["CANCELLED", "COMPLETED"]);
   });
 });

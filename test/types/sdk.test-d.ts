@@ -49,6 +49,12 @@ spindle.durableTask({
     expectTypeOf(await ctx.sleepFor("1h")).toEqualTypeOf<{ durationMs: number }>();
     expectTypeOf(await ctx.memo(() => 42)).toEqualTypeOf<number>();
     expectTypeOf(await ctx.memo(async () => "x", [input.userId])).toEqualTypeOf<string>();
+    expectTypeOf(await ctx.memo("charge", () => ({ id: "ch_1" }))).toEqualTypeOf<{ id: string }>();
+    expectTypeOf(await ctx.memo("charge", async () => 7, [input.userId])).toEqualTypeOf<number>();
+    // @ts-expect-error a name needs a function after it
+    void ctx.memo("charge");
+    // @ts-expect-error deps are an array
+    void ctx.memo("charge", () => 1, "not deps");
     expectTypeOf(await ctx.waitForEvent<{ approved: boolean }>("approval")).toEqualTypeOf<{ approved: boolean }>();
     expectTypeOf(await ctx.waitFor([Or({ eventKey: "a" }, { sleepFor: "10s" })])).toEqualTypeOf<Record<string, unknown>>();
     expectTypeOf(await ctx.runChild(lower, { Message: "x" })).toEqualTypeOf<{ TransformedMessage: string }>();

@@ -127,15 +127,15 @@ export const runInside = spindle.durableTask({
   },
 });
 
-/** Calls memo then sleep the first time, sleep first after the test flips the switch. */
+/** Calls memo then sleep the first time; after the test flips the switch, another memo then the sleep. */
 export const reorder = new Set<string>();
 export const nondet = spindle.durableTask({
   name: "d-nondet",
   executionTimeout: "30s",
   fn: async (_input, ctx) => {
     if (reorder.has(ctx.workflowRunId())) {
+      await ctx.memo(() => 2);
       await ctx.sleepFor("1s");
-      await ctx.memo(() => 1);
     } else {
       await ctx.memo(() => 1);
       await ctx.sleepFor("1s");

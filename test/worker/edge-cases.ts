@@ -15,12 +15,16 @@ export const memoRace = spindle.durableTask({
   name: "rv-memo-race",
   executionTimeout: "30s",
   fn: async (_input, ctx) => {
+    const body = (tag: string) => {
+      count(`rv-memo-race:${tag}:${ctx.workflowRunId()}`);
+      return tag;
+    };
     const [left, right] = await Promise.all([
       ctx.memo(async () => {
         await pause(200);
-        return "a";
-      }).then(() => ctx.memo(() => "c")),
-      ctx.memo(() => "b").then(() => ctx.memo(() => "d")),
+        return body("a");
+      }).then(() => ctx.memo(() => body("c"))),
+      ctx.memo(() => body("b")).then(() => ctx.memo(() => body("d"))),
     ]);
     await ctx.sleepFor("1s");
     return { left, right };

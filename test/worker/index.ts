@@ -8,9 +8,14 @@ import { durableWorkflows, tightWorker } from "./durable";
 import { serialWorker, slottedWorker } from "./pools";
 import { edgeCaseWorkflows } from "./edge-cases";
 import { idempotencyWorkflows } from "./idempotency";
+import { replayMatchingWorkflows } from "./replay-matching";
 import { regularWorkflows, spindle } from "./workflows";
 
-const testWorker = spindle.worker({ name: "test", slots: 50, workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows] });
+const testWorker = spindle.worker({
+  name: "test",
+  slots: 50,
+  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows],
+});
 
 export { default, Engine, EventBus, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";

@@ -127,6 +127,7 @@ export class Context<I = unknown> {
           runId: this.assignment.runId,
           taskName: this.assignment.taskName,
           attempt: this.assignment.attempt,
+          invocation: this.assignment.invocation,
           index: first + i,
           startedAt: this.assignment.startedAt,
         }),

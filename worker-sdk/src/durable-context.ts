@@ -7,7 +7,6 @@ import {
   conditionKey,
   type Assignment,
   type CheckpointKind,
-  type CheckpointRecord,
   type CheckpointReply,
   type CheckpointRequest,
   type CheckpointResult,
@@ -15,74 +14,14 @@ import {
   type ConditionData,
   type Duration,
 } from "./protocol";
+import { ReplayLog, type ReplayMatch } from "./replay";
 import type { RunOptions, RunRef, Runnable } from "./runnable";
 
 /** A promise that never settles: what a call gets when its invocation is ending. */
 const NEVER = (): Promise<never> => new Promise<never>(() => {});
 
-/**
- * Delivers a replay's recorded results in the order they first resolved, not the order they are
- * asked for. Code that runs checkpoints in parallel (`Promise.all` of chains of memos) then makes
- * its next calls in the order it made them the first time, so each call finds its own record.
- * Sequential code never waits here. A parked result is released on a later macrotask, after the
- * code woken by the one before it has made its calls.
- */
-class ReplayOrder {
-  /** The resolution orders of the recorded results, ascending; `head` is the first not delivered. */
-  private readonly orders: number[];
-  private readonly known: Set<number>;
-  private readonly delivered = new Set<number>();
-  private head = 0;
-  private readonly parked = new Map<number, () => void>();
-  private scheduled = false;
-  private idleChecks = 0;
-
-  constructor(log: readonly CheckpointRecord[]) {
-    this.orders = log
-      .filter((r) => r.status === "resolved" && r.order !== undefined)
-      .map((r) => r.order!)
-      .sort((a, b) => a - b);
-    this.known = new Set(this.orders);
-  }
-
-  turn(order: number | undefined): Promise<void> {
-    if (order === undefined || !this.known.has(order) || this.delivered.has(order)) return Promise.resolve();
-    if (this.orders[this.head] === order && this.parked.size === 0) {
-      this.deliver(order);
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      this.parked.set(order, resolve);
-      this.schedule();
-    });
-  }
-
-  private deliver(order: number): void {
-    this.delivered.add(order);
-    while (this.head < this.orders.length && this.delivered.has(this.orders[this.head]!)) this.head++;
-  }
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setTimeout(() => {
-      this.scheduled = false;
-      let order = this.orders[this.head];
-      if (order === undefined || !this.parked.has(order)) {
-        // The record whose turn it is has not been asked for. Give the code a few turns to ask
-        // (it may be awaiting something else); after that it took another path: go on.
-        if (++this.idleChecks < 3) return this.schedule();
-        order = Math.min(...this.parked.keys());
-      }
-      this.idleChecks = 0;
-      const release = this.parked.get(order)!;
-      this.parked.delete(order);
-      this.deliver(order);
-      release();
-      if (this.parked.size > 0) this.schedule();
-    }, 0);
-  }
-}
+/** Names longer than this are refused (a name is part of every record of the call). */
+const MAX_MEMO_NAME_LENGTH = 256;
 
 /**
  * Tracks an invocation's way out at a wait. A call that must wait returns a promise that never
@@ -131,16 +70,19 @@ export class Suspension {
 
 /**
  * The context of a durable task. Every call here is a checkpoint in the run's event log: on a
- * replay, recorded calls return their recorded results without running again, and the first
- * unrecorded call runs for real. At a wait the invocation ends and its slot is freed; the engine
- * queues the task again when the wait is satisfied. The code between checkpoints must be
- * deterministic: a replay that calls something else at a recorded position fails the task with a
- * NonDeterminismError.
+ * replay, recorded calls return their recorded results without running again, and calls the log
+ * does not hold run for real. Calls are matched with records by identity (kind and key: a memo's
+ * name, a sleep's duration, ...) and occurrence, never by timing (see `ReplayLog`). At a wait the
+ * invocation ends and its slot is freed; the engine queues the task again when the wait is
+ * satisfied. Once the invocation is no longer current (cancelled, timed out, superseded), every
+ * call throws at once and runs nothing.
  */
 export class DurableContext<I = unknown> extends Context<I> {
-  private seq = 0;
-  private readonly recorded: Map<number, CheckpointRecord>;
-  private readonly order: ReplayOrder;
+  private readonly log: ReplayLog;
+  /** Calls are matched in the order they are made; a key may still be being hashed. */
+  private matching: Promise<unknown> = Promise.resolve();
+  /** Set once the invocation is known not to be current: what every later call throws. */
+  private stale: SpindleError | null = null;
 
   /** @internal */
   constructor(
@@ -151,8 +93,12 @@ export class DurableContext<I = unknown> extends Context<I> {
     private readonly suspension: Suspension,
   ) {
     super(assignment, input, abortSignal, client);
-    this.recorded = new Map((assignment.durable?.log ?? []).map((r) => [r.seq, r]));
-    this.order = new ReplayOrder(assignment.durable?.log ?? []);
+    this.log = new ReplayLog(assignment.durable?.log ?? []);
+    // The signal fires at the execution timeout and when the engine says the attempt was cancelled,
+    // timed out or superseded: from then on nothing of this invocation may act.
+    const onAbort = () => this.markStale(abortSignal.reason);
+    if (abortSignal.aborted) onAbort();
+    else abortSignal.addEventListener("abort", onAbort, { once: true });
   }
 
   /** How many times this task has been invoked (1 on its first run; each resume adds one). */
@@ -197,12 +143,31 @@ export class DurableContext<I = unknown> extends Context<I> {
   }
 
   /**
-   * Runs `fn` once; every replay returns its recorded result. An error `fn` throws is recorded too
-   * when retrying cannot help (a NonRetryableError: the replay throws it again); any other error
-   * fails the attempt without a record, so a retry runs `fn` again.
+   * Runs `fn` once; every replay returns its recorded result. The name is the call's identity in
+   * the log (the n-th call with a name gets the n-th record with it), so give calls that parallel
+   * branches make different names. `deps` are part of the identity too: a replay with other deps is
+   * another call. Without a name, the identity is `fn`'s source text and the deps.
+   *
+   * An error `fn` throws is recorded too when retrying cannot help (a NonRetryableError: the replay
+   * throws it again); any other error fails the attempt without a record, so a retry runs `fn` again.
    */
-  async memo<T>(fn: () => T | Promise<T>, deps?: unknown[]): Promise<T> {
-    return (await this.call("memo", digest(deps ?? null).then((d) => `memo:${d}`), {}, fn)) as T;
+  memo<T>(name: string, fn: () => T | Promise<T>, deps?: unknown[]): Promise<T>;
+  memo<T>(fn: () => T | Promise<T>, deps?: unknown[]): Promise<T>;
+  async memo<T>(nameOrFn: string | (() => T | Promise<T>), fnOrDeps?: (() => T | Promise<T>) | unknown[], maybeDeps?: unknown[]): Promise<T> {
+    const named = typeof nameOrFn === "string";
+    const fn = named ? fnOrDeps : nameOrFn;
+    const deps = named ? maybeDeps : (fnOrDeps as unknown[] | undefined);
+    if (typeof fn !== "function") throw new SpindleError("config.invalid", `memo: expected a function${named ? ` after the name '${nameOrFn}'` : ""}, got ${typeof fn}`);
+    if (deps !== undefined && !Array.isArray(deps)) throw new SpindleError("config.invalid", `memo: deps must be an array, got ${typeof deps}`);
+    if (named && (nameOrFn.length === 0 || nameOrFn.length > MAX_MEMO_NAME_LENGTH)) {
+      throw new SpindleError("config.invalid", `memo: the name must be 1 to ${MAX_MEMO_NAME_LENGTH} characters, got ${nameOrFn.length}`);
+    }
+    const key = named
+      ? deps === undefined
+        ? `memo:${nameOrFn}`
+        : digest(deps).then((d) => `memo:${nameOrFn}:${d}`)
+      : digest([fn.toString(), deps ?? null]).then((d) => `memo#${d}`);
+    return (await this.call("memo", key, {}, fn as () => unknown)) as T;
   }
 
   /** The current time, recorded once: a replay sees the same moment. */
@@ -250,21 +215,46 @@ export class DurableContext<I = unknown> extends Context<I> {
     return ids.map((id, i) => children[i]!.task.ref(id));
   }
 
+  /** @internal The invocation is no longer current: every later checkpoint call throws at once. */
+  markStale(reason: unknown): void {
+    if (this.stale) return;
+    if (reason instanceof SpindleError && reason.code === "task.superseded") {
+      this.stale = reason;
+      return;
+    }
+    const why = reason instanceof Error ? reason.message : String(reason);
+    const { taskName, attempt, invocation } = this.assignment;
+    this.stale = new SpindleError(
+      "task.superseded",
+      `invocation ${invocation} of attempt ${attempt} of task '${taskName}' is no longer current (${why}): its checkpoint calls are refused`,
+      { cause: reason },
+    );
+  }
+
+  /** @internal What a task that has returned did wrong: a recorded call it never made again. */
+  async divergence(): Promise<NonDeterminismError | null> {
+    // Calls made before the return but not awaited may still be being matched.
+    await this.matching;
+    return this.log.divergence();
+  }
+
   private spawnCheckpoint<CI, CO>(kind: "child" | "children" | "spawn", children: ChildSpec<CI, CO>[]): Promise<unknown> {
     const key = (async () => {
       const parts = await Promise.all(children.map(async (c) => `${c.task.name}:${await digest(c.input ?? null)}`));
       return `${kind}:${parts.length === 1 ? parts[0] : await digest(parts)}`;
     })();
-    return this.call(kind, key, {}, undefined, async (seq) => {
+    return this.call(kind, key, {}, undefined, async (at) => {
       const requests = await Promise.all(
         children.map((c, i) =>
           c.task.triggerRequest(c.input, c.options, {
             runId: this.assignment.runId,
             taskName: this.assignment.taskName,
             attempt: this.assignment.attempt,
+            invocation: this.assignment.invocation,
             index: i,
             startedAt: this.assignment.firstStartedAt,
-            seq,
+            seq: at.seq,
+            checkpoint: `${kind}:${at.key}#${at.occurrence}`,
           }),
         ),
       );
@@ -273,58 +263,58 @@ export class DurableContext<I = unknown> extends Context<I> {
   }
 
   /**
-   * One checkpointed call. Its position is taken when it is made (so parallel calls number the
-   * same way every time). Replaying: check it is the call recorded there and hand back the recorded
-   * result, in its turn (or wait again if it is still pending). Otherwise do the work (a memo's
-   * body, spawning children), record it, and return the result or wait. Once the invocation is
-   * ending, a new call starts nothing: it will be made again by the next invocation.
+   * One checkpointed call. Calls are matched with the log in the order they are made: a recorded
+   * call hands back its result (or waits again if it is still pending); a new one does the work (a
+   * memo's body, spawning children), records it, and returns the result or waits. Once the
+   * invocation is ending at a wait, a new call starts nothing: the next invocation makes it again.
+   * Once the invocation is stale, every call throws.
    */
   private call(
     kind: CheckpointKind,
     key: string | Promise<string>,
     request: Partial<Pick<CheckpointRequest, "conditions" | "untilMs">>,
     memo?: () => unknown,
-    spawn?: (seq: number) => Promise<string[]>,
+    spawn?: (at: Matched) => Promise<string[]>,
   ): Promise<unknown> {
-    const seq = this.seq++;
-    const recorded = this.recorded.get(seq);
-    if (recorded) return this.replay(seq, recorded, kind, key);
-    if (this.suspension.ending) return NEVER();
-    const recording = this.suspension.track(this.record(seq, kind, key, request, memo, spawn));
-    // Only the recording is tracked: the wait that may follow never settles, by design.
-    return recording.then((reply) => {
-      if (reply instanceof Error) return this.suspension.fail(reply);
-      if ("thrown" in reply) throw reply.thrown;
-      return reply.status === "resolved" ? unwrap(reply.result) : this.suspension.wait(seq);
+    if (this.stale) return Promise.reject(this.stale);
+    const matched = this.matching.then(async (): Promise<Matched> => {
+      const k = await key;
+      return { key: k, ...this.log.match(kind, k) };
     });
-  }
-
-  private async replay(seq: number, recorded: CheckpointRecord, kind: CheckpointKind, key: string | Promise<string>): Promise<unknown> {
-    const expected = await key;
-    if (recorded.kind !== kind || recorded.key !== expected) {
-      return this.suspension.fail(new NonDeterminismError(seq, `${recorded.kind}(${recorded.key})`, `${kind}(${expected})`));
-    }
-    if (recorded.status === "pending") return this.suspension.wait(seq);
-    await this.order.turn(recorded.order);
-    return unwrap(recorded.result!);
+    this.matching = matched.catch(() => undefined);
+    return matched.then((at) => {
+      if (this.stale) throw this.stale;
+      if (at.record) {
+        if (at.record.status === "pending") return this.suspension.wait(at.seq);
+        return unwrap(at.record.result!);
+      }
+      if (this.suspension.ending) return NEVER();
+      const recording = this.suspension.track(this.record(at, kind, request, memo, spawn));
+      // Only the recording is tracked: the wait that may follow never settles, by design.
+      return recording.then((reply) => {
+        if (reply instanceof Error) return this.suspension.fail(reply);
+        if ("thrown" in reply) throw reply.thrown;
+        return reply.status === "resolved" ? unwrap(reply.result) : this.suspension.wait(at.seq);
+      });
+    });
   }
 
   /** Does the call's work and records it; a retryable memo failure comes back unrecorded, to be thrown. */
   private async record(
-    seq: number,
+    at: Matched,
     kind: CheckpointKind,
-    key: string | Promise<string>,
     request: Partial<Pick<CheckpointRequest, "conditions" | "untilMs">>,
     memo?: () => unknown,
-    spawn?: (seq: number) => Promise<string[]>,
+    spawn?: (at: Matched) => Promise<string[]>,
   ): Promise<CheckpointReply | Error | { thrown: unknown }> {
     const req: CheckpointRequest = {
       task: this.assignment.taskName,
       attempt: this.assignment.attempt,
       invocation: this.assignment.invocation,
-      seq,
+      seq: at.seq,
       kind,
-      key: await key,
+      key: at.key,
+      occurrence: at.occurrence,
       ...request,
     };
     if (memo) {
@@ -336,17 +326,27 @@ export class DurableContext<I = unknown> extends Context<I> {
         req.result = { error };
       }
     }
-    if (spawn) req.children = await spawn(seq);
+    // The work may have taken a while: a stale invocation spawns nothing and records nothing.
+    if (this.stale) return { thrown: this.stale };
+    if (spawn) req.children = await spawn(at);
     try {
       return await this.client().checkpoint(this.assignment.runId, req);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === "replay.non_determinism") return new NonDeterminismError(seq, "", "", (err as Error).message);
-      if (code === "task.superseded") return err as Error;
+      if (code === "replay.non_determinism") return new NonDeterminismError(at.seq, "", "", (err as Error).message);
+      if (code === "task.superseded") {
+        // The engine knew before the watch said so: end the invocation, and throw here and at every later call.
+        this.markStale(err);
+        void this.suspension.fail(this.stale!);
+        return { thrown: this.stale };
+      }
       throw err;
     }
   }
 }
+
+/** A call matched with the log, with its key. */
+type Matched = ReplayMatch & { key: string };
 
 /** A recorded result, or its recorded error thrown again (recorded errors are the non-retryable ones). */
 function unwrap(result: CheckpointResult): unknown {

@@ -59,7 +59,12 @@ export class RunCancelledError extends SpindleError {
  * the code changed, or is not deterministic between checkpoints. Fails the task without retries.
  */
 export class NonDeterminismError extends SpindleError {
+  /** The position in the log. */
   readonly seq: number;
+  /** The call the log recorded there, e.g. `memo(memo:charge)` (empty when the engine found the conflict). */
+  readonly recorded: string;
+  /** The call the task made instead (or `nothing new`). */
+  readonly called: string;
 
   constructor(seq: number, recorded: string, called: string, message?: string) {
     super(
@@ -68,6 +73,8 @@ export class NonDeterminismError extends SpindleError {
     );
     this.name = "NonDeterminismError";
     this.seq = seq;
+    this.recorded = recorded;
+    this.called = called;
   }
 }
 

@@ -1,7 +1,7 @@
 import type { EngineClient } from "./client";
 import { Context } from "./context";
 import { DurableContext, Suspension } from "./durable-context";
-import { NonRetryableError, TaskCancelledError, TaskTimeoutError, toErrorData } from "./errors";
+import { NonRetryableError, SpindleError, TaskCancelledError, TaskTimeoutError, toErrorData } from "./errors";
 import type { Assignment, TaskOutcome, WatchResult } from "./protocol";
 import type { Runnable } from "./runnable";
 import { currentTask } from "./scope";
@@ -13,8 +13,9 @@ const WATCH_RETRY_MS = 1_000;
 /**
  * Runs one dispatched attempt (or durable invocation): parses the input, gives the function its
  * context, and turns what happens into an outcome. The abort signal fires at the execution timeout
- * and when the engine says the run was cancelled; either way the attempt ends at once, even if the
- * function ignores the signal. A durable task that reaches a wait ends its invocation `suspended`.
+ * and when the engine says the run was cancelled or the attempt superseded; either way the attempt
+ * ends at once, even if the function ignores the signal (and a durable task's checkpoint calls
+ * throw). A durable task that reaches a wait ends its invocation `suspended`.
  */
 export async function executeAssignment(
   runnables: ReadonlyMap<string, Runnable<unknown, unknown>>,
@@ -53,6 +54,9 @@ export async function executeAssignment(
       if (suspension.fatal) throw suspension.fatal;
       // Returned is returned: a wait it started and did not await does not hold the task.
       if (!ended.done) return { status: "suspended", waitingOn: [...suspension.waitingOn], logs: ctx.logs };
+      // A task that returns without making every recorded call again has left its log's path.
+      const diverged = await (ctx as DurableContext<unknown>).divergence();
+      if (diverged) throw diverged;
     }
     return { status: "completed", output: serializable(ended.done ? ended.output : null), logs: ctx.logs };
   } catch (err) {
@@ -111,6 +115,9 @@ function watchAttempt(client: () => EngineClient, a: Assignment, controller: Abo
       if (result.reason === "cancelled") controller.abort(new TaskCancelledError());
       else if (result.reason === "timeout") {
         controller.abort(new TaskTimeoutError(`task '${a.taskName}' exceeded its execution timeout of ${a.executionTimeoutMs}ms`));
+      } else if (result.reason === "superseded") {
+        // Another dispatch of the task runs now: this one may act no more (a durable context refuses its calls).
+        controller.abort(new SpindleError("task.superseded", `attempt ${a.attempt} invocation ${a.invocation} of task '${a.taskName}' was superseded`));
       }
       if (result.reason !== "pending") return;
     }

@@ -2,7 +2,7 @@
  * The wire contract between the Spindle engine and the workers that run tasks.
  *
  * Everything here crosses a boundary (service-binding RPC, a queue message or HTTP), so it is plain
- * data: no classes (and the one helper here is a pure function of that data). The engine imports these types from the SDK package so both sides
+ * data: no classes (and the helpers here are pure functions of that data). The engine imports these types from the SDK package so both sides
  * agree on one definition.
  */
 
@@ -201,14 +201,21 @@ export type CheckpointKind = "sleep" | "wait" | "memo" | "child" | "children" | 
 
 export type CheckpointResult = { value: unknown } | { error: ErrorData };
 
+/** How errors name a checkpoint call on both sides: `memo(memo:charge)`, `#n` on the n-th repeat of the same call. */
+export function describeCall(kind: string, key: string, occurrence = 0): string {
+  return `${kind}(${key})${occurrence > 0 ? ` #${occurrence}` : ""}`;
+}
+
 export interface CheckpointRecord {
   seq: number;
   kind: CheckpointKind;
-  /** What identifies the call: duration, event key and expression, child name and input hash, memo deps. */
+  /** What identifies the call: duration, event key and expression, child name and input hash, memo name (or source) and deps. */
   key: string;
+  /** The n-th call with this kind and key (0 for the first): a replay matches calls by kind, key and occurrence. */
+  occurrence: number;
   status: "pending" | "resolved";
   result?: CheckpointResult;
-  /** The order in which the task's checkpoints resolved (1, 2, ...): a replay delivers in this order. */
+  /** The order in which the task's checkpoints resolved (1, 2, ...), as the run's view shows it. */
   order?: number;
 }
 
@@ -217,9 +224,12 @@ export interface CheckpointRequest {
   task: string;
   attempt: number;
   invocation: number;
+  /** The call's position in the log: a recorded call's, or a new one past every recorded position. */
   seq: number;
   kind: CheckpointKind;
   key: string;
+  /** The n-th call of the invocation with this kind and key (0 for the first). */
+  occurrence: number;
   /** memo: the result to record. */
   result?: CheckpointResult;
   /** sleep and wait: what to wait for. */
@@ -348,12 +358,19 @@ export interface ParentLink {
   taskName: string;
   /** The parent's attempt: a duplicate dispatch of one attempt spawns the same children. */
   attempt: number;
+  /** The parent's invocation (0 for a regular task): the engine refuses a child of an attempt or invocation that is no longer current. */
+  invocation: number;
   /** The child's position among the attempt's spawns. */
   index: number;
   /** When the parent attempt started; part of the child's deterministic id. */
   startedAt: number;
-  /** Set when a durable task spawns: the checkpoint's sequence number (the attempt is then not part of the id). */
+  /** Set when a durable task spawns: the checkpoint's sequence number. */
   seq?: number;
+  /**
+   * Set when a durable task spawns: the checkpoint's identity (kind, key and occurrence). The child's
+   * id derives from it, not from the attempt, so every replay that spawns it again finds the same run.
+   */
+  checkpoint?: string;
 }
 
 export interface TriggerRequest {

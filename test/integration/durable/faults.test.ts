@@ -74,7 +74,7 @@ describe("durable tasks under faults", () => {
     const runId = await trigger("d-sleep", { duration: "1s" });
     await until(runId, evicted("d-sleep"));
     // Invocation 0 ended at the sleep; an old copy of it tries to write now.
-    const reply = await runStub(runId).checkpoint({ task: "d-sleep", attempt: 1, invocation: 0, seq: 2, kind: "memo", key: "memo:x", result: { value: 1 } });
+    const reply = await runStub(runId).checkpoint({ task: "d-sleep", attempt: 1, invocation: 0, seq: 2, kind: "memo", key: "memo:x", occurrence: 0, result: { value: 1 } });
     expect(reply).toMatchObject({ ok: false, error: { code: "task.superseded" } });
     expect(task(await getRun(runId), "d-sleep").eventLog).toHaveLength(2);
     await runDurableObjectAlarm(runStub(runId));
@@ -112,7 +112,7 @@ describe("durable tasks under faults", () => {
     }
   });
 
-  it("fails a reordered replay with a NonDeterminismError naming the position and both calls", async () => {
+  it("fails a sequential replay that makes another call where the log has one, naming the position and both calls", async () => {
     const runId = await trigger("d-nondet", {});
     await until(runId, evicted("d-nondet"));
     reorder.add(runId);
@@ -120,9 +120,12 @@ describe("durable tasks under faults", () => {
     const run = await result(runId);
     expect(run.status).toBe("FAILED");
     expect(run.error).toMatchObject({ code: "replay.non_determinism", name: "NonDeterminismError", retryable: false });
-    expect(run.error!.message).toContain("checkpoint 0");
-    expect(run.error!.message).toContain("the log recorded memo(memo:");
-    expect(run.error!.message).toContain("the task now called sleep(sleepFor:1000)");
+    // The sequential replay made another memo where the log has `memo(() => 1)`: named with both calls.
+    const log = task(run, "d-nondet").eventLog!;
+    expect(log.map((c) => [c.seq, c.kind])).toEqual([[0, "memo"], [1, "sleep"], [2, "memo"]]);
+    expect(run.error!.message).toContain(`checkpoint 0: the log recorded memo(${log[0]!.key})`);
+    expect(run.error!.message).toContain(`it called memo(${log[2]!.key}) (checkpoint 2) instead`);
+    expect(log[0]!.key).not.toBe(log[2]!.key);
     expect(task(run, "d-nondet").attempts).toHaveLength(1);
   });
 });

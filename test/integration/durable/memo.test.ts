@@ -8,15 +8,18 @@ const evicted = (name: string) => (run: any) => task(run, name).evicted === true
 describe("memo checkpoints", () => {
   it("replays two parallel memo chains with each memo's own result", async () => {
     // rv-memo-race: Promise.all([memo(slow "a").then(memo "c"), memo("b").then(memo "d")]), then a sleep.
-    // The first invocation records a=0, b=1, then d=2 (b answered first), c=3. The replay resolves a
-    // and b at once, so c asks for position 2 and d for 3: both memos have the key of `memo(fn)`
-    // without deps, so the check passes and they get each other's results.
+    // The first invocation records a=0, b=1, then d=2 (b answered first), c=3. The replay gets a and
+    // b at once, so c is called before d: each is matched by its identity (the function's source),
+    // not by its position, and gets its own record.
     const runId = await trigger("rv-memo-race", {});
-    await until(runId, evicted("rv-memo-race"));
+    const waiting = await until(runId, evicted("rv-memo-race"));
+    expect(task(waiting, "rv-memo-race").eventLog!.map((c) => c.kind)).toEqual(["memo", "memo", "memo", "memo", "sleep"]);
     expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
     const run = await result(runId);
     expect(run.status).toBe("COMPLETED");
+    expect(task(run, "rv-memo-race").invocations).toBe(2);
     expect(run.output).toEqual({ left: "c", right: "d" });
+    for (const tag of ["a", "b", "c", "d"]) expect(effects.get(`rv-memo-race:${tag}:${runId}`), tag).toBe(1);
   });
 
   it("runs a memo body once even when it is reached after its invocation has ended", async () => {
@@ -30,6 +33,7 @@ describe("memo checkpoints", () => {
     expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
     const run = await result(runId);
     expect(run.status).toBe("COMPLETED");
+    expect(task(run, "rv-late-memo").invocations).toBe(2);
     expect(effects.get(`rv-late-memo:${runId}`), "memo body runs").toBe(1);
     expect(run.output).toEqual({ n: 1 });
   });
@@ -40,6 +44,7 @@ describe("memo checkpoints", () => {
     expect(run.status).toBe("FAILED");
     expect(run.error).toMatchObject({ name: "NonRetryableError", retryable: false });
     expect(task(run, "rv-memo-nonretryable").attempts).toHaveLength(1);
+    expect(effects.get(`rv-memo-nonretryable:${runId}`), "memo body runs").toBe(1);
   });
 
   it("lets a retry run a memo whose body failed with a retryable error", async () => {

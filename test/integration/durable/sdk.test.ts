@@ -6,23 +6,40 @@ import { spindle } from "../../worker/workflows";
 import { result, runStub, task, trigger, until } from "../helpers";
 
 describe("the durable SDK", () => {
-  it("keys a memo by its deps and records now() once", async () => {
-    const runId = await trigger("d-memo-keys", { dep: "alpha" });
-    const waiting = await until(runId, (r) => task(r, "d-memo-keys").evicted === true);
-    const log = task(waiting, "d-memo-keys").eventLog!;
-    expect(log.map((c) => [c.kind, c.key.startsWith("memo:") || c.key === "now"])).toEqual([
-      ["memo", true],
-      ["memo", true],
-      ["sleep", false],
-    ]);
-    expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
-    const run = await result(runId);
-    const out = run.output as { value: string; first: string; second: string };
-    expect(out.value).toBe("computed for alpha");
-    expect(effects.get(`d-memo-keys:body:${runId}`)).toBe(1);
-    // The first now() was replayed on resume, the second one recorded after the sleep.
-    expect(Date.parse(out.second)).toBeGreaterThanOrEqual(Date.parse(out.first));
-    expect(task(run, "d-memo-keys").eventLog![0]!.result).toEqual({ value: Date.parse(out.first) });
+  it("keys an unnamed memo by its source and deps, and replays the first now() instead of reading the clock again", async () => {
+    const [alpha, beta] = await Promise.all(["alpha", "beta"].map((dep) => trigger("d-memo-keys", { dep })));
+    const logs = [];
+    for (const runId of [alpha!, beta!]) {
+      const waiting = await until(runId, (r) => task(r, "d-memo-keys").evicted === true);
+      logs.push(task(waiting, "d-memo-keys").eventLog!);
+    }
+    // Let the clock move on: a now() read again by the replay would be later than this.
+    await new Promise((r) => setTimeout(r, 20));
+    const evictedAt = Date.now();
+    for (const log of logs) {
+      expect(log.map((c) => [c.seq, c.kind, c.key.replace(/[0-9a-f]{24}$/, "<digest>"), c.occurrence])).toEqual([
+        [0, "memo", "now", 0],
+        [1, "memo", "memo#<digest>", 0],
+        [2, "sleep", "sleepFor:1000", 0],
+      ]);
+    }
+    // The same memo with other deps is another call.
+    expect(logs[0]![1]!.key).not.toBe(logs[1]![1]!.key);
+    for (const [runId, dep] of [[alpha!, "alpha"], [beta!, "beta"]] as const) {
+      expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
+      const run = await result(runId);
+      expect(run.status, JSON.stringify(run.error)).toBe("COMPLETED");
+      const t = task(run, "d-memo-keys");
+      expect(t.invocations).toBe(2);
+      const out = run.output as { value: string; first: string; second: string };
+      expect(out.value).toBe(`computed for ${dep}`);
+      expect(effects.get(`d-memo-keys:body:${runId}`)).toBe(1);
+      // The first now() was replayed from the log; the second, a second call of now(), was read after the sleep.
+      expect(t.eventLog![0]!.result).toEqual({ value: Date.parse(out.first) });
+      expect(Date.parse(out.first)).toBeLessThan(evictedAt);
+      expect(Date.parse(out.second)).toBeGreaterThanOrEqual(evictedAt);
+      expect(t.eventLog!.map((c) => [c.key, c.occurrence])).toContainEqual(["now", 1]);
+    }
   });
 
   it("runs a durable task inside a DAG and wakes it with an event pushed through the SDK", async () => {
