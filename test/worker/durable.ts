@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ChildRunError, Or, ParentCondition, SleepCondition, UserEventCondition } from "@spindle/worker-sdk";
+import { tightLivenessWorkflows } from "./liveness";
 import { count, effects, leaf, spindle } from "./workflows";
 
 /**
@@ -265,7 +266,7 @@ export const tightWorker = spindle.worker({
   name: "tight",
   slots: 2,
   durableSlots: 1,
-  workflows: [tightLeaf, tightParent, tightWaiter, tightQuick],
+  workflows: [tightLeaf, tightParent, tightWaiter, tightQuick, ...tightLivenessWorkflows],
 });
 
 export { effects };
