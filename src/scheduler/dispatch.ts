@@ -31,7 +31,9 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
     batch.messages.map(async (message) => {
       const m = message.body;
       const ref: DispatchRef = { task: m.task, attempt: m.attempt, invocation: m.invocation };
-      const run = env.RUNS.getByName(runObjectName(m.tenant, m.runId));
+      // A stub whose call threw may stay broken (its object was reset): each retry takes a new one.
+      const runObject = () => env.RUNS.getByName(runObjectName(m.tenant, m.runId));
+      const run = runObject();
       const queue = env.TASK_QUEUES.getByName(taskQueueName(m.tenant, m.worker, m.pool));
       let started: Reply<StartReply>;
       try {
@@ -52,7 +54,7 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
       const assignment = start.assignment;
       ctx.waitUntil(
         (async () => {
-          const stopBeating = heartbeat(run, ref);
+          const stopBeating = heartbeat(runObject, ref);
           try {
             let outcome: TaskOutcome;
             try {
@@ -62,7 +64,7 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
               // the outcome (a slow parent or index must not hold the pool).
               ctx.waitUntil(queue.release(m.key));
             }
-            await recordOutcome(run, ref, outcome);
+            await recordOutcome(runObject, ref, outcome);
           } finally {
             stopBeating();
           }
@@ -97,13 +99,13 @@ async function execute(env: Env, worker: string, assignment: Parameters<WorkerSe
 }
 
 /** Tells the run every HEARTBEAT_INTERVAL_MS that this claim still has a consumer; returns the stop. */
-function heartbeat(run: RunStub, ref: DispatchRef): () => void {
+function heartbeat(run: () => RunStub, ref: DispatchRef): () => void {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let stopped = false;
   const beat = () => {
     timer = setTimeout(() => {
       // A heartbeat that fails is just missed; the next one may land.
-      run.heartbeat(ref).catch(() => undefined);
+      run().heartbeat(ref).catch(() => undefined);
       if (!stopped) beat();
     }, HEARTBEAT_INTERVAL_MS);
   };
@@ -119,10 +121,10 @@ function heartbeat(run: RunStub, ref: DispatchRef): () => void {
  * takes: an outcome is never dropped. It stops once the run has answered, whether it accepted the
  * outcome or says the claim is no longer current (superseded, or the run ended).
  */
-async function recordOutcome(run: RunStub, ref: DispatchRef, outcome: TaskOutcome): Promise<void> {
+async function recordOutcome(run: () => RunStub, ref: DispatchRef, outcome: TaskOutcome): Promise<void> {
   for (let tries = 0; ; tries++) {
     try {
-      const reply = await run.completeTask(ref, outcome);
+      const reply = await run().completeTask(ref, outcome);
       if (!reply.ok) console.error(`the outcome of ${ref.task}#${ref.attempt}.${ref.invocation} has no run to go to: ${reply.error.message}`);
       return;
     } catch (err) {
