@@ -22,7 +22,7 @@ import type { DispatchMessage, EnqueueItem, EnqueueReply, TaskQueueIdentity } fr
 /** Admission order: resumed invocations (invocation > 0) first, then priority, then arrival. */
 const ADMISSION_ORDER = "(invocation > 0) DESC, priority DESC, enqueued_at, seq";
 
-const MIGRATIONS: readonly Migration[] = [
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: "config, ready tasks, slot leases",
