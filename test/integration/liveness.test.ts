@@ -5,6 +5,8 @@ import type { CheckpointRequest, RunView, TaskOutcome } from "@spindle/worker-sd
 import { advanceClock } from "../../src/core/clock";
 import { LIVENESS_TIMEOUT_MS } from "../../src/run/liveness";
 import { WorkflowRun, type DispatchRef } from "../../src/run/workflow-run";
+import { DISPATCH_RESEND_MS } from "../../src/scheduler/messages";
+import { TaskQueue } from "../../src/scheduler/task-queue";
 import { gates, tightOrder } from "../worker/liveness";
 import { effects } from "../worker/workflows";
 import { getRun, push, result, runStub, task, trigger, until } from "./helpers";
@@ -162,6 +164,32 @@ describe("an attempt whose runner dies", () => {
     expect(effects.get(`t-gated:${t}`)).toBe(1);
     expect(task(run, "t-gated").attempts).toHaveLength(1);
     expect(task(run, "t-gated").lostDispatches).toEqual([]);
+  });
+});
+
+describe("a dispatch lost before any consumer started it", () => {
+  it("is sent again by its task queue within 30 s of its send, however long its execution timeout", async () => {
+    const t = tag("unsent");
+    const queue = env.TASK_QUEUES.getByName("tq:default:test:regular");
+    // The task queue's send of the dispatch is lost on the way (t-gated's execution timeout is 5 min).
+    type Sender = { send(config: unknown, rows: { task: string }[]): Promise<void> };
+    const proto = TaskQueue.prototype as unknown as Sender;
+    const original = proto.send;
+    let dropped = 0;
+    proto.send = async function (this: Sender, config, rows) {
+      const kept = rows.filter((r) => !(r.task === "t-gated" && dropped === 0 && ++dropped));
+      if (kept.length > 0) await original.call(this, config, kept);
+    };
+    restore.push(() => (proto.send = original));
+    const runId = await trigger("t-gated", { tag: t });
+    await vi.waitUntil(() => dropped === 1, { timeout: 10_000 });
+    expect(task(await getRun(runId), "t-gated").status).toBe("QUEUED");
+    advanceClock(DISPATCH_RESEND_MS + 1_000);
+    expect(await runDurableObjectAlarm(queue)).toBe(true);
+    const run = await result(runId, { timeoutMs: 30_000 });
+    expect(run.status).toBe("COMPLETED");
+    expect(effects.get(`t-gated:${t}`)).toBe(1);
+    expect(task(run, "t-gated").attempts).toHaveLength(1);
   });
 });
 
