@@ -20,6 +20,7 @@ import { eventBusName, registryName, runIndexName, runObjectName, RUN_INDEX_SHAR
 import type { Env } from "../env";
 import type { ResolvedWorkflow, WorkerInfo } from "../registry/registry";
 import { validateConditions } from "../core/conditions";
+import { limitsOf, MAX_CHILDREN_PER_CALL, MAX_METADATA_BYTES, refuseOversized, sizeProblem } from "../core/limits";
 import type { DispatchRef } from "../run/workflow-run";
 
 /** How long a looked-up definition is reused before asking the registry again. */
@@ -47,6 +48,7 @@ export class EngineService {
 
   async trigger(req: TriggerRequest): Promise<TriggerResult> {
     const { definition, worker } = await this.resolve(req.workflow);
+    this.checkSizes(req);
     checkInput(definition.inputSchema, req.input);
     const now = clock.now();
     // A child's id derives from its parent link, so spawning it again (a duplicate delivery, a
@@ -74,9 +76,15 @@ export class EngineService {
 
   /** Triggers many runs; every request is checked before any run is created. */
   async triggerMany(reqs: TriggerRequest[]): Promise<TriggerResult[]> {
+    if (reqs.length > MAX_CHILDREN_PER_CALL) {
+      throw new SpindleError("payload.too_large", `runs: ${reqs.length} runs in one call; the limit is ${MAX_CHILDREN_PER_CALL}`, {
+        fields: [{ path: "runs", message: `${reqs.length} runs; the limit is ${MAX_CHILDREN_PER_CALL}` }],
+      });
+    }
     for (const [i, req] of reqs.entries()) {
       const { definition } = await this.resolve(req.workflow);
       try {
+        this.checkSizes(req);
         checkInput(definition.inputSchema, req.input);
       } catch (err) {
         if (err instanceof SpindleError && err.fields) {
@@ -108,12 +116,17 @@ export class EngineService {
 
   async checkpoint(runId: string, req: CheckpointRequest): Promise<CheckpointReply> {
     if (req.conditions) validateConditions(req.conditions, "conditions");
+    if (req.result && "value" in req.result) refuseOversized([sizeProblem("result", req.result.value, this.maxPayloadBytes)]);
+    if (req.children && req.children.length > MAX_CHILDREN_PER_CALL) {
+      throw new SpindleError("payload.too_large", `children: ${req.children.length} children in one call; the limit is ${MAX_CHILDREN_PER_CALL}`);
+    }
     return unwrap(await this.existingRun(runId).checkpoint(req));
   }
 
   /** Pushes an event to the waiters of its key; returns its id. */
   async pushEvent(event: EventPush): Promise<{ eventId: string }> {
     checkEvent(event);
+    this.checkEventSizes(event);
     const now = clock.now();
     const eventId = ulid(now);
     await this.env.EVENTS.getByName(eventBusName(this.tenant, event.key)).publish(this.tenant, event.key, {
@@ -128,7 +141,10 @@ export class EngineService {
 
   /** Pushes several events; all are checked before any is pushed. */
   async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
-    events.forEach((e, i) => checkEvent(e, `events[${i}].`));
+    events.forEach((e, i) => {
+      checkEvent(e, `events[${i}].`);
+      this.checkEventSizes(e, `events[${i}].`);
+    });
     return Promise.all(events.map((e) => this.pushEvent(e)));
   }
 
@@ -171,6 +187,22 @@ export class EngineService {
     if (!resolved) throw notFound("workflow", name);
     definitions.set(key, { resolved, at: clock.now() });
     return resolved;
+  }
+
+  private get maxPayloadBytes(): number {
+    return limitsOf(this.env).maxPayloadBytes;
+  }
+
+  /** An input or metadata over its limit is refused before anything is created (413). */
+  private checkSizes(req: TriggerRequest): void {
+    refuseOversized([sizeProblem("input", req.input, this.maxPayloadBytes), sizeProblem("additionalMetadata", req.additionalMetadata, MAX_METADATA_BYTES)]);
+  }
+
+  private checkEventSizes(event: EventPush, prefix = ""): void {
+    refuseOversized([
+      sizeProblem(`${prefix}payload`, event.payload, this.maxPayloadBytes),
+      sizeProblem(`${prefix}additionalMetadata`, event.additionalMetadata, MAX_METADATA_BYTES),
+    ]);
   }
 
   private registry() {

@@ -56,6 +56,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   "registry.conflict": 409,
   "registry.forbidden": 403,
   "condition.invalid": 400,
+  "payload.too_large": 413,
 };
 
 export function httpStatusOf(code: string): number {

@@ -1,4 +1,5 @@
 import type {
+  CheckpointRecord,
   CheckpointReply,
   CheckpointRequest,
   ErrorData,
@@ -11,6 +12,7 @@ import { descendants, isTerminal } from "../core/dag";
 import { errorData, SpindleError } from "../core/errors";
 import { fnv1a } from "../core/ids";
 import { formatMs } from "../core/format";
+import { jsonBytes, type Limits } from "../core/limits";
 import { poolOf, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
 import { decideRetry } from "../core/retry";
 import { planRun, runOutput } from "../core/run-machine";
@@ -65,6 +67,7 @@ export class RunMachine {
   constructor(
     private readonly s: Stores,
     private readonly effects: Effects,
+    private readonly limits: Limits,
   ) {
     this.waits = new Waits(s, this);
   }
@@ -245,6 +248,11 @@ export class RunMachine {
     return this.waits.checkpoint(run, req, now);
   }
 
+  /** A durable task's event log, each result assembled from the rows that hold it. */
+  checkpointRecords(task: string): CheckpointRecord[] {
+    return this.waits.records(task);
+  }
+
   conditionMet(run: RunRecord, met: ConditionMet, now: number): void {
     if (!isTerminal(run.status)) this.waits.conditionSatisfied(run, met, met.payload, now);
   }
@@ -320,26 +328,34 @@ export class RunMachine {
     this.advance(reopened, now);
   }
 
-  endRun(run: RunRecord, status: "COMPLETED" | "FAILED" | "CANCELLED", now: number): void {
+  endRun(_run: RunRecord, status: "COMPLETED" | "FAILED" | "CANCELLED", now: number): void {
     const tasks = this.s.tasks.all();
-    const output = status === "COMPLETED" ? runOutput(run.definition, tasks) : null;
     let error: ErrorData | null = null;
     if (status === "FAILED") {
       const failed = tasks.find((t) => t.status === "FAILED" && t.error);
       error = failed?.error ? { ...failed.error, task: failed.name } : errorData("run.failed", "RunFailedError", "the run failed");
     }
-    this.s.runs.end(status, now, output, error);
+    this.s.runs.end(status, now, error);
     const ended = this.s.runs.get()!;
     this.reportToIndex(ended, now);
     if (ended.parent) {
-      this.s.outbox.add(
-        "child_ended",
-        runObjectName(ended.tenant, ended.parent.runId),
-        { childRunId: ended.runId, parentTask: ended.parent.taskName, status, output, error } satisfies ChildEnded,
-        now,
-      );
+      this.s.outbox.add("child_ended", runObjectName(ended.tenant, ended.parent.runId), this.childReport(ended, status, tasks, error), now);
     }
     this.effects.runEnded();
+  }
+
+  /**
+   * What a child tells its parent. Its output becomes one row in the parent: a DAG child's output
+   * (every task's) over the payload limit is reported as a failure saying so, not stored.
+   */
+  private childReport(run: RunRecord, status: ChildEnded["status"], tasks: TaskRecord[], error: ErrorData | null): ChildEnded {
+    const report: ChildEnded = { childRunId: run.runId, parentTask: run.parent!.taskName, status, output: null, error };
+    if (status !== "COMPLETED") return report;
+    const output = runOutput(run.definition, tasks);
+    const bytes = jsonBytes(output);
+    if (bytes <= this.limits.maxPayloadBytes) return { ...report, output };
+    const message = `the output of child run ${run.runId} is ${bytes} bytes; a child's output reaches its parent only up to ${this.limits.maxPayloadBytes} bytes`;
+    return { ...report, status: "FAILED", error: errorData("payload.too_large", "PayloadTooLargeError", message) };
   }
 
   reportToIndex(run: RunRecord, now: number): void {

@@ -15,13 +15,14 @@ import type {
 } from "@spindle/worker-sdk/protocol";
 import { clock } from "../core/clock";
 import { isTerminal } from "../core/dag";
-import { SpindleError, toErrorData } from "../core/errors";
+import { errorData, SpindleError, toErrorData } from "../core/errors";
 import { ulid } from "../core/ids";
+import { jsonBytes, limitsOf, type Limits } from "../core/limits";
 import { runObjectName } from "../core/names";
 import type { Env } from "../env";
 import type { ConditionMet } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
-import { DurableLog, toRecord } from "./durable-log";
+import { DurableLog } from "./durable-log";
 import { RunMachine, watchKey, type DispatchRef } from "./machine";
 import { Outbox, type OutboxMessage } from "./outbox";
 import { deliver, type ChildEnded, type OutboxPayloads } from "./outbox-delivery";
@@ -67,6 +68,7 @@ export class WorkflowRun extends DurableObject<Env> {
   private readonly outbox: Outbox;
   private readonly log: DurableLog;
   private readonly machine: RunMachine;
+  private readonly limits: Limits;
   private readonly endWaiters = new Set<() => void>();
   private readonly watchers = new Map<string, Set<(result: WatchResult) => void>>();
   /** Decided inside a transaction, delivered once it has committed. */
@@ -80,6 +82,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.limits = limitsOf(env);
     this.runs = new RunStore(ctx.storage.sql);
     this.tasks = new TaskStore(ctx.storage.sql);
     this.timers = new TimerStore(ctx.storage);
@@ -91,6 +94,7 @@ export class WorkflowRun extends DurableObject<Env> {
         watch: (key, result) => this.pendingWatch.push({ key, result }),
         runEnded: () => (this.runEnded = true),
       },
+      this.limits,
     );
     void ctx.blockConcurrencyWhile(async () => {
       // An object that already holds a run is brought up to date here, before any call.
@@ -153,9 +157,10 @@ export class WorkflowRun extends DurableObject<Env> {
   }
 
   /** The worker answered. Recorded once, and only for the attempt that is still running. */
-  async completeTask(ref: DispatchRef, outcome: TaskOutcome): Promise<Reply<{ accepted: boolean }>> {
+  async completeTask(ref: DispatchRef, reported: TaskOutcome): Promise<Reply<{ accepted: boolean }>> {
     const run = this.current();
     if (!run) return notFound();
+    const outcome = boundedOutcome(ref.task, reported, this.limits);
     const task = this.tasks.get(ref.task);
     if (!task) return ok({ accepted: false });
     const current = task.attempt === ref.attempt && task.invocation === ref.invocation && task.status === "RUNNING" && !task.evicted;
@@ -401,16 +406,17 @@ export class WorkflowRun extends DurableObject<Env> {
       executionTimeoutMs: def.executionTimeoutMs,
       startedAt: now,
       firstStartedAt: task.firstStartedAt ?? now,
+      maxPayloadBytes: this.limits.maxPayloadBytes,
     };
     if (def.kind === "durable") {
-      assignment.durable = { log: this.log.all(task.name).map(toRecord) };
+      assignment.durable = { log: this.machine.checkpointRecords(task.name) };
     }
     return assignment;
   }
 
   private view(run: RunRecord): RunView {
     return buildRunView(run, this.tasks, this.runs.children(), (name: string, def: TaskDefinition): Partial<TaskView> =>
-      waitingView(this.tasks.get(name)!, def, this.log, this.runs),
+      waitingView(this.tasks.get(name)!, def, this.log, this.runs, (task) => this.machine.checkpointRecords(task)),
     );
   }
 }
@@ -422,4 +428,28 @@ function staleness(run: RunRecord, task: TaskRecord | null, ref: DispatchRef): {
   if (task.status === "RUNNING") return { reason: "duplicate delivery: the attempt is already running", release: false };
   if (task.status !== "QUEUED") return { reason: `task is ${task.status}`, release: true };
   return null;
+}
+
+/** Most of an error message worth keeping: it is stored with the task and shown in every view. */
+const MAX_ERROR_TEXT = 16 * 1024;
+
+/**
+ * What a worker reported, as the engine stores it: an output over the payload limit fails the task
+ * without a retry (another attempt would return the same), error texts are cut to a bounded size.
+ */
+function boundedOutcome(task: string, outcome: TaskOutcome, limits: Limits): TaskOutcome {
+  if (outcome.status === "completed") {
+    const bytes = jsonBytes(outcome.output ?? null);
+    if (bytes <= limits.maxPayloadBytes) return outcome;
+    const message = `task '${task}' returned an output of ${bytes} bytes; the limit is ${limits.maxPayloadBytes} bytes (SPINDLE_MAX_PAYLOAD_BYTES)`;
+    return { status: "failed", error: errorData("payload.too_large", "PayloadTooLargeError", message), logs: outcome.logs };
+  }
+  if (outcome.status === "failed") {
+    const { message, stack } = outcome.error;
+    const cut = (s: string) => (s.length > MAX_ERROR_TEXT ? `${s.slice(0, MAX_ERROR_TEXT)}… (${s.length - MAX_ERROR_TEXT} more characters)` : s);
+    const error = { ...outcome.error, message: cut(message) };
+    if (stack !== undefined) error.stack = cut(stack);
+    return { ...outcome, error };
+  }
+  return outcome;
 }

@@ -1,7 +1,7 @@
 import type { EngineClient } from "./client";
 import { Context } from "./context";
 import { DurableContext, Suspension } from "./durable-context";
-import { NonRetryableError, TaskCancelledError, TaskTimeoutError, toErrorData } from "./errors";
+import { checkPayloadSize, DEFAULT_MAX_PAYLOAD_BYTES, NonRetryableError, TaskCancelledError, TaskTimeoutError, toErrorData } from "./errors";
 import type { Assignment, TaskOutcome, WatchResult } from "./protocol";
 import type { Runnable } from "./runnable";
 import { currentTask } from "./scope";
@@ -54,7 +54,10 @@ export async function executeAssignment(
       // Returned is returned: a wait it started and did not await does not hold the task.
       if (!ended.done) return { status: "suspended", waitingOn: [...suspension.waitingOn], logs: ctx.logs };
     }
-    return { status: "completed", output: serializable(ended.done ? ended.output : null), logs: ctx.logs };
+    const output = serializable(ended.done ? ended.output : null);
+    // Checked here, before it is sent; the engine checks again and fails the task the same way.
+    checkPayloadSize("output", output, assignment.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
+    return { status: "completed", output, logs: ctx.logs };
   } catch (err) {
     return { status: "failed", error: toErrorData(suspension?.fatal ?? err), logs: ctx?.logs ?? [] };
   } finally {

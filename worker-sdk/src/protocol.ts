@@ -163,6 +163,8 @@ export interface Assignment {
   startedAt: number;
   /** When the task first started in this run; durable children derive their ids from it. */
   firstStartedAt: number;
+  /** The engine's payload limit: a larger output or memo result is refused before it is sent. */
+  maxPayloadBytes?: number;
   /** Durable tasks: the event log to replay. */
   durable?: DurableAssignment;
 }
