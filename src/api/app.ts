@@ -31,6 +31,14 @@ const errorResponses = {
   404: { description: "Not found", content: { "application/json": { schema: ErrorSchema } } },
 } as const;
 
+/** Routes that take a payload (an input, an event) refuse one over the size limit. */
+const tooLarge = {
+  413: {
+    description: "A field is over its size limit (`payload.too_large`; `fields` names it and the limit, see the README's Limits)",
+    content: { "application/json": { schema: ErrorSchema } },
+  },
+} as const;
+
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
@@ -96,6 +104,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       responses: {
         202: json(TriggerResultSchema.or(RunSchema), "The run was created (with `wait`: the run, still going)"),
         200: json(RunSchema, "With `wait`: the run, ended"),
+        ...tooLarge,
         ...errorResponses,
       },
     }),
@@ -216,7 +225,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       path: "/api/v1/events",
       summary: "Push an event: it wakes every task waiting for its key whose expression holds",
       request: { body: { required: true, content: { "application/json": { schema: EventBodySchema } } } },
-      responses: { 200: json(EventResultSchema, "The event was recorded and delivered to its waiters"), ...errorResponses },
+      responses: { 200: json(EventResultSchema, "The event was recorded and delivered to its waiters"), ...tooLarge, ...errorResponses },
     }),
     async (c) => {
       const body = c.req.valid("json");

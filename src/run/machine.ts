@@ -19,8 +19,8 @@ import { planRun, runOutput } from "../core/run-machine";
 import type { ConditionMet } from "../events/event-bus";
 import { dispatchKey, type EnqueueItem } from "../scheduler/messages";
 import type { ConditionList, DurableLog } from "./durable-log";
-import type { Outbox } from "./outbox";
-import type { ChildEnded, OutboxPayloads } from "./outbox-delivery";
+import type { DeadLetter, Outbox } from "./outbox";
+import type { ChildEnded, ChildLost, OutboxPayloads } from "./outbox-delivery";
 import type { IndexEntry } from "./run-index";
 import type { RunRecord, RunStore } from "./run-store";
 import type { TaskRecord, TaskStore } from "./task-store";
@@ -284,6 +284,65 @@ export class RunMachine {
       );
     }
     this.advance(this.s.runs.get()!, now);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Messages that could not be delivered
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * A message this run owed was dead-lettered. What waited on it fails, saying what could not be
+   * delivered: a task whose dispatch or event subscription never arrived fails here; a child's
+   * report that never reached its parent is replaced by a small `child_lost` notice, which fails
+   * the parent's waiting task. Index updates, cancels and unsubscriptions have no waiter: they are
+   * only kept.
+   */
+  deadLettered(run: RunRecord, dead: DeadLetter, now: number): void {
+    const what = `${dead.kind} to ${dead.target} could not be delivered after ${dead.tries} tries (last error: ${dead.error})`;
+    if (dead.kind === "child_ended" && run.parent) {
+      const report = dead.payload as ChildEnded;
+      const lost: ChildLost = { childRunId: run.runId, parentTask: report.parentTask, status: report.status, tries: dead.tries, error: dead.error };
+      this.s.outbox.add("child_lost", dead.target, lost, now);
+      return;
+    }
+    if (isTerminal(run.status)) return;
+    if (dead.kind === "enqueue") {
+      for (const item of (dead.payload as OutboxPayloads["enqueue"]).items) {
+        this.failWaiting(run, item.task, (t) => t.attempt === item.attempt && t.invocation === item.invocation, `task '${item.task}' was never dispatched: ${what}`, now);
+      }
+    } else if (dead.kind === "subscribe") {
+      for (const task of new Set((dead.payload as OutboxPayloads["subscribe"]).waiters.map((w) => w.ref.task))) {
+        this.failWaiting(run, task, () => true, `task '${task}' waits for an event it can never receive: ${what}`, now);
+      }
+    }
+  }
+
+  /** A child's report to this run was dead-lettered: the task waiting on that child fails. */
+  childLost(run: RunRecord, lost: ChildLost, now: number): void {
+    if (isTerminal(run.status)) return;
+    const wait = this.s.runs.waitOf(lost.childRunId);
+    if (!wait) return;
+    const cp = this.s.log.get(wait.task, wait.seq);
+    if (!cp || cp.status !== "pending") return;
+    const message = `the report of child run ${lost.childRunId} (${lost.status}) could not be delivered to this run after ${lost.tries} tries (last error: ${lost.error})`;
+    this.failWaiting(run, wait.task, () => true, message, now);
+  }
+
+  /** Fails a task that is still waiting (queued, or a durable task suspended), without retries. */
+  private failWaiting(run: RunRecord, name: string, matches: (t: TaskRecord) => boolean, message: string, now: number): void {
+    const task = this.s.tasks.get(name);
+    if (!task || isTerminal(task.status) || !matches(task)) return;
+    const error = errorData("delivery.dead_letter", "DeliveryError", message);
+    if (task.status === "PENDING") {
+      this.waits.disarmTask(run, name);
+      this.s.tasks.settle(name, "CANCELLED", now, error);
+      this.advance(run, now);
+      return;
+    }
+    if (task.status === "QUEUED") this.dequeue(run, task);
+    this.s.timers.clearTask(name);
+    this.effects.watch(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }), { reason: "ended" });
+    this.failAttempt(run, task, error, now);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import type {
   WatchResult,
   WorkflowDefinition,
 } from "@spindle/worker-sdk/protocol";
-import { clock } from "../core/clock";
+import { clock, iso } from "../core/clock";
 import { isTerminal } from "../core/dag";
 import { errorData, SpindleError, toErrorData } from "../core/errors";
 import { ulid } from "../core/ids";
@@ -24,8 +24,8 @@ import type { ConditionMet } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
 import { DurableLog } from "./durable-log";
 import { RunMachine, watchKey, type DispatchRef } from "./machine";
-import { Outbox, type OutboxMessage } from "./outbox";
-import { deliver, type ChildEnded, type OutboxPayloads } from "./outbox-delivery";
+import { Outbox, OUTBOX_MAX_TRIES, type OutboxMessage } from "./outbox";
+import { deliver, type ChildEnded, type ChildLost, type OutboxPayloads } from "./outbox-delivery";
 import { RunStore, type RunRecord } from "./run-store";
 import { buildRunView, waitingView } from "./run-view";
 import { RUN_MIGRATIONS } from "./schema";
@@ -203,6 +203,14 @@ export class WorkflowRun extends DurableObject<Env> {
     await this.afterWrite();
   }
 
+  /** A child's report could not be delivered here: the task that waited on it fails. */
+  async childLost(lost: ChildLost): Promise<void> {
+    const run = this.current();
+    if (!run) return;
+    this.write(() => this.machine.childLost(run, lost, clock.now()));
+    await this.afterWrite();
+  }
+
   /** Child runs report themselves here so the run shows them and a cancel reaches them. */
   async linkChildren(children: OutboxPayloads["link_child"][]): Promise<void> {
     const run = this.current();
@@ -369,10 +377,21 @@ export class WorkflowRun extends DurableObject<Env> {
         });
       }
     } catch (err) {
-      console.error(`run outbox: ${first.kind} to ${first.target} failed, will retry`, err);
+      const reason = err instanceof Error ? err.message : String(err);
+      console.error(`run outbox: ${first.kind} to ${first.target} failed (try ${first.tries + 1} of ${OUTBOX_MAX_TRIES}): ${reason}`);
+      let dead = false;
       this.write(() => {
-        for (const m of group) this.outbox.failed(m.id, m.tries, clock.now());
+        const now = clock.now();
+        for (const m of group) {
+          const letter = this.outbox.failed(m, reason, now);
+          if (letter) {
+            dead = true;
+            this.machine.deadLettered(this.runs.get()!, letter, now);
+          }
+        }
       });
+      // What failed because of it (a task, the run, a notice to the parent) goes out now.
+      if (dead) await this.afterWrite();
     }
   }
 
@@ -415,9 +434,12 @@ export class WorkflowRun extends DurableObject<Env> {
   }
 
   private view(run: RunRecord): RunView {
-    return buildRunView(run, this.tasks, this.runs.children(), (name: string, def: TaskDefinition): Partial<TaskView> =>
+    const view = buildRunView(run, this.tasks, this.runs.children(), (name: string, def: TaskDefinition): Partial<TaskView> =>
       waitingView(this.tasks.get(name)!, def, this.log, this.runs, (task) => this.machine.checkpointRecords(task)),
     );
+    const dead = this.outbox.deadLetters();
+    if (dead.length) view.deadLetters = dead.map((d) => ({ ...d, at: iso(d.at)! }));
+    return view;
   }
 }
 

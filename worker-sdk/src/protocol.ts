@@ -312,6 +312,20 @@ export interface RunView {
   parent: RunParentView | null;
   children: string[];
   tasks: TaskView[];
+  /** Messages this run could not deliver to another object within their tries (kept, never sent). */
+  deadLetters?: DeadLetterView[];
+}
+
+export interface DeadLetterView {
+  /** What the message was: `enqueue`, `child_ended`, `subscribe`, `index`... */
+  kind: string;
+  /** The object it was for. */
+  target: string;
+  payload: unknown;
+  tries: number;
+  /** The last failure. */
+  error: string;
+  at: string;
 }
 
 export interface RunSummary {

@@ -1,0 +1,59 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import { OUTBOX_MAX_TRIES } from "../../src/run/outbox";
+import { WorkflowRun } from "../../src/run/workflow-run";
+import { getRun, result, runStub, task, trigger, until } from "./helpers";
+
+/**
+ * Every message a run owes another object has a bounded number of tries. Past them it is
+ * dead-lettered: kept, shown in the run's view, and the run that waited on it fails saying what
+ * could not be delivered.
+ */
+describe("dead letters", () => {
+  it("dead-letters a child's report that its parent always refuses, and fails the waiting parent naming it", async () => {
+    const original = WorkflowRun.prototype.childEnded;
+    let refused = 0;
+    // The parent's object throws on every report of this child (a bug, a value it cannot store...).
+    WorkflowRun.prototype.childEnded = async function (this: WorkflowRun, report) {
+      if (report.parentTask === "l-lonely-parent") {
+        refused++;
+        throw new Error("the parent cannot take this report");
+      }
+      return original.call(this, report);
+    };
+    try {
+      const parentId = await trigger("l-lonely-parent", {});
+      const parked = await until(parentId, (r) => task(r, "l-lonely-parent").evicted === true && r.children.length === 1);
+      const childId = parked.children[0]!;
+      await until(childId, (r) => r.status === "COMPLETED");
+      await vi.waitUntil(() => refused >= 1, { timeout: 10_000, interval: 20 });
+      // Each run of the child's alarm is one more try (its retry time is what the alarm points at).
+      const child = runStub(childId);
+      for (let i = 0; !(await getRun(childId)).deadLetters?.length; i++) {
+        if (i > 3 * OUTBOX_MAX_TRIES) throw new Error(`never dead-lettered after ${refused} refusals`);
+        await runDurableObjectAlarm(child);
+      }
+      expect(refused).toBe(OUTBOX_MAX_TRIES);
+      const childView = await getRun(childId);
+      expect(childView.status).toBe("COMPLETED");
+      expect(childView.deadLetters).toEqual([
+        {
+          kind: "child_ended",
+          target: `run:default:${parentId}`,
+          payload: expect.objectContaining({ childRunId: childId, status: "COMPLETED" }),
+          tries: OUTBOX_MAX_TRIES,
+          error: expect.stringContaining("the parent cannot take this report"),
+          at: expect.any(String),
+        },
+      ]);
+      const parent = await result(parentId, { timeoutMs: 10_000 });
+      expect(parent.status).toBe("FAILED");
+      expect(parent.error).toMatchObject({ code: "delivery.dead_letter", task: "l-lonely-parent", retryable: false });
+      expect(parent.error!.message).toContain(`the report of child run ${childId} (COMPLETED) could not be delivered to this run after ${OUTBOX_MAX_TRIES} tries`);
+      expect(parent.error!.message).toContain("the parent cannot take this report");
+      expect(refused).toBe(OUTBOX_MAX_TRIES);
+    } finally {
+      WorkflowRun.prototype.childEnded = original;
+    }
+  });
+});
