@@ -16,7 +16,7 @@ import { jsonBytes, type Limits } from "../core/limits";
 import { poolOf, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
 import { decideRetry } from "../core/retry";
 import { planRun, runOutput } from "../core/run-machine";
-import type { ConditionMet } from "../events/event-bus";
+import type { ConditionLost, ConditionMet } from "../events/event-bus";
 import { dispatchKey, type EnqueueItem } from "../scheduler/messages";
 import type { ConditionList, DurableLog } from "./durable-log";
 import type { DeadLetter, Outbox } from "./outbox";
@@ -326,6 +326,19 @@ export class RunMachine {
     if (!cp || cp.status !== "pending") return;
     const message = `the report of child run ${lost.childRunId} (${lost.status}) could not be delivered to this run after ${lost.tries} tries (last error: ${lost.error})`;
     this.failWaiting(run, wait.task, () => true, message, now);
+  }
+
+  /**
+   * An event bus could not deliver a met condition to this run within its tries: kept here too, and
+   * the task waiting on that arming of the condition fails saying which event was lost.
+   */
+  conditionLost(run: RunRecord, lost: ConditionLost, target: string, now: number): void {
+    const what = `event ${lost.eventId} met a condition of task '${lost.task}' but could not be delivered by ${lost.from} after ${lost.tries} tries (last error: ${lost.error})`;
+    this.s.outbox.keepDeadLetter({ kind: "condition_met", target, payload: lost, tries: lost.tries, error: lost.error, at: now });
+    if (isTerminal(run.status)) return;
+    const c = this.s.log.condition(lost.task, lost.seq, lost.list, lost.group, lost.leaf);
+    if (!c || c.arming !== lost.arming || c.decided) return;
+    this.failWaiting(run, lost.task, () => true, what, now);
   }
 
   /** Fails a task that is still waiting (queued, or a durable task suspended), without retries. */

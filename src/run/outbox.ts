@@ -42,7 +42,8 @@ export const OUTBOX_RETRY_MAX_MS = 60_000;
 export const OUTBOX_MAX_TRIES = 15;
 
 export interface DeadLetter {
-  kind: OutboxKind;
+  /** An outbox kind, or `condition_met`: an event bus could not deliver a met condition to this run. */
+  kind: OutboxKind | "condition_met";
   target: string;
   payload: unknown;
   tries: number;
@@ -157,11 +158,24 @@ export class Outbox {
     return null;
   }
 
+  /** Keeps a dead letter of a message to this run that another object could not deliver. */
+  keepDeadLetter(dead: DeadLetter): void {
+    this.sql.exec(
+      "INSERT INTO dead_letters (kind, target, payload, tries, error, at) VALUES (?, ?, ?, ?, ?, ?)",
+      dead.kind,
+      dead.target,
+      JSON.stringify(dead.payload),
+      dead.tries,
+      dead.error.slice(0, 4096),
+      dead.at,
+    );
+  }
+
   deadLetters(): DeadLetter[] {
     return this.sql
       .exec<DeadLetterRow>("SELECT kind, target, payload, tries, error, at FROM dead_letters ORDER BY id")
       .toArray()
-      .map((r) => ({ kind: r.kind as OutboxKind, target: r.target, payload: JSON.parse(r.payload), tries: r.tries, error: r.error, at: r.at }));
+      .map((r) => ({ kind: r.kind as DeadLetter["kind"], target: r.target, payload: JSON.parse(r.payload), tries: r.tries, error: r.error, at: r.at }));
   }
 
   /**

@@ -20,7 +20,7 @@ import { ulid } from "../core/ids";
 import { jsonBytes, limitsOf, type Limits } from "../core/limits";
 import { runObjectName } from "../core/names";
 import type { Env } from "../env";
-import type { ConditionMet } from "../events/event-bus";
+import type { ConditionLost, ConditionMet } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
 import { DurableLog } from "./durable-log";
 import { RunMachine, watchKey, type DispatchRef } from "./machine";
@@ -193,6 +193,14 @@ export class WorkflowRun extends DurableObject<Env> {
     const run = this.current();
     if (!run) return;
     this.write(() => this.machine.conditionMet(run, met, clock.now()));
+    await this.afterWrite();
+  }
+
+  /** The event bus gave up delivering a met condition: the task that waited on it fails. */
+  async conditionLost(lost: ConditionLost): Promise<void> {
+    const run = this.current();
+    if (!run) return;
+    this.write(() => this.machine.conditionLost(run, lost, runObjectName(run.tenant, run.runId), clock.now()));
     await this.afterWrite();
   }
 

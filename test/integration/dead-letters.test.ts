@@ -1,8 +1,11 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { advanceClock, resetClock } from "../../src/core/clock";
+import { DELIVERY_MAX_TRIES } from "../../src/events/event-bus";
 import { OUTBOX_MAX_TRIES } from "../../src/run/outbox";
 import { WorkflowRun } from "../../src/run/workflow-run";
-import { getRun, result, runStub, task, trigger, until } from "./helpers";
+import { getRun, push, result, runStub, task, trigger, until } from "./helpers";
 
 /**
  * Every message a run owes another object has a bounded number of tries. Past them it is
@@ -54,6 +57,43 @@ describe("dead letters", () => {
       expect(refused).toBe(OUTBOX_MAX_TRIES);
     } finally {
       WorkflowRun.prototype.childEnded = original;
+    }
+  });
+
+  it("dead-letters an event delivery its run always refuses, and fails the waiting task naming the event", async () => {
+    const original = WorkflowRun.prototype.conditionMet;
+    const userId = `dl-${crypto.randomUUID()}`;
+    let refused = 0;
+    WorkflowRun.prototype.conditionMet = async function (this: WorkflowRun, met) {
+      if ((met.payload as { userId?: string } | null)?.userId === userId) {
+        refused++;
+        throw new Error("the run cannot take this event");
+      }
+      return original.call(this, met);
+    };
+    try {
+      const runId = await trigger("d-event", { userId });
+      await until(runId, (r) => task(r, "d-event").evicted === true && (task(r, "d-event").waitingFor as unknown[]).length === 1);
+      const eventId = await push("d:update", { userId });
+      await vi.waitUntil(() => refused >= 1, { timeout: 10_000, interval: 20 });
+      // The bus retries from its alarm, backing off: move its clock past each retry time.
+      const bus = env.EVENTS.getByName(`events:default:d:update`);
+      for (let i = 0; refused < DELIVERY_MAX_TRIES; i++) {
+        if (i > 3 * DELIVERY_MAX_TRIES) throw new Error(`only ${refused} tries`);
+        advanceClock(61_000);
+        await runDurableObjectAlarm(bus);
+      }
+      const run = await result(runId, { timeoutMs: 10_000 });
+      expect(refused).toBe(DELIVERY_MAX_TRIES);
+      expect(run.status).toBe("FAILED");
+      expect(run.error).toMatchObject({ code: "delivery.dead_letter", task: "d-event" });
+      expect(run.error!.message).toContain(`event ${eventId} met a condition of task 'd-event' but could not be delivered by events:default:d:update after ${DELIVERY_MAX_TRIES} tries`);
+      expect(run.deadLetters).toEqual([expect.objectContaining({ kind: "condition_met", tries: DELIVERY_MAX_TRIES, error: expect.stringContaining("the run cannot take this event") })]);
+      const kept = await bus.deadLetters();
+      expect(kept.filter((d) => d.runId === runId)).toEqual([expect.objectContaining({ tries: DELIVERY_MAX_TRIES, noticed: true })]);
+    } finally {
+      WorkflowRun.prototype.conditionMet = original;
+      resetClock();
     }
   });
 });
