@@ -16,7 +16,7 @@ import { migrate, type Migration } from "../storage/migrate";
  * repeat. One that never lands is dead-lettered (kept in `dead_letters`), and the run is told, with
  * as many tries, so the task that waited fails saying which event could not be delivered.
  */
-const MIGRATIONS: readonly Migration[] = [
+export const EVENT_BUS_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: "events, waiters, deliveries",
@@ -166,7 +166,7 @@ export class EventBus extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     void ctx.blockConcurrencyWhile(async () => {
-      migrate(ctx.storage, MIGRATIONS);
+      migrate(ctx.storage, EVENT_BUS_MIGRATIONS);
     });
   }
 
@@ -332,11 +332,14 @@ export class EventBus extends DurableObject<Env> {
   }
 
   /** Deliveries that failed every try (kept here; their runs show them too once told). */
-  async deadLetters(): Promise<{ runId: string; body: ConditionMet; tries: number; error: string; at: number; noticed: boolean }[]> {
+  async deadLetters(): Promise<{ runId: string; eventId: string; task: string; tries: number; error: string; at: number; noticed: boolean }[]> {
     return this.ctx.storage.sql
       .exec<DeadLetterRow & { at: number; notice_at: number | null }>("SELECT * FROM dead_letters ORDER BY id")
       .toArray()
-      .map((r) => ({ runId: r.run_id, body: JSON.parse(r.body) as ConditionMet, tries: r.tries, error: r.error, at: r.at, noticed: r.notice_at === null && r.notice_tries < DELIVERY_MAX_TRIES }));
+      .map((r) => {
+        const met = JSON.parse(r.body) as ConditionMet;
+        return { runId: r.run_id, eventId: met.eventId, task: met.task, tries: r.tries, error: r.error, at: r.at, noticed: r.notice_at === null && r.notice_tries < DELIVERY_MAX_TRIES };
+      });
   }
 
   private async armAlarm(): Promise<void> {

@@ -90,7 +90,7 @@ describe("dead letters", () => {
       expect(run.error!.message).toContain(`event ${eventId} met a condition of task 'd-event' but could not be delivered by events:default:d:update after ${DELIVERY_MAX_TRIES} tries`);
       expect(run.deadLetters).toEqual([expect.objectContaining({ kind: "condition_met", tries: DELIVERY_MAX_TRIES, error: expect.stringContaining("the run cannot take this event") })]);
       const kept = await bus.deadLetters();
-      expect(kept.filter((d) => d.runId === runId)).toEqual([expect.objectContaining({ tries: DELIVERY_MAX_TRIES, noticed: true })]);
+      expect(kept.filter((d) => d.runId === runId)).toEqual([expect.objectContaining({ eventId, task: "d-event", tries: DELIVERY_MAX_TRIES, noticed: true })]);
     } finally {
       WorkflowRun.prototype.conditionMet = original;
       resetClock();
