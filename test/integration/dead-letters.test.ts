@@ -5,6 +5,7 @@ import { advanceClock, resetClock } from "../../src/core/clock";
 import { DELIVERY_MAX_TRIES } from "../../src/events/event-bus";
 import { OUTBOX_MAX_TRIES } from "../../src/run/outbox";
 import { WorkflowRun } from "../../src/run/workflow-run";
+import { TaskQueue } from "../../src/scheduler/task-queue";
 import { getRun, push, result, runStub, task, trigger, until } from "./helpers";
 
 /**
@@ -94,6 +95,36 @@ describe("dead letters", () => {
     } finally {
       WorkflowRun.prototype.conditionMet = original;
       resetClock();
+    }
+  });
+
+  it("dead-letters a dispatch its task queue always refuses, and fails the task it was for", async () => {
+    const original = TaskQueue.prototype.enqueue;
+    let refused = 0;
+    // Only this test runs t-echo in this file (each file has its own isolate).
+    TaskQueue.prototype.enqueue = async function (this: TaskQueue, identity, items) {
+      if (items.some((i) => i.task === "t-echo")) {
+        refused++;
+        throw new Error("the task queue is unreachable");
+      }
+      return original.call(this, identity, items);
+    };
+    try {
+      const runId = await trigger("t-echo", { dispatch: "refused" });
+      await vi.waitUntil(() => refused >= 1, { timeout: 10_000, interval: 20 });
+      for (let i = 0; !(await getRun(runId)).deadLetters?.length; i++) {
+        if (i > 3 * OUTBOX_MAX_TRIES) throw new Error(`never dead-lettered after ${refused} refusals`);
+        await runDurableObjectAlarm(runStub(runId));
+      }
+      const run = await result(runId, { timeoutMs: 10_000 });
+      expect(refused).toBe(OUTBOX_MAX_TRIES);
+      expect(run.status).toBe("FAILED");
+      expect(run.error).toMatchObject({ code: "delivery.dead_letter", task: "t-echo" });
+      expect(run.error!.message).toContain(`task 't-echo' was never dispatched: enqueue to tq:default:test:regular could not be delivered after ${OUTBOX_MAX_TRIES} tries`);
+      expect(run.deadLetters).toEqual([expect.objectContaining({ kind: "enqueue", tries: OUTBOX_MAX_TRIES, error: expect.stringContaining("unreachable") })]);
+      expect(task(run, "t-echo").attempts).toHaveLength(1);
+    } finally {
+      TaskQueue.prototype.enqueue = original;
     }
   });
 });
