@@ -13,6 +13,8 @@ describe("the 2 MB SQLite guard", () => {
         expect(() => sql.exec("INSERT INTO guard_probe (v) VALUES (?)", "x".repeat(2_100_000))).toThrow(/SQLITE_TOOBIG/);
         expect(() => sql.exec("INSERT INTO guard_probe (v) VALUES (?)", new Uint8Array(2_100_000))).toThrow(/SQLITE_TOOBIG/);
         expect(() => sql.exec("INSERT INTO guard_probe (v) VALUES (?)", "é".repeat(1_050_000))).toThrow(/SQLITE_TOOBIG/);
+        sql.exec("CREATE TABLE IF NOT EXISTS guard_pairs (a, b)");
+        expect(() => sql.exec("INSERT INTO guard_pairs (a, b) VALUES (?, ?)", "a".repeat(1_100_000), "b".repeat(1_000_000))).toThrow(/row too big/);
         expect(sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM guard_probe").one().n).toBe(1);
       });
     }
