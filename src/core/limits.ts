@@ -17,10 +17,12 @@ export const MAX_DEFINITION_BYTES = 512 * 1024;
 /** One spawn call starts at most this many children (their ids are one value in the event log). */
 export const MAX_CHILDREN_PER_CALL = 10_000;
 /**
- * The results of one fan-out reach the task in its assignment, one RPC of at most 32 MiB: their
- * sum is held under this, with room for the rest of the assignment.
+ * What one assignment may carry in outputs and results. An assignment is one RPC (at most 32 MiB on
+ * Cloudflare) holding the task's input, its parents' outputs (a role task: every task's) and, for a
+ * durable task, its whole event log (memo results, children's outputs): held under this, with room
+ * for the rest.
  */
-export const MAX_FAN_OUT_RESULT_BYTES = 24 * 1024 * 1024;
+export const MAX_ASSIGNMENT_PAYLOAD_BYTES = 24 * 1024 * 1024;
 
 export interface Limits {
   maxPayloadBytes: number;

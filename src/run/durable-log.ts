@@ -166,6 +166,11 @@ export class DurableLog {
     );
   }
 
+  /** The stored size of a task's recorded results, in bytes. */
+  resultBytes(task: string): number {
+    return this.sql.exec<{ n: number | null }>("SELECT SUM(LENGTH(CAST(result AS BLOB))) AS n FROM checkpoints WHERE task = ?", task).toArray()[0]?.n ?? 0;
+  }
+
   /** Forgets a task's log (a replay starts the task afresh). */
   clear(task: string): void {
     this.sql.exec("DELETE FROM checkpoints WHERE task = ?", task);

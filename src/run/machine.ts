@@ -12,7 +12,7 @@ import { descendants, isTerminal } from "../core/dag";
 import { errorData, SpindleError } from "../core/errors";
 import { fnv1a } from "../core/ids";
 import { formatMs } from "../core/format";
-import { jsonBytes, type Limits } from "../core/limits";
+import { jsonBytes, MAX_ASSIGNMENT_PAYLOAD_BYTES, type Limits } from "../core/limits";
 import { poolOf, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
 import { decideRetry } from "../core/retry";
 import { planRun, runOutput } from "../core/run-machine";
@@ -109,8 +109,20 @@ export class RunMachine {
     }
   }
 
-  /** A task's parents are done: queue it, or arm its conditions and let them decide. */
+  /**
+   * A task's parents are done: queue it, or arm its conditions and let them decide. Its parents'
+   * outputs travel in its assignment (one RPC): a task they would not fit in is cancelled, saying so.
+   */
   private readyTask(run: RunRecord, name: string, now: number): void {
+    const def = this.taskDef(run, name);
+    const visible = def.role ? run.definition.tasks.filter((t) => !t.role).map((t) => t.name) : def.parents;
+    const bytes = this.s.tasks.outputBytes(visible);
+    if (bytes > MAX_ASSIGNMENT_PAYLOAD_BYTES) {
+      const message = `the outputs task '${name}' would receive total ${bytes} bytes; one assignment carries at most ${MAX_ASSIGNMENT_PAYLOAD_BYTES} bytes of them`;
+      // It never starts: FAILED without an attempt, so the run's error is this one.
+      this.s.tasks.finish(name, 0, "FAILED", now, { error: errorData("payload.too_large", "PayloadTooLargeError", message) });
+      return;
+    }
     if (!this.waits.armDagConditions(run, name, now)) this.queueTask(run, name, now, 0, 0);
   }
 
@@ -347,8 +359,9 @@ export class RunMachine {
     if (!task || isTerminal(task.status) || !matches(task)) return;
     const error = errorData("delivery.dead_letter", "DeliveryError", message);
     if (task.status === "PENDING") {
+      // A DAG task waiting on its conditions: it never started, so it fails without an attempt.
       this.waits.disarmTask(run, name);
-      this.s.tasks.settle(name, "CANCELLED", now, error);
+      this.s.tasks.finish(name, task.attempt, "FAILED", now, { error });
       this.advance(run, now);
       return;
     }

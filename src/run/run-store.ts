@@ -182,11 +182,11 @@ export class RunStore {
       .map((r) => ({ runId: r.run_id, status: r.status, output: parseJson(r.output), error: parseJson<ErrorData>(r.error) }));
   }
 
-  /** The stored size of a checkpoint's children's outputs, in bytes. */
-  waitedOutputBytes(task: string, seq: number): number {
+  /** The stored size of the outputs of the children a task's checkpoints wait on, in bytes. */
+  waitedOutputBytes(task: string): number {
     return (
       this.sql
-        .exec<{ n: number | null }>("SELECT SUM(LENGTH(CAST(output AS BLOB))) AS n FROM children WHERE task = ? AND seq = ?", task, seq)
+        .exec<{ n: number | null }>("SELECT SUM(LENGTH(CAST(output AS BLOB))) AS n FROM children WHERE task = ? AND seq IS NOT NULL", task)
         .toArray()[0]?.n ?? 0
     );
   }

@@ -13,7 +13,7 @@ import { clock } from "../core/clock";
 import { evaluate, leafId, leaves } from "../core/conditions";
 import { isTerminal } from "../core/dag";
 import { errorData, SpindleError } from "../core/errors";
-import { MAX_FAN_OUT_RESULT_BYTES } from "../core/limits";
+import { jsonBytes, MAX_ASSIGNMENT_PAYLOAD_BYTES } from "../core/limits";
 import { eventBusName, waiterId } from "../core/names";
 import type { Waiter } from "../events/event-bus";
 import { DAG_CONDITIONS_SEQ, toRecord, type Checkpoint, type ConditionList } from "./durable-log";
@@ -96,6 +96,13 @@ export class Waits {
       case "memo":
       case "spawn": {
         const result = req.kind === "memo" ? (req.result ?? { value: null }) : { value: req.children ?? [] };
+        const bytes = this.logBytes(req.task) + jsonBytes(result);
+        if (bytes > MAX_ASSIGNMENT_PAYLOAD_BYTES) {
+          throw new SpindleError(
+            "payload.too_large",
+            `recording checkpoint ${req.seq} would make the event log of task '${req.task}' ${bytes} bytes; a durable task's log travels whole in each assignment, limited to ${MAX_ASSIGNMENT_PAYLOAD_BYTES} bytes`,
+          );
+        }
         this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, invocation: req.invocation, data: null, result }, now);
         if (req.children) for (const [i, id] of req.children.entries()) this.s.runs.addChild(id, req.task, i);
         return { status: "resolved", result };
@@ -120,6 +127,11 @@ export class Waits {
     }
     const after = this.s.log.get(req.task, req.seq)!;
     return after.status === "resolved" ? { status: "resolved", result: this.resultOf(after)! } : { status: "pending" };
+  }
+
+  /** What a durable task's event log weighs in its assignment: its results and its children's outputs. */
+  private logBytes(task: string): number {
+    return this.s.log.resultBytes(task) + this.s.runs.waitedOutputBytes(task);
   }
 
   /** A task's event log as it leaves the engine, each result assembled (see `resultOf`). */
@@ -168,15 +180,15 @@ export class Waits {
   private resolveChildrenIfDone(run: RunRecord, task: string, seq: number, now: number): void {
     const cp = this.s.log.get(task, seq);
     if (!cp || cp.status !== "pending" || this.s.runs.unfinishedChildren(task, seq) > 0) return;
-    // The results reach the task in one assignment (one RPC): refuse, clearly, what could not.
-    const bytes = this.s.runs.waitedOutputBytes(task, seq);
+    // The results reach the task in its assignment (one RPC): refuse, clearly, what could not.
+    const bytes = this.logBytes(task);
     const result =
-      bytes > MAX_FAN_OUT_RESULT_BYTES
+      bytes > MAX_ASSIGNMENT_PAYLOAD_BYTES
         ? {
             error: errorData(
               "payload.too_large",
               "PayloadTooLargeError",
-              `the outputs of the children of checkpoint ${seq} total ${bytes} bytes; the results of one fan-out are limited to ${MAX_FAN_OUT_RESULT_BYTES} bytes`,
+              `with the outputs of the children of checkpoint ${seq}, the event log of task '${task}' holds ${bytes} bytes; a durable task's log travels whole in each assignment, limited to ${MAX_ASSIGNMENT_PAYLOAD_BYTES} bytes`,
             ),
           }
         : null;

@@ -96,4 +96,30 @@ describe("size limits", () => {
     const view = await getRun(runId);
     expect(task(view, "l-big-memo").eventLog![0]).toMatchObject({ kind: "memo", result: { error: { code: "payload.too_large" } } });
   });
+
+  it("fails a task whose parents' outputs would not fit in its assignment, before it starts", async () => {
+    const runId = await trigger("l-wide-dag", {});
+    const run = await result(runId, { timeoutMs: 120_000 });
+    expect(run.status).toBe("FAILED");
+    for (let i = 0; i < 25; i++) expect(task(run, `p${i}`).status).toBe("COMPLETED");
+    const gather = task(run, "gather");
+    expect(gather.status).toBe("FAILED");
+    expect(gather.error).toMatchObject({ code: "payload.too_large" });
+    expect(gather.error!.message).toMatch(/the outputs task 'gather' would receive total \d+ bytes; one assignment carries at most 25165824 bytes/);
+    expect(run.error).toMatchObject({ code: "payload.too_large", task: "gather" });
+    expect(gather.attempts).toHaveLength(0);
+    expect(effects.get(`l-wide-dag:gather:${runId}`)).toBeUndefined();
+  }, 180_000);
+
+  it("refuses a memo that would make a durable task's event log too large for its assignment, without a retry", async () => {
+    const runId = await trigger("l-memo-hoarder", {});
+    const run = await result(runId, { timeoutMs: 120_000 });
+    expect(run.status, JSON.stringify(run.error)).toBe("COMPLETED");
+    const out = run.output as { kept: number; refused: { code: string; message: string } | null };
+    // 24 MiB holds 25 results of ~1 MB: the 26th is refused.
+    expect(out.kept).toBe(25);
+    expect(out.refused).toMatchObject({ code: "payload.too_large" });
+    expect(out.refused!.message).toMatch(/recording checkpoint 25 would make the event log of task 'l-memo-hoarder' \d+ bytes/);
+    expect(effects.get(`l-memo-hoarder:${runId}`)).toBe(1);
+  }, 180_000);
 });

@@ -83,4 +83,38 @@ export const held = spindle.task({
   },
 });
 
-export const limitsWorkflows = [leaf4k, fanout4k, bigDag, bigOutput, bigMemo, lonelyParent, held];
+/** 25 parents of 1.04 MB each (26 MB): together more than one assignment may carry to their child. */
+export const wideDag = spindle.workflow({ name: "l-wide-dag" });
+const wideParents = Array.from({ length: 25 }, (_, i) =>
+  wideDag.task({ name: `p${i}`, fn: (_input, ctx) => ({ pad: String(i % 10).repeat(1_040_000), run: ctx.workflowRunId() }) }),
+);
+wideDag.task({
+  name: "gather",
+  parents: wideParents,
+  fn: (_input, ctx) => {
+    count(`l-wide-dag:gather:${ctx.workflowRunId()}`);
+    return { n: wideParents.length };
+  },
+});
+
+/** Memo results of 1 MB until the event log is full: the memo that would overfill it is refused. */
+export const memoHoarder = spindle.durableTask({
+  name: "l-memo-hoarder",
+  retries: 2,
+  executionTimeout: "2m",
+  fn: async (_input: unknown, ctx) => {
+    count(`l-memo-hoarder:${ctx.workflowRunId()}`);
+    let kept = 0;
+    try {
+      for (let i = 0; i < 40; i++) {
+        await ctx.memo(() => ({ i, pad: "h".repeat(1_000_000) }), [i]);
+        kept++;
+      }
+      return { kept, refused: null };
+    } catch (err) {
+      return { kept, refused: { code: (err as { code?: string }).code, message: (err as Error).message } };
+    }
+  },
+});
+
+export const limitsWorkflows = [leaf4k, fanout4k, bigDag, bigOutput, bigMemo, lonelyParent, held, wideDag, memoHoarder];

@@ -141,7 +141,9 @@ export function toErrorData(err: unknown): ErrorData {
     return withStack({ code: err.code, name: err.name, message: err.message, retryable: false }, err);
   }
   if (err instanceof SpindleError) {
-    return withStack({ code: err.code, name: err.name, message: err.message, retryable: !err.code.endsWith(".invalid") }, err);
+    // A refused size or bad request would be refused again: not worth a retry.
+    const retryable = !err.code.endsWith(".invalid") && err.code !== "payload.too_large";
+    return withStack({ code: err.code, name: err.name, message: err.message, retryable }, err);
   }
   if (err instanceof Error) return withStack({ code: "task.failed", name: typeName(err), message: err.message, retryable: true }, err);
   return { code: "task.failed", name: "Error", message: typeof err === "string" ? err : JSON.stringify(err) ?? String(err), retryable: true };
