@@ -21,6 +21,7 @@ export default defineConfig({
         test: {
           name: "workerd",
           include: ["test/integration/**/*.test.ts"],
+          setupFiles: ["test/integration/setup.ts"],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

@@ -20,6 +20,8 @@ export interface Env {
   SPINDLE_API_TOKEN?: string;
   /** More tenants: JSON `{"tenant": "token"}` (a secret). */
   SPINDLE_TENANTS?: string;
+  /** The largest input, output, event payload or memo result, in bytes (default and ceiling 1 MiB). */
+  SPINDLE_MAX_PAYLOAD_BYTES?: string;
   /** Service bindings to workers, one per worker, named `WORKER_<NAME>`. */
   [worker: `WORKER_${string}`]: WorkerService | undefined;
 }

@@ -40,6 +40,14 @@ const idempotencyConflict = {
   409: { description: "The Idempotency-Key was used with a different request in the last 24 hours", content: { "application/json": { schema: ErrorSchema } } },
 } as const;
 
+/** Routes that take a payload (an input, an event) refuse one over the size limit. */
+const tooLarge = {
+  413: {
+    description: "A field is over its size limit (`payload.too_large`; `fields` names it and the limit, see the README's Limits)",
+    content: { "application/json": { schema: ErrorSchema } },
+  },
+} as const;
+
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
@@ -106,6 +114,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       responses: {
         202: json(TriggerResultSchema.or(RunSchema), "The run was created (with `wait`: the run, still going)"),
         200: json(RunSchema, "With `wait`: the run, ended"),
+        ...tooLarge,
         ...errorResponses,
         ...idempotencyConflict,
       },
@@ -233,6 +242,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       request: { headers: IdempotencyHeaders, body: { required: true, content: { "application/json": { schema: EventBodySchema } } } },
       responses: {
         200: json(EventResultSchema, "The event was recorded and delivered to its waiters"),
+        ...tooLarge,
         ...errorResponses,
         ...idempotencyConflict,
       },

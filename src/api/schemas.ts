@@ -91,6 +91,24 @@ export const RunSchema = z
     parent: ParentSchema,
     children: z.array(z.string()),
     tasks: z.array(TaskSchema),
+    deadLetters: z
+      .array(
+        z
+          .object({
+            kind: z.string().openapi({ example: "child_ended" }),
+            target: z.string(),
+            payload: z.unknown(),
+            tries: z.number(),
+            error: z.string().openapi({ description: "The last failure." }),
+            at: z.string(),
+          })
+          .openapi("DeadLetter"),
+      )
+      .optional()
+      .openapi({
+        description:
+          "Messages this run owed another object (a dispatch, its report to its parent run, an event subscription, an index update) that failed every one of their tries. They are kept here, never sent again; a task that waited on one has failed with code `delivery.dead_letter` naming it.",
+      }),
   })
   .openapi("Run");
 

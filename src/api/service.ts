@@ -22,6 +22,7 @@ import { eventBusName, idempotencyName, registryName, runIndexName, runObjectNam
 import type { Env } from "../env";
 import type { ResolvedWorkflow, WorkerInfo } from "../registry/registry";
 import { validateConditions } from "../core/conditions";
+import { limitsOf, MAX_CHILDREN_PER_CALL, MAX_METADATA_BYTES, refuseOversized, sizeProblem } from "../core/limits";
 import type { DispatchRef } from "../run/workflow-run";
 
 /** How long a looked-up definition is reused before asking the registry again. */
@@ -61,6 +62,11 @@ export class EngineService {
    * again with the same keys.
    */
   async triggerMany(reqs: TriggerRequest[]): Promise<TriggerResult[]> {
+    if (reqs.length > MAX_CHILDREN_PER_CALL) {
+      throw new SpindleError("payload.too_large", `runs: ${reqs.length} runs in one call; the limit is ${MAX_CHILDREN_PER_CALL}`, {
+        fields: [{ path: "runs", message: `${reqs.length} runs; the limit is ${MAX_CHILDREN_PER_CALL}` }],
+      });
+    }
     const checked: ResolvedWorkflow[] = [];
     for (const [i, req] of reqs.entries()) checked.push(await prefixed(`runs[${i}].`, () => this.checkTrigger(req)));
     await this.checkParents(reqs.flatMap((r) => (r.parent ? [r.parent] : [])));
@@ -70,6 +76,7 @@ export class EngineService {
 
   private async checkTrigger(req: TriggerRequest): Promise<ResolvedWorkflow> {
     const resolved = await this.resolve(req.workflow);
+    this.checkSizes(req);
     checkInput(resolved.definition.inputSchema, req.input);
     return resolved;
   }
@@ -141,12 +148,17 @@ export class EngineService {
 
   async checkpoint(runId: string, req: CheckpointRequest): Promise<CheckpointReply> {
     if (req.conditions) validateConditions(req.conditions, "conditions");
+    if (req.result && "value" in req.result) refuseOversized([sizeProblem("result", req.result.value, this.maxPayloadBytes)]);
+    if (req.children && req.children.length > MAX_CHILDREN_PER_CALL) {
+      throw new SpindleError("payload.too_large", `children: ${req.children.length} children in one call; the limit is ${MAX_CHILDREN_PER_CALL}`);
+    }
     return unwrap(await this.existingRun(runId).checkpoint(req));
   }
 
   /** Pushes an event to the waiters of its key; returns its id. */
   async pushEvent(event: EventPush, keyPath = "idempotencyKey"): Promise<{ eventId: string }> {
     checkEvent(event);
+    this.checkEventSizes(event);
     const [eventId] = await this.eventIds([event], [keyPath]);
     await this.publish(event, eventId!);
     return { eventId: eventId! };
@@ -154,7 +166,10 @@ export class EngineService {
 
   /** Pushes several events, every one or none: all are checked, and their keys reserved, before any is pushed. */
   async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
-    events.forEach((e, i) => checkEvent(e, `events[${i}].`));
+    events.forEach((e, i) => {
+      checkEvent(e, `events[${i}].`);
+      this.checkEventSizes(e, `events[${i}].`);
+    });
     const ids = await this.eventIds(events, events.map((_, i) => `events[${i}].idempotencyKey`));
     await Promise.all(events.map((e, i) => this.publish(e, ids[i]!)));
     return ids.map((eventId) => ({ eventId }));
@@ -271,6 +286,22 @@ export class EngineService {
     if (!resolved) throw notFound("workflow", name);
     definitions.set(key, { resolved, at: clock.now() });
     return resolved;
+  }
+
+  private get maxPayloadBytes(): number {
+    return limitsOf(this.env).maxPayloadBytes;
+  }
+
+  /** An input or metadata over its limit is refused before anything is created (413). */
+  private checkSizes(req: TriggerRequest): void {
+    refuseOversized([sizeProblem("input", req.input, this.maxPayloadBytes), sizeProblem("additionalMetadata", req.additionalMetadata, MAX_METADATA_BYTES)]);
+  }
+
+  private checkEventSizes(event: EventPush, prefix = ""): void {
+    refuseOversized([
+      sizeProblem(`${prefix}payload`, event.payload, this.maxPayloadBytes),
+      sizeProblem(`${prefix}additionalMetadata`, event.additionalMetadata, MAX_METADATA_BYTES),
+    ]);
   }
 
   private registry() {

@@ -57,6 +57,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   "idempotency.conflict": 409,
   "registry.forbidden": 403,
   "condition.invalid": 400,
+  "payload.too_large": 413,
 };
 
 export function httpStatusOf(code: string): number {

@@ -3,7 +3,7 @@ import { clock } from "../core/clock";
 import { Rounds } from "../core/rounds";
 import { eventContext, matches } from "../core/cel";
 import { MAX_LOOKBACK_MS } from "../core/conditions";
-import { runObjectName } from "../core/names";
+import { eventBusName, runObjectName } from "../core/names";
 import type { Env } from "../env";
 import { migrate, type Migration } from "../storage/migrate";
 
@@ -12,9 +12,11 @@ import { migrate, type Migration } from "../storage/migrate";
  * waiter whose scope and expression match, once: the waiter is removed in the same write that
  * queues its delivery. Events are kept for MAX_LOOKBACK_MS so a waiter that arrives late (its wait
  * was reached just before the event, or it asked for a lookback window) still finds them.
- * Deliveries to runs are retried from the alarm until they land; runs ignore a repeat.
+ * Deliveries to runs are retried from the alarm, backing off, DELIVERY_MAX_TRIES times; runs ignore a
+ * repeat. One that never lands is dead-lettered (kept in `dead_letters`), and the run is told, with
+ * as many tries, so the task that waited fails saying which event could not be delivered.
  */
-const MIGRATIONS: readonly Migration[] = [
+export const EVENT_BUS_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: "events, waiters, deliveries",
@@ -46,12 +48,33 @@ const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    description: "dead letters: deliveries that failed every try, and the notice owed to their run",
+    sql: [
+      `CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY,
+        waiter TEXT NOT NULL UNIQUE,
+        run_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        tries INTEGER NOT NULL,
+        error TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        notice_tries INTEGER NOT NULL DEFAULT 0,
+        notice_at INTEGER
+      )`,
+      "CREATE INDEX dead_letters_notice ON dead_letters (notice_at)",
+    ],
+  },
 ];
 
 /** Events stay this long after their push (the longest lookback, plus a margin). */
 export const EVENT_RETENTION_MS = MAX_LOOKBACK_MS + 3_600_000;
 const DELIVERY_RETRY_BASE_MS = 500;
 const DELIVERY_RETRY_MAX_MS = 60_000;
+/** Tries of a delivery (and then of the notice of its loss) before giving up: about 8.5 minutes. */
+export const DELIVERY_MAX_TRIES = 15;
+const backoff = (tries: number) => Math.min(DELIVERY_RETRY_BASE_MS * 2 ** tries, DELIVERY_RETRY_MAX_MS);
 
 export interface EventRecord {
   id: string;
@@ -90,6 +113,24 @@ export interface ConditionMet extends ConditionRef {
   payload: unknown;
 }
 
+/** What the bus tells a run when it could not deliver a `ConditionMet` within its tries. */
+export interface ConditionLost extends ConditionRef {
+  eventId: string;
+  tries: number;
+  error: string;
+  /** The bus that held the delivery. */
+  from: string;
+}
+
+interface DeadLetterRow extends Record<string, SqlStorageValue> {
+  id: number;
+  run_id: string;
+  body: string;
+  tries: number;
+  error: string;
+  notice_tries: number;
+}
+
 interface EventRow extends Record<string, SqlStorageValue> {
   id: string;
   scope: string | null;
@@ -125,7 +166,7 @@ export class EventBus extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     void ctx.blockConcurrencyWhile(async () => {
-      migrate(ctx.storage, MIGRATIONS);
+      migrate(ctx.storage, EVENT_BUS_MIGRATIONS);
     });
   }
 
@@ -227,24 +268,88 @@ export class EventBus extends DurableObject<Env> {
   }
 
   private async deliverDue(tenant: string): Promise<void> {
-    const due = this.ctx.storage.sql.exec<DeliveryRow>("SELECT * FROM deliveries WHERE next_at <= ? ORDER BY id", clock.now()).toArray();
+    const sql = this.ctx.storage.sql;
+    const due = sql.exec<DeliveryRow>("SELECT * FROM deliveries WHERE next_at <= ? ORDER BY id", clock.now()).toArray();
     await Promise.all(
       due.map(async (d) => {
         try {
           await this.env.RUNS.getByName(runObjectName(tenant, d.run_id)).conditionMet(JSON.parse(d.body) as ConditionMet);
-          this.ctx.storage.sql.exec("DELETE FROM deliveries WHERE id = ?", d.id);
+          sql.exec("DELETE FROM deliveries WHERE id = ?", d.id);
         } catch (err) {
-          console.error(`event delivery to run ${d.run_id} failed, will retry`, err);
-          const delay = Math.min(DELIVERY_RETRY_BASE_MS * 2 ** d.tries, DELIVERY_RETRY_MAX_MS);
-          this.ctx.storage.sql.exec("UPDATE deliveries SET tries = tries + 1, next_at = ? WHERE id = ?", clock.now() + delay, d.id);
+          const reason = err instanceof Error ? err.message : String(err);
+          console.error(`event delivery to run ${d.run_id} failed (try ${d.tries + 1} of ${DELIVERY_MAX_TRIES}): ${reason}`);
+          if (d.tries + 1 < DELIVERY_MAX_TRIES) {
+            sql.exec("UPDATE deliveries SET tries = tries + 1, next_at = ? WHERE id = ?", clock.now() + backoff(d.tries), d.id);
+            return;
+          }
+          this.ctx.storage.transactionSync(() => {
+            sql.exec(
+              "INSERT INTO dead_letters (waiter, run_id, body, tries, error, at, notice_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (waiter) DO NOTHING",
+              d.waiter,
+              d.run_id,
+              d.body,
+              d.tries + 1,
+              reason.slice(0, 4096),
+              clock.now(),
+              clock.now(),
+            );
+            sql.exec("DELETE FROM deliveries WHERE id = ?", d.id);
+          });
+        }
+      }),
+    );
+    await this.noticeLosses(tenant);
+  }
+
+  /** Tells each run whose delivery was dead-lettered, so its waiting task fails (bounded tries too). */
+  private async noticeLosses(tenant: string): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    const due = sql.exec<DeadLetterRow>("SELECT * FROM dead_letters WHERE notice_at <= ? ORDER BY id", clock.now()).toArray();
+    if (due.length === 0) return;
+    const key = sql.exec<{ key: string }>("SELECT key FROM config WHERE id = 1").one().key;
+    await Promise.all(
+      due.map(async (d) => {
+        const met = JSON.parse(d.body) as ConditionMet;
+        const lost: ConditionLost = {
+          task: met.task,
+          seq: met.seq,
+          list: met.list,
+          group: met.group,
+          leaf: met.leaf,
+          arming: met.arming,
+          eventId: met.eventId,
+          tries: d.tries,
+          error: d.error,
+          from: eventBusName(tenant, key),
+        };
+        try {
+          await this.env.RUNS.getByName(runObjectName(tenant, d.run_id)).conditionLost(lost);
+          sql.exec("UPDATE dead_letters SET notice_at = NULL WHERE id = ?", d.id);
+        } catch (err) {
+          console.error(`notice of a lost event delivery to run ${d.run_id} failed: ${err instanceof Error ? err.message : String(err)}`);
+          const tries = d.notice_tries + 1;
+          sql.exec("UPDATE dead_letters SET notice_tries = ?, notice_at = ? WHERE id = ?", tries, tries < DELIVERY_MAX_TRIES ? clock.now() + backoff(d.notice_tries) : null, d.id);
         }
       }),
     );
   }
 
+  /** Deliveries that failed every try (kept here; their runs show them too once told). */
+  async deadLetters(): Promise<{ runId: string; eventId: string; task: string; tries: number; error: string; at: number; noticed: boolean }[]> {
+    return this.ctx.storage.sql
+      .exec<DeadLetterRow & { at: number; notice_at: number | null }>("SELECT * FROM dead_letters ORDER BY id")
+      .toArray()
+      .map((r) => {
+        const met = JSON.parse(r.body) as ConditionMet;
+        return { runId: r.run_id, eventId: met.eventId, task: met.task, tries: r.tries, error: r.error, at: r.at, noticed: r.notice_at === null && r.notice_tries < DELIVERY_MAX_TRIES };
+      });
+  }
+
   private async armAlarm(): Promise<void> {
     const sql = this.ctx.storage.sql;
-    const retry = sql.exec<{ next: number | null }>("SELECT MIN(next_at) AS next FROM deliveries").toArray()[0]?.next ?? null;
+    const retry =
+      sql.exec<{ next: number | null }>("SELECT MIN(at) AS next FROM (SELECT next_at AS at FROM deliveries UNION ALL SELECT notice_at FROM dead_letters)").toArray()[0]
+        ?.next ?? null;
     const oldest = sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM events").toArray()[0]?.at ?? null;
     const prune = oldest === null ? null : oldest + EVENT_RETENTION_MS;
     const next = [retry, prune].filter((x): x is number => x !== null).sort((a, b) => a - b)[0];

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { WorkerRegistration } from "@spindle/worker-sdk/protocol";
 import { SpindleError } from "../core/errors";
+import { jsonBytes, MAX_DEFINITION_BYTES } from "../core/limits";
 
 /** A registration arrives from another worker: check its shape before trusting any of it. */
 const leaf = z.discriminatedUnion("kind", [
@@ -56,6 +57,15 @@ export function validateRegistration(raw: unknown): WorkerRegistration {
     throw new SpindleError("registration.invalid", `invalid worker registration: ${fields.map((f) => `${f.path}: ${f.message}`).join("; ")}`, {
       fields,
     });
+  }
+  // Each run keeps its workflow's definition as one value: bound it here, where it is declared.
+  for (const [i, wf] of parsed.data.workflows.entries()) {
+    const bytes = jsonBytes(wf);
+    if (bytes > MAX_DEFINITION_BYTES) {
+      const path = `registration.workflows.${i}`;
+      const message = `the definition of '${wf.name}' is ${bytes} bytes; the limit is ${MAX_DEFINITION_BYTES} bytes`;
+      throw new SpindleError("registration.invalid", `invalid worker registration: ${path}: ${message}`, { fields: [{ path, message }] });
+    }
   }
   return parsed.data as WorkerRegistration;
 }

@@ -168,18 +168,27 @@ export class DurableLog {
     );
   }
 
-  resolve(task: string, seq: number, result: CheckpointResult, now: number): boolean {
+  /**
+   * Marks a checkpoint resolved. `null`: its result is assembled on read from rows of its own (a
+   * fan-out's children, a wait's conditions), so no one value grows with their number.
+   */
+  resolve(task: string, seq: number, result: CheckpointResult | null, now: number): boolean {
     return (
       this.sql.exec(
         `UPDATE checkpoints SET status = 'resolved', result = ?, resolved_at = ?, resolved_order = ${NEXT_ORDER}
          WHERE task = ? AND seq = ? AND status = 'pending'`,
-        JSON.stringify(result),
+        result === null ? null : JSON.stringify(result),
         now,
         task,
         task,
         seq,
       ).rowsWritten > 0
     );
+  }
+
+  /** The stored size of a task's recorded results, in bytes. */
+  resultBytes(task: string): number {
+    return this.sql.exec<{ n: number | null }>("SELECT SUM(LENGTH(CAST(result AS BLOB))) AS n FROM checkpoints WHERE task = ?", task).toArray()[0]?.n ?? 0;
   }
 
   /** Forgets a task's log (a replay starts the task afresh). */

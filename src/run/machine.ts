@@ -1,4 +1,5 @@
 import type {
+  CheckpointRecord,
   CheckpointReply,
   CheckpointRequest,
   ErrorData,
@@ -11,14 +12,15 @@ import { descendants, isTerminal } from "../core/dag";
 import { errorData, SpindleError } from "../core/errors";
 import { fnv1a } from "../core/ids";
 import { formatMs } from "../core/format";
+import { jsonBytes, MAX_ASSIGNMENT_PAYLOAD_BYTES, type Limits } from "../core/limits";
 import { poolOf, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
 import { decideRetry } from "../core/retry";
 import { planRun, runOutput } from "../core/run-machine";
-import type { ConditionMet } from "../events/event-bus";
+import type { ConditionLost, ConditionMet } from "../events/event-bus";
 import { DISPATCH_RESEND_MS, dispatchKey, type EnqueueItem } from "../scheduler/messages";
 import type { ConditionList, DurableLog } from "./durable-log";
-import type { Outbox } from "./outbox";
-import type { ChildEnded, OutboxPayloads } from "./outbox-delivery";
+import type { DeadLetter, Outbox } from "./outbox";
+import type { ChildEnded, ChildLost, OutboxPayloads } from "./outbox-delivery";
 import { LIVENESS_TIMEOUT_MS, MAX_LOST_DISPATCHES, type Liveness } from "./liveness";
 import type { IndexEntry } from "./run-index";
 import type { RunRecord, RunStore } from "./run-store";
@@ -64,6 +66,7 @@ export class RunMachine {
     private readonly s: Stores,
     private readonly effects: Effects,
     private readonly liveness: Liveness,
+    private readonly limits: Limits,
   ) {
     this.waits = new Waits(s, this);
   }
@@ -105,8 +108,20 @@ export class RunMachine {
     }
   }
 
-  /** A task's parents are done: queue it, or arm its conditions and let them decide. */
+  /**
+   * A task's parents are done: queue it, or arm its conditions and let them decide. Its parents'
+   * outputs travel in its assignment (one RPC): a task they would not fit in is cancelled, saying so.
+   */
   private readyTask(run: RunRecord, name: string, now: number): void {
+    const def = this.taskDef(run, name);
+    const visible = def.role ? run.definition.tasks.filter((t) => !t.role).map((t) => t.name) : def.parents;
+    const bytes = this.s.tasks.outputBytes(visible);
+    if (bytes > MAX_ASSIGNMENT_PAYLOAD_BYTES) {
+      const message = `the outputs task '${name}' would receive total ${bytes} bytes; one assignment carries at most ${MAX_ASSIGNMENT_PAYLOAD_BYTES} bytes of them`;
+      // It never starts: FAILED without an attempt, so the run's error is this one.
+      this.s.tasks.finish(name, 0, "FAILED", now, { error: errorData("payload.too_large", "PayloadTooLargeError", message) });
+      return;
+    }
     if (!this.waits.armDagConditions(run, name, now)) this.queueTask(run, name, now, 0, 0);
   }
 
@@ -290,6 +305,11 @@ export class RunMachine {
     return this.waits.checkpoint(run, req, now);
   }
 
+  /** A durable task's event log, each result assembled from the rows that hold it. */
+  checkpointRecords(task: string): CheckpointRecord[] {
+    return this.waits.records(task);
+  }
+
   conditionMet(run: RunRecord, met: ConditionMet, now: number): void {
     if (!isTerminal(run.status)) this.waits.conditionSatisfied(run, met, met.payload, now);
   }
@@ -321,6 +341,79 @@ export class RunMachine {
       );
     }
     this.advance(this.s.runs.get()!, now);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Messages that could not be delivered
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * A message this run owed was dead-lettered. What waited on it fails, saying what could not be
+   * delivered: a task whose dispatch or event subscription never arrived fails here; a child's
+   * report that never reached its parent is replaced by a small `child_lost` notice, which fails
+   * the parent's waiting task. Index updates, cancels and unsubscriptions have no waiter: they are
+   * only kept.
+   */
+  deadLettered(run: RunRecord, dead: DeadLetter, now: number): void {
+    const what = `${dead.kind} to ${dead.target} could not be delivered after ${dead.tries} tries (last error: ${dead.error})`;
+    if (dead.kind === "child_ended" && run.parent) {
+      const report = dead.payload as ChildEnded;
+      const lost: ChildLost = { childRunId: run.runId, parentTask: report.parentTask, status: report.status, tries: dead.tries, error: dead.error };
+      this.s.outbox.add("child_lost", dead.target, lost, now);
+      return;
+    }
+    if (isTerminal(run.status)) return;
+    if (dead.kind === "enqueue") {
+      for (const item of (dead.payload as OutboxPayloads["enqueue"]).items) {
+        this.failWaiting(run, item.task, (t) => t.attempt === item.attempt && t.invocation === item.invocation, `task '${item.task}' was never dispatched: ${what}`, now);
+      }
+    } else if (dead.kind === "subscribe") {
+      for (const task of new Set((dead.payload as OutboxPayloads["subscribe"]).waiters.map((w) => w.ref.task))) {
+        this.failWaiting(run, task, () => true, `task '${task}' waits for an event it can never receive: ${what}`, now);
+      }
+    }
+  }
+
+  /** A child's report to this run was dead-lettered: the task waiting on that child fails. */
+  childLost(run: RunRecord, lost: ChildLost, now: number): void {
+    if (isTerminal(run.status)) return;
+    const wait = this.s.runs.waitOf(lost.childRunId);
+    if (!wait) return;
+    const cp = this.s.log.get(wait.task, wait.seq);
+    if (!cp || cp.status !== "pending") return;
+    const message = `the report of child run ${lost.childRunId} (${lost.status}) could not be delivered to this run after ${lost.tries} tries (last error: ${lost.error})`;
+    this.failWaiting(run, wait.task, () => true, message, now);
+  }
+
+  /**
+   * An event bus could not deliver a met condition to this run within its tries: kept here too, and
+   * the task waiting on that arming of the condition fails saying which event was lost.
+   */
+  conditionLost(run: RunRecord, lost: ConditionLost, target: string, now: number): void {
+    const what = `event ${lost.eventId} met a condition of task '${lost.task}' but could not be delivered by ${lost.from} after ${lost.tries} tries (last error: ${lost.error})`;
+    this.s.outbox.keepDeadLetter({ kind: "condition_met", target, payload: lost, tries: lost.tries, error: lost.error, at: now });
+    if (isTerminal(run.status)) return;
+    const c = this.s.log.condition(lost.task, lost.seq, lost.list, lost.group, lost.leaf);
+    if (!c || c.arming !== lost.arming || c.decided) return;
+    this.failWaiting(run, lost.task, () => true, what, now);
+  }
+
+  /** Fails a task that is still waiting (queued, or a durable task suspended), without retries. */
+  private failWaiting(run: RunRecord, name: string, matches: (t: TaskRecord) => boolean, message: string, now: number): void {
+    const task = this.s.tasks.get(name);
+    if (!task || isTerminal(task.status) || !matches(task)) return;
+    const error = errorData("delivery.dead_letter", "DeliveryError", message);
+    if (task.status === "PENDING") {
+      // A DAG task waiting on its conditions: it never started, so it fails without an attempt.
+      this.waits.disarmTask(run, name);
+      this.s.tasks.finish(name, task.attempt, "FAILED", now, { error });
+      this.advance(run, now);
+      return;
+    }
+    if (task.status === "QUEUED") this.dequeue(run, task);
+    this.s.timers.clearTask(name);
+    this.effects.watch(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }), { reason: "ended" });
+    this.failAttempt(run, task, error, now);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -365,26 +458,34 @@ export class RunMachine {
     this.advance(reopened, now);
   }
 
-  endRun(run: RunRecord, status: "COMPLETED" | "FAILED" | "CANCELLED", now: number): void {
+  endRun(_run: RunRecord, status: "COMPLETED" | "FAILED" | "CANCELLED", now: number): void {
     const tasks = this.s.tasks.all();
-    const output = status === "COMPLETED" ? runOutput(run.definition, tasks) : null;
     let error: ErrorData | null = null;
     if (status === "FAILED") {
       const failed = tasks.find((t) => t.status === "FAILED" && t.error);
       error = failed?.error ? { ...failed.error, task: failed.name } : errorData("run.failed", "RunFailedError", "the run failed");
     }
-    this.s.runs.end(status, now, output, error);
+    this.s.runs.end(status, now, error);
     const ended = this.s.runs.get()!;
     this.reportToIndex(ended, now);
     if (ended.parent) {
-      this.s.outbox.add(
-        "child_ended",
-        runObjectName(ended.tenant, ended.parent.runId),
-        { childRunId: ended.runId, parentTask: ended.parent.taskName, status, output, error } satisfies ChildEnded,
-        now,
-      );
+      this.s.outbox.add("child_ended", runObjectName(ended.tenant, ended.parent.runId), this.childReport(ended, status, tasks, error), now);
     }
     this.effects.runEnded();
+  }
+
+  /**
+   * What a child tells its parent. Its output becomes one row in the parent: a DAG child's output
+   * (every task's) over the payload limit is reported as a failure saying so, not stored.
+   */
+  private childReport(run: RunRecord, status: ChildEnded["status"], tasks: TaskRecord[], error: ErrorData | null): ChildEnded {
+    const report: ChildEnded = { childRunId: run.runId, parentTask: run.parent!.taskName, status, output: null, error };
+    if (status !== "COMPLETED") return report;
+    const output = runOutput(run.definition, tasks);
+    const bytes = jsonBytes(output);
+    if (bytes <= this.limits.maxPayloadBytes) return { ...report, output };
+    const message = `the output of child run ${run.runId} is ${bytes} bytes; a child's output reaches its parent only up to ${this.limits.maxPayloadBytes} bytes`;
+    return { ...report, status: "FAILED", error: errorData("payload.too_large", "PayloadTooLargeError", message) };
   }
 
   reportToIndex(run: RunRecord, now: number): void {

@@ -12,6 +12,7 @@ export interface OutboxPayloads {
   cancel_run: Record<string, never>;
   link_child: { runId: string; task: string; position: number };
   child_ended: ChildEnded;
+  child_lost: ChildLost;
   subscribe: { tenant: string; key: string; waiters: Waiter[] };
   unsubscribe: { ids: string[] };
 }
@@ -22,6 +23,15 @@ export interface ChildEnded {
   status: "COMPLETED" | "FAILED" | "CANCELLED";
   output: unknown;
   error: unknown;
+}
+
+/** A child's report could not reach its parent within its tries: what the parent is told instead. */
+export interface ChildLost {
+  childRunId: string;
+  parentTask: string;
+  status: ChildEnded["status"];
+  tries: number;
+  error: string;
 }
 
 export type DeliveryResult = { kind: "enqueue"; reply: EnqueueReply; items: EnqueueItem[] } | { kind: "other" };
@@ -69,6 +79,11 @@ export async function deliver(env: Env, kind: OutboxKind, target: string, messag
     case "child_ended": {
       const stub = env.RUNS.getByName(target);
       for (const m of messages) await stub.childEnded(m.payload as OutboxPayloads["child_ended"]);
+      return { kind: "other" };
+    }
+    case "child_lost": {
+      const stub = env.RUNS.getByName(target);
+      for (const m of messages) await stub.childLost(m.payload as OutboxPayloads["child_lost"]);
       return { kind: "other" };
     }
   }

@@ -4,9 +4,20 @@
  * commits. Until a message is known sent, the object's alarm covers it (`alarmAt`): a failed send
  * is retried with backoff, and one cut off by a reset is sent after a grace period. So nothing is
  * lost between the commit and the send; receivers are idempotent, so a resend duplicates nothing.
- * Sent rows are deleted by the next write (a run that has ended makes that write at once).
+ * Sent rows are deleted by the next write (a run that has ended makes that write at once). A message
+ * that fails OUTBOX_MAX_TRIES times is dead-lettered: moved to `dead_letters`, kept and shown in the
+ * run's view, and the run that waited on it is told (see `RunMachine.deadLettered`).
  */
-export type OutboxKind = "enqueue" | "dequeue" | "index" | "cancel_run" | "link_child" | "child_ended" | "subscribe" | "unsubscribe";
+export type OutboxKind =
+  | "enqueue"
+  | "dequeue"
+  | "index"
+  | "cancel_run"
+  | "link_child"
+  | "child_ended"
+  | "child_lost"
+  | "subscribe"
+  | "unsubscribe";
 
 export interface OutboxMessage {
   id: number;
@@ -27,6 +38,28 @@ interface OutboxRow extends Record<string, SqlStorageValue> {
 
 export const OUTBOX_RETRY_BASE_MS = 500;
 export const OUTBOX_RETRY_MAX_MS = 60_000;
+/** Tries before a message is dead-lettered: with the backoff above, about 8.5 minutes of failures. */
+export const OUTBOX_MAX_TRIES = 15;
+
+export interface DeadLetter {
+  /** An outbox kind, or `condition_met`: an event bus could not deliver a met condition to this run. */
+  kind: OutboxKind | "condition_met";
+  target: string;
+  payload: unknown;
+  tries: number;
+  /** The last failure. */
+  error: string;
+  at: number;
+}
+
+interface DeadLetterRow extends Record<string, SqlStorageValue> {
+  kind: string;
+  target: string;
+  payload: string;
+  tries: number;
+  error: string;
+  at: number;
+}
 /**
  * A message is sent right after the write that adds it; if the object goes away before the send
  * lands, the alarm sends it this long after it was added.
@@ -100,11 +133,49 @@ export class Outbox {
     this.sent.clear();
   }
 
-  /** A send failed: try again later, backing off (call inside a write, so the alarm is planned). */
-  failed(id: number, tries: number, now: number): void {
-    this.sending.delete(id);
-    const delay = Math.min(OUTBOX_RETRY_BASE_MS * 2 ** tries, OUTBOX_RETRY_MAX_MS);
-    this.sql.exec("UPDATE outbox SET tries = tries + 1, next_at = ? WHERE id = ?", now + delay, id);
+  /**
+   * A send failed: try again later, backing off, or, past OUTBOX_MAX_TRIES, dead-letter it (call
+   * inside a write, so the alarm is planned). Returns the dead letter, if it became one.
+   */
+  failed(m: OutboxMessage, error: string, now: number): DeadLetter | null {
+    this.sending.delete(m.id);
+    if (m.tries + 1 >= OUTBOX_MAX_TRIES) {
+      const dead: DeadLetter = { kind: m.kind, target: m.target, payload: m.payload, tries: m.tries + 1, error, at: now };
+      this.sql.exec(
+        "INSERT INTO dead_letters (kind, target, payload, tries, error, at) VALUES (?, ?, ?, ?, ?, ?)",
+        dead.kind,
+        dead.target,
+        JSON.stringify(dead.payload),
+        dead.tries,
+        error.slice(0, 4096),
+        now,
+      );
+      this.sql.exec("DELETE FROM outbox WHERE id = ?", m.id);
+      return dead;
+    }
+    const delay = Math.min(OUTBOX_RETRY_BASE_MS * 2 ** m.tries, OUTBOX_RETRY_MAX_MS);
+    this.sql.exec("UPDATE outbox SET tries = tries + 1, next_at = ? WHERE id = ?", now + delay, m.id);
+    return null;
+  }
+
+  /** Keeps a dead letter of a message to this run that another object could not deliver. */
+  keepDeadLetter(dead: DeadLetter): void {
+    this.sql.exec(
+      "INSERT INTO dead_letters (kind, target, payload, tries, error, at) VALUES (?, ?, ?, ?, ?, ?)",
+      dead.kind,
+      dead.target,
+      JSON.stringify(dead.payload),
+      dead.tries,
+      dead.error.slice(0, 4096),
+      dead.at,
+    );
+  }
+
+  deadLetters(): DeadLetter[] {
+    return this.sql
+      .exec<DeadLetterRow>("SELECT kind, target, payload, tries, error, at FROM dead_letters ORDER BY id")
+      .toArray()
+      .map((r) => ({ kind: r.kind as DeadLetter["kind"], target: r.target, payload: JSON.parse(r.payload), tries: r.tries, error: r.error, at: r.at }));
   }
 
   /**

@@ -13,7 +13,6 @@ export interface RunRecord {
   priority: number;
   status: RunStatus;
   version: number;
-  output: unknown;
   error: ErrorData | null;
   createdAt: number;
   startedAt: number | null;
@@ -40,7 +39,7 @@ interface RunRow extends Record<string, SqlStorageValue> {
   parent: string | null;
 }
 
-export type NewRun = Omit<RunRecord, "status" | "version" | "output" | "error" | "startedAt" | "finishedAt">;
+export type NewRun = Omit<RunRecord, "status" | "version" | "error" | "startedAt" | "finishedAt">;
 
 export class RunStore {
   /** The definition is immutable once written; parse it once per object instance. */
@@ -84,7 +83,6 @@ export class RunStore {
       priority: r.priority,
       status: r.status as RunStatus,
       version: r.version,
-      output: parseJson(r.output),
       error: parseJson<ErrorData>(r.error),
       createdAt: r.created_at,
       startedAt: r.started_at,
@@ -106,11 +104,14 @@ export class RunStore {
     );
   }
 
-  end(status: "COMPLETED" | "FAILED" | "CANCELLED", now: number, output: unknown, error: ErrorData | null): void {
+  /**
+   * The run's output is not stored here: a DAG's is every task's output, which would make one value
+   * grow with the number of tasks. The view assembles it from the task rows (`runOutput`).
+   */
+  end(status: "COMPLETED" | "FAILED" | "CANCELLED", now: number, error: ErrorData | null): void {
     this.sql.exec(
-      "UPDATE run SET status = ?, output = ?, error = ?, finished_at = ?, version = version + 1 WHERE id = 1",
+      "UPDATE run SET status = ?, output = NULL, error = ?, finished_at = ?, version = version + 1 WHERE id = 1",
       status,
-      toJson(output),
       toJson(error),
       now,
     );
@@ -179,6 +180,15 @@ export class RunStore {
       )
       .toArray()
       .map((r) => ({ runId: r.run_id, status: r.status, output: parseJson(r.output), error: parseJson<ErrorData>(r.error) }));
+  }
+
+  /** The stored size of the outputs of the children a task's checkpoints wait on, in bytes. */
+  waitedOutputBytes(task: string): number {
+    return (
+      this.sql
+        .exec<{ n: number | null }>("SELECT SUM(LENGTH(CAST(output AS BLOB))) AS n FROM children WHERE task = ? AND seq IS NOT NULL", task)
+        .toArray()[0]?.n ?? 0
+    );
   }
 
   /** A child run ended (its report may arrive before its link). */

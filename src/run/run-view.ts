@@ -1,6 +1,7 @@
 import type { CheckpointRecord, RunView, TaskDefinition, TaskView, WaitView } from "@spindle/worker-sdk/protocol";
 import { iso } from "../core/clock";
-import { DAG_CONDITIONS_SEQ, toRecord, type DurableLog } from "./durable-log";
+import { runOutput } from "../core/run-machine";
+import { DAG_CONDITIONS_SEQ, type DurableLog } from "./durable-log";
 import type { RunRecord, RunStore } from "./run-store";
 import type { TaskRecord, TaskStore } from "./task-store";
 
@@ -12,12 +13,14 @@ export function buildRunView(
   extra: (name: string, def: TaskDefinition) => Partial<TaskView>,
 ): RunView {
   const byName = new Map(run.definition.tasks.map((t) => [t.name, t]));
+  const all = tasks.all();
   return {
     runId: run.runId,
     workflow: run.workflow,
     status: run.status,
     input: run.input,
-    output: run.output,
+    // Assembled from the tasks' rows, one per output, never stored as one value.
+    output: run.status === "COMPLETED" ? runOutput(run.definition, all) : null,
     error: run.error,
     additionalMetadata: run.metadata,
     priority: run.priority,
@@ -26,7 +29,7 @@ export function buildRunView(
     finishedAt: iso(run.finishedAt),
     parent: run.parent ? { runId: run.parent.runId, taskName: run.parent.taskName } : null,
     children,
-    tasks: tasks.all().map((t) => {
+    tasks: all.map((t) => {
       const def = byName.get(t.name)!;
       const view: TaskView = {
         name: t.name,
@@ -63,14 +66,20 @@ export function buildRunView(
  * What a durable task (or a DAG task waiting on its conditions) adds to its view: whether it is
  * evicted, what it waits for, and its event log.
  */
-export function waitingView(task: TaskRecord, def: TaskDefinition, log: DurableLog, runs: RunStore): Partial<TaskView> {
+export function waitingView(
+  task: TaskRecord,
+  def: TaskDefinition,
+  log: DurableLog,
+  runs: RunStore,
+  records: (task: string) => CheckpointRecord[],
+): Partial<TaskView> {
   if (def.kind !== "durable") {
     if (task.status !== "PENDING") return {};
     const waits = waitsOf(task.name, DAG_CONDITIONS_SEQ, "wait", "conditions", log, runs);
     return waits.conditions?.length ? { waitingFor: [waits] } : {};
   }
   const checkpoints = log.all(task.name);
-  const eventLog: CheckpointRecord[] = checkpoints.map(toRecord);
+  const eventLog = records(task.name);
   return {
     evicted: task.evicted,
     invocations: task.invocation + (task.attempt > 0 ? 1 : 0),

@@ -142,6 +142,21 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    version: 3,
+    description: "dead letters: outbox messages that could not be delivered within their tries",
+    sql: [
+      `CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        tries INTEGER NOT NULL,
+        error TEXT NOT NULL,
+        at INTEGER NOT NULL
+      )`,
+    ],
+  },
+  {
     version: 4,
     description: "checkpoints: each call's occurrence (the n-th call with its kind and key), unique per task",
     sql: [

@@ -217,6 +217,15 @@ export class TaskStore {
     this.sql.exec("UPDATE tasks SET evicted = 1 WHERE name = ?", name);
   }
 
+  /** The stored size of these tasks' outputs, in bytes. */
+  outputBytes(names: readonly string[]): number {
+    const wanted = new Set(names);
+    return this.sql
+      .exec<{ name: string; n: number | null }>("SELECT name, LENGTH(CAST(output AS BLOB)) AS n FROM tasks WHERE output IS NOT NULL")
+      .toArray()
+      .reduce((sum, r) => sum + (wanted.has(r.name) ? (r.n ?? 0) : 0), 0);
+  }
+
   /** Marks a task that never ran (cancelled upstream, skipped, or not needed). */
   settle(name: string, status: "CANCELLED" | "SKIPPED", now: number, error: ErrorData | null = null): void {
     this.sql.exec(

@@ -1,7 +1,9 @@
 import {
   describeCall as formatCall,
+  type CheckpointRecord,
   type CheckpointReply,
   type CheckpointRequest,
+  type CheckpointResult,
   type ChildResult,
   type ConditionData,
   type ErrorData,
@@ -11,10 +13,11 @@ import { matches } from "../core/cel";
 import { clock } from "../core/clock";
 import { evaluate, leafId, leaves } from "../core/conditions";
 import { isTerminal } from "../core/dag";
-import { SpindleError } from "../core/errors";
+import { errorData, SpindleError } from "../core/errors";
+import { jsonBytes, MAX_ASSIGNMENT_PAYLOAD_BYTES } from "../core/limits";
 import { eventBusName, waiterId } from "../core/names";
 import type { Waiter } from "../events/event-bus";
-import { DAG_CONDITIONS_SEQ, type ConditionList } from "./durable-log";
+import { DAG_CONDITIONS_SEQ, toRecord, type Checkpoint, type ConditionList } from "./durable-log";
 import type { Stores } from "./machine";
 import type { ChildEnded, OutboxPayloads } from "./outbox-delivery";
 import type { RunRecord } from "./run-store";
@@ -94,7 +97,7 @@ export class Waits {
     const recorded = this.s.log.get(req.task, req.seq);
     if (recorded) {
       if (recorded.kind !== req.kind || recorded.key !== req.key || recorded.occurrence !== occurrence) throw nonDeterminism(req.seq, recorded, call);
-      return recorded.status === "resolved" ? { status: "resolved", result: recorded.result! } : { status: "pending" };
+      return recorded.status === "resolved" ? { status: "resolved", result: this.resultOf(recorded)! } : { status: "pending" };
     }
     const elsewhere = this.s.log.byIdentity(req.task, req.kind, req.key, occurrence);
     if (elsewhere) {
@@ -107,6 +110,13 @@ export class Waits {
       case "memo":
       case "spawn": {
         const result = req.kind === "memo" ? (req.result ?? { value: null }) : { value: req.children ?? [] };
+        const bytes = this.logBytes(req.task) + jsonBytes(result);
+        if (bytes > MAX_ASSIGNMENT_PAYLOAD_BYTES) {
+          throw new SpindleError(
+            "payload.too_large",
+            `recording checkpoint ${req.seq} would make the event log of task '${req.task}' ${bytes} bytes; a durable task's log travels whole in each assignment, limited to ${MAX_ASSIGNMENT_PAYLOAD_BYTES} bytes`,
+          );
+        }
         this.s.log.insert({ task: req.task, seq: req.seq, kind: req.kind, key: req.key, occurrence, invocation: req.invocation, data: null, result }, now);
         if (req.children) for (const [i, id] of req.children.entries()) this.s.runs.addChild(id, req.task, i);
         return { status: "resolved", result };
@@ -130,7 +140,39 @@ export class Waits {
       }
     }
     const after = this.s.log.get(req.task, req.seq)!;
-    return after.status === "resolved" ? { status: "resolved", result: after.result! } : { status: "pending" };
+    return after.status === "resolved" ? { status: "resolved", result: this.resultOf(after)! } : { status: "pending" };
+  }
+
+  /** What a durable task's event log weighs in its assignment: its results and its children's outputs. */
+  private logBytes(task: string): number {
+    return this.s.log.resultBytes(task) + this.s.runs.waitedOutputBytes(task);
+  }
+
+  /** A task's event log as it leaves the engine, each result assembled (see `resultOf`). */
+  records(task: string): CheckpointRecord[] {
+    return this.s.log.all(task).map((cp) => {
+      const result = this.resultOf(cp);
+      return toRecord(result ? { ...cp, result } : cp);
+    });
+  }
+
+  /**
+   * A checkpoint's result. A fan-out's is its children's outcomes, each in its own row, and a
+   * wait's is what its conditions' rows say fired: both are assembled here, when they are read.
+   */
+  resultOf(cp: Checkpoint): CheckpointResult | undefined {
+    if (cp.result || cp.status !== "resolved") return cp.result;
+    if (cp.kind === "child" || cp.kind === "children") {
+      const value: ChildResult[] = this.s.runs
+        .waitedOutcomes(cp.task, cp.seq)
+        .map((o) => ({ runId: o.runId, status: o.status as ChildResult["status"], output: o.output, error: o.error }));
+      return { value };
+    }
+    if (cp.kind === "wait") {
+      const conditions = (cp.data?.conditions ?? []) as ConditionData[];
+      return { value: evaluate(conditions, this.conditionState(cp.task, cp.seq).get("wait") ?? new Map()).fired };
+    }
+    return cp.result;
   }
 
   /** A durable invocation ended at a wait: evict it, or queue it again if the wait already resolved. */
@@ -152,10 +194,19 @@ export class Waits {
   private resolveChildrenIfDone(run: RunRecord, task: string, seq: number, now: number): void {
     const cp = this.s.log.get(task, seq);
     if (!cp || cp.status !== "pending" || this.s.runs.unfinishedChildren(task, seq) > 0) return;
-    const results: ChildResult[] = this.s.runs
-      .waitedOutcomes(task, seq)
-      .map((o) => ({ runId: o.runId, status: o.status as ChildResult["status"], output: o.output, error: o.error }));
-    if (this.s.log.resolve(task, seq, { value: results }, now)) this.machine.wake(run, task, now);
+    // The results reach the task in its assignment (one RPC): refuse, clearly, what could not.
+    const bytes = this.logBytes(task);
+    const result =
+      bytes > MAX_ASSIGNMENT_PAYLOAD_BYTES
+        ? {
+            error: errorData(
+              "payload.too_large",
+              "PayloadTooLargeError",
+              `with the outputs of the children of checkpoint ${seq}, the event log of task '${task}' holds ${bytes} bytes; a durable task's log travels whole in each assignment, limited to ${MAX_ASSIGNMENT_PAYLOAD_BYTES} bytes`,
+            ),
+          }
+        : null;
+    if (this.s.log.resolve(task, seq, result, now)) this.machine.wake(run, task, now);
   }
 
   /** Records each leaf, evaluates parent conditions now, sets sleeps' timers, subscribes to events. */
@@ -209,11 +260,12 @@ export class Waits {
     const cp = this.s.log.get(task, seq);
     if (!cp || cp.status !== "pending") return;
     const conditions = (cp.data?.conditions ?? []) as ConditionData[];
-    const { holds, fired } = evaluate(conditions, this.conditionState(task, seq).get("wait") ?? new Map());
+    const { holds } = evaluate(conditions, this.conditionState(task, seq).get("wait") ?? new Map());
     if (!holds) return;
-    const value = cp.kind === "sleep" ? { durationMs: (conditions[0] as { durationMs: number }).durationMs } : fired;
+    // A wait's result (every event that fired) is read back from its conditions' rows: not stored twice.
+    const result = cp.kind === "sleep" ? { value: { durationMs: (conditions[0] as { durationMs: number }).durationMs } } : null;
     this.disarm(run, task, seq);
-    if (this.s.log.resolve(task, seq, { value }, now)) this.machine.wake(run, task, now);
+    if (this.s.log.resolve(task, seq, result, now)) this.machine.wake(run, task, now);
   }
 
   /**

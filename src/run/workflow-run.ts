@@ -13,19 +13,20 @@ import type {
   WatchResult,
   WorkflowDefinition,
 } from "@spindle/worker-sdk/protocol";
-import { clock } from "../core/clock";
+import { clock, iso } from "../core/clock";
 import { isTerminal } from "../core/dag";
-import { SpindleError, toErrorData } from "../core/errors";
+import { errorData, SpindleError, toErrorData } from "../core/errors";
 import { ulid } from "../core/ids";
+import { jsonBytes, limitsOf, type Limits } from "../core/limits";
 import { runObjectName } from "../core/names";
 import type { Env } from "../env";
-import type { ConditionMet } from "../events/event-bus";
+import type { ConditionLost, ConditionMet } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
-import { DurableLog, toRecord } from "./durable-log";
+import { DurableLog } from "./durable-log";
 import { Liveness } from "./liveness";
 import { RunMachine, watchKey, type DispatchRef } from "./machine";
-import { Outbox, type OutboxMessage } from "./outbox";
-import { deliver, type ChildEnded, type OutboxPayloads } from "./outbox-delivery";
+import { Outbox, OUTBOX_MAX_TRIES, type OutboxMessage } from "./outbox";
+import { deliver, type ChildEnded, type ChildLost, type OutboxPayloads } from "./outbox-delivery";
 import { RunStore, type RunRecord } from "./run-store";
 import { buildRunView, waitingView } from "./run-view";
 import { RUN_MIGRATIONS } from "./schema";
@@ -69,6 +70,7 @@ export class WorkflowRun extends DurableObject<Env> {
   private readonly log: DurableLog;
   private readonly machine: RunMachine;
   private readonly liveness = new Liveness(clock.now());
+  private readonly limits: Limits;
   private readonly endWaiters = new Set<() => void>();
   private readonly watchers = new Map<string, Set<(result: WatchResult) => void>>();
   /** Decided inside a transaction, delivered once it has committed. */
@@ -82,6 +84,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    this.limits = limitsOf(env);
     this.runs = new RunStore(ctx.storage.sql);
     this.tasks = new TaskStore(ctx.storage.sql);
     this.timers = new TimerStore(ctx.storage);
@@ -94,6 +97,7 @@ export class WorkflowRun extends DurableObject<Env> {
         runEnded: () => (this.runEnded = true),
       },
       this.liveness,
+      this.limits,
     );
     void ctx.blockConcurrencyWhile(async () => {
       // An object that already holds a run is brought up to date here, before any call.
@@ -179,9 +183,10 @@ export class WorkflowRun extends DurableObject<Env> {
   }
 
   /** The worker answered. Recorded once, and only for the attempt that is still running. */
-  async completeTask(ref: DispatchRef, outcome: TaskOutcome): Promise<Reply<{ accepted: boolean }>> {
+  async completeTask(ref: DispatchRef, reported: TaskOutcome): Promise<Reply<{ accepted: boolean }>> {
     const run = this.current();
     if (!run) return notFound();
+    const outcome = boundedOutcome(ref.task, reported, this.limits);
     const task = this.tasks.get(ref.task);
     if (!task) return ok({ accepted: false });
     const current = isCurrent(task, ref);
@@ -232,10 +237,26 @@ export class WorkflowRun extends DurableObject<Env> {
     await this.afterWrite();
   }
 
+  /** The event bus gave up delivering a met condition: the task that waited on it fails. */
+  async conditionLost(lost: ConditionLost): Promise<void> {
+    const run = this.current();
+    if (!run) return;
+    this.write(() => this.machine.conditionLost(run, lost, runObjectName(run.tenant, run.runId), clock.now()));
+    await this.afterWrite();
+  }
+
   async childEnded(report: ChildEnded): Promise<void> {
     const run = this.current();
     if (!run) return;
     this.write(() => this.machine.childEnded(run, report, clock.now()));
+    await this.afterWrite();
+  }
+
+  /** A child's report could not be delivered here: the task that waited on it fails. */
+  async childLost(lost: ChildLost): Promise<void> {
+    const run = this.current();
+    if (!run) return;
+    this.write(() => this.machine.childLost(run, lost, clock.now()));
     await this.afterWrite();
   }
 
@@ -405,10 +426,21 @@ export class WorkflowRun extends DurableObject<Env> {
         });
       }
     } catch (err) {
-      console.error(`run outbox: ${first.kind} to ${first.target} failed, will retry`, err);
+      const reason = err instanceof Error ? err.message : String(err);
+      console.error(`run outbox: ${first.kind} to ${first.target} failed (try ${first.tries + 1} of ${OUTBOX_MAX_TRIES}): ${reason}`);
+      let dead = false;
       this.write(() => {
-        for (const m of group) this.outbox.failed(m.id, m.tries, clock.now());
+        const now = clock.now();
+        for (const m of group) {
+          const letter = this.outbox.failed(m, reason, now);
+          if (letter) {
+            dead = true;
+            this.machine.deadLettered(this.runs.get()!, letter, now);
+          }
+        }
       });
+      // What failed because of it (a task, the run, a notice to the parent) goes out now.
+      if (dead) await this.afterWrite();
     }
   }
 
@@ -442,17 +474,21 @@ export class WorkflowRun extends DurableObject<Env> {
       executionTimeoutMs: def.executionTimeoutMs,
       startedAt: now,
       firstStartedAt: task.firstStartedAt ?? now,
+      maxPayloadBytes: this.limits.maxPayloadBytes,
     };
     if (def.kind === "durable") {
-      assignment.durable = { log: this.log.all(task.name).map(toRecord) };
+      assignment.durable = { log: this.machine.checkpointRecords(task.name) };
     }
     return assignment;
   }
 
   private view(run: RunRecord): RunView {
-    return buildRunView(run, this.tasks, this.runs.children(), (name: string, def: TaskDefinition): Partial<TaskView> =>
-      waitingView(this.tasks.get(name)!, def, this.log, this.runs),
+    const view = buildRunView(run, this.tasks, this.runs.children(), (name: string, def: TaskDefinition): Partial<TaskView> =>
+      waitingView(this.tasks.get(name)!, def, this.log, this.runs, (task) => this.machine.checkpointRecords(task)),
     );
+    const dead = this.outbox.deadLetters();
+    if (dead.length) view.deadLetters = dead.map((d) => ({ ...d, at: iso(d.at)! }));
+    return view;
   }
 }
 
@@ -474,4 +510,28 @@ function staleness(run: RunRecord, task: TaskRecord | null, ref: DispatchRef): {
   if (task.status === "RUNNING") return { reason: "duplicate delivery: the attempt is already running", release: false };
   if (task.status !== "QUEUED") return { reason: `task is ${task.status}`, release: true };
   return null;
+}
+
+/** Most of an error message worth keeping: it is stored with the task and shown in every view. */
+const MAX_ERROR_TEXT = 16 * 1024;
+
+/**
+ * What a worker reported, as the engine stores it: an output over the payload limit fails the task
+ * without a retry (another attempt would return the same), error texts are cut to a bounded size.
+ */
+function boundedOutcome(task: string, outcome: TaskOutcome, limits: Limits): TaskOutcome {
+  if (outcome.status === "completed") {
+    const bytes = jsonBytes(outcome.output ?? null);
+    if (bytes <= limits.maxPayloadBytes) return outcome;
+    const message = `task '${task}' returned an output of ${bytes} bytes; the limit is ${limits.maxPayloadBytes} bytes (SPINDLE_MAX_PAYLOAD_BYTES)`;
+    return { status: "failed", error: errorData("payload.too_large", "PayloadTooLargeError", message), logs: outcome.logs };
+  }
+  if (outcome.status === "failed") {
+    const { message, stack } = outcome.error;
+    const cut = (s: string) => (s.length > MAX_ERROR_TEXT ? `${s.slice(0, MAX_ERROR_TEXT)}… (${s.length - MAX_ERROR_TEXT} more characters)` : s);
+    const error = { ...outcome.error, message: cut(message) };
+    if (stack !== undefined) error.stack = cut(stack);
+    return { ...outcome, error };
+  }
+  return outcome;
 }

@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { EVENT_BUS_MIGRATIONS } from "../../src/events/event-bus";
 import { RUN_MIGRATIONS } from "../../src/run/schema";
 import { MIGRATIONS as TASK_QUEUE_MIGRATIONS } from "../../src/scheduler/task-queue";
 import { migrate, schemaVersion, type Migration } from "../../src/storage/migrate";
@@ -26,6 +27,24 @@ describe("schema migrations", () => {
       expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(latest);
       expect(state.storage.sql.exec("SELECT COUNT(*) AS n FROM tasks").one().n).toBe(before);
     });
+  });
+
+  it("adds the dead letters (version 3) to a run and to an event bus at version 1, keeping their rows", async () => {
+    const cases = [
+      { stub: env.RUNS.getByName(`mig-run-${crypto.randomUUID()}`), migrations: RUN_MIGRATIONS, keep: "outbox", row: "INSERT INTO outbox (kind, target, payload, next_at) VALUES ('index', 't', '{}', 1)" },
+      { stub: env.EVENTS.getByName(`mig-bus-${crypto.randomUUID()}`), migrations: EVENT_BUS_MIGRATIONS, keep: "deliveries", row: "INSERT INTO deliveries (waiter, run_id, body, next_at) VALUES ('w', 'r', '{}', 1)" },
+    ];
+    for (const { stub, migrations, keep, row } of cases) {
+      await runInDurableObject(stub, (_instance, state) => {
+        wipe(state);
+        expect(migrate(state.storage, migrations.filter((m) => m.version === 1))).toBe(1);
+        state.storage.sql.exec(row);
+        expect(migrate(state.storage, migrations)).toBe(3);
+        expect(state.storage.sql.exec("SELECT COUNT(*) AS n FROM dead_letters").one().n).toBe(0);
+        expect(state.storage.sql.exec(`SELECT COUNT(*) AS n FROM ${keep}`).one().n).toBe(1);
+        expect(migrate(state.storage, migrations)).toBe(3);
+      });
+    }
   });
 
   it("upgrades a database from each version to the next, keeping its data, and running again changes nothing", async () => {

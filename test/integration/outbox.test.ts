@@ -13,36 +13,46 @@ describe("outbox delivery", () => {
   it("delivers a child's report to its parent even if the child's object is reset mid-send", async () => {
     const original = WorkflowRun.prototype.childEnded;
     let hold = true;
+    let inFlight = 0;
+    let delivered = 0;
     // The parent is slow to answer (an overloaded object, a long GC pause...) while the child's
-    // object is reset (a deploy, an eviction, an isolate crash): the send neither completes nor fails.
+    // object is reset (a deploy, an eviction, an isolate crash): the send neither completes nor
+    // fails until the test says so. (It polls: a promise settled from the test's context could not
+    // wake the parent's.)
     WorkflowRun.prototype.childEnded = async function (this: WorkflowRun, report) {
-      if (hold && report.parentTask === "rv-lost-parent") {
-        await new Promise((r) => setTimeout(r, 10_000));
+      if (report.parentTask !== "rv-lost-parent") return original.call(this, report);
+      if (hold) {
+        inFlight++;
+        while (hold) await new Promise((r) => setTimeout(r, 10));
         throw new Error("parent too slow");
       }
+      delivered++;
       return original.call(this, report);
     };
     try {
       const parentId = await trigger("rv-lost-parent", {});
       const parked = await until(parentId, (r) => task(r, "rv-lost-parent").evicted === true && r.children.length === 1);
       const childId = parked.children[0]!;
-      await until(childId, (r) => r.status === "COMPLETED");
-      await new Promise((r) => setTimeout(r, 200)); // the child_ended send is now in flight
+      // The window that matters: the child has ended and its report is on the wire, unanswered.
+      await vi.waitUntil(() => inFlight === 1, { timeout: 10_000, interval: 10 });
       const child = runStub(childId);
       // The crash: the child's object is reset while its send is in flight.
       await runInDurableObject(child, (_i, state) => state.abort("simulated reset")).catch(() => undefined);
       hold = false;
       const fresh = runStub(childId); // a stub to the object as it comes back
-      // The report is still in the child's outbox, committed and unsent...
+      // The report is still in the child's outbox, committed and unsent (no try was counted)...
       const rows = await runInDurableObject(fresh, (_i, state) => state.storage.sql.exec("SELECT kind, tries FROM outbox WHERE kind = 'child_ended'").toArray());
       expect(rows).toEqual([{ kind: "child_ended", tries: 0 }]);
+      expect(delivered).toBe(0);
       // ...and the child's alarm covers it: the child has ended and will not write again, so the
       // alarm is what sends it.
       const alarm = await runInDurableObject(fresh, (_i, state) => state.storage.getAlarm());
       expect(alarm, "the child's alarm covers its unsent outbox row").not.toBeNull();
       expect(await runDurableObjectAlarm(fresh)).toBe(true);
+      expect(delivered).toBe(1);
       const parent = await result(parentId, { timeoutMs: 8_000 });
       expect(parent.status).toBe("COMPLETED");
+      expect(inFlight).toBe(1);
     } finally {
       WorkflowRun.prototype.childEnded = original;
     }
@@ -51,38 +61,62 @@ describe("outbox delivery", () => {
   it("keeps retrying a failed message when a later failure sets an earlier retry time", async () => {
     const originalSubscribe = EventBus.prototype.subscribe;
     const id = `id-${crypto.randomUUID()}`;
-    let k1Down = true; // the bus of rv:k1 refuses subscriptions for a while
-    let k2Slow = true; // the bus of rv:k2 takes 2 s to fail, once
+    let k1Down = true; // the bus of rv:k1 refuses subscriptions until the test says otherwise
+    let k1Failures = 0;
+    let k1Sent = 0;
+    let k2Calls = 0; // the bus of rv:k2 fails its first call, late, and holds its second one
+    let k2Fail = false;
+    let k2Answer = false;
+    let k2Sent = 0;
     EventBus.prototype.subscribe = async function (this: EventBus, tenant, key, waiters) {
       if (waiters.some((w) => w.expression?.includes(id))) {
-        if (key === "rv:k1" && k1Down) throw new Error("k1 bus overloaded");
-        if (key === "rv:k2" && k2Slow) {
-          k2Slow = false;
-          await new Promise((r) => setTimeout(r, 2_000));
-          throw new Error("k2 bus timed out");
+        if (key === "rv:k1") {
+          if (k1Down) {
+            k1Failures++;
+            throw new Error("k1 bus overloaded");
+          }
+          k1Sent++;
+        }
+        if (key === "rv:k2") {
+          const call = ++k2Calls;
+          if (call === 1) {
+            while (!k2Fail) await new Promise((r) => setTimeout(r, 10));
+            throw new Error("k2 bus timed out");
+          }
+          while (!k2Answer) await new Promise((r) => setTimeout(r, 10));
+          k2Sent++;
         }
       }
       return originalSubscribe.call(this, tenant, key, waiters);
     };
+    const outbox = (runId: string) =>
+      runInDurableObject(runStub(runId), (_i, s) =>
+        s.storage.sql.exec<{ target: string; tries: number; next_at: number }>("SELECT target, tries, next_at FROM outbox WHERE kind = 'subscribe'").toArray(),
+      );
     try {
       // rv-or-waits waits for Or(event rv:k1, event rv:k2): one checkpoint, two subscribe messages.
-      // t0: k1 fails (retry at +0.5 s), fails again at +0.5 s (retry at +1.5 s) and at +1.5 s (retry
-      // at +3.5 s). At +2 s k2 fails, once: retry at +2.5 s, and the one `outbox` timer row now says
-      // +2.5 s instead of +3.5 s. At +2.5 s k2 is sent; k1, due at +3.5 s, has no timer any more.
       const runId = await trigger("rv-or-waits", { id });
-      await new Promise((r) => setTimeout(r, 2_200));
-      k1Down = false; // the k1 bus is healthy again from here on
-      await new Promise((r) => setTimeout(r, 2_500));
+      await vi.waitUntil(() => k1Failures >= 1 && k2Calls === 1, { timeout: 10_000, interval: 10 });
+      // k1 fails again and again while k2's first send hangs; each run of the alarm is one more
+      // k1 try (the alarm takes what is due by the time it was set for), so its backoff grows.
+      while (k1Failures < 4) await runDurableObjectAlarm(runStub(runId));
+      // Now k2 fails, once: its retry is due in 0.5 s, long before k1's (8 s of backoff).
+      k2Fail = true;
+      await vi.waitUntil(() => k2Calls === 2, { timeout: 10_000, interval: 10 });
+      // The interleaving happened: k2's retry (on the wire now) was due before k1's.
+      const rows = await outbox(runId);
+      const k1 = rows.find((r) => r.target.endsWith(":rv:k1"))!;
+      const k2 = rows.find((r) => r.target.endsWith(":rv:k2"))!;
+      expect(k1.tries).toBeGreaterThanOrEqual(4);
+      expect(k2.tries).toBe(1);
+      expect(k1.next_at).toBeGreaterThan(k2.next_at);
+      k2Answer = true;
+      await vi.waitUntil(() => k2Sent === 1, { timeout: 10_000, interval: 10 });
+      // k1's bus is healthy again: k1's retry must still come, though the alarm was re-pointed at k2's.
+      k1Down = false;
+      await vi.waitUntil(() => k1Sent === 1, { timeout: 30_000, interval: 20 });
       await push("rv:k1", { id, n: 1 });
-      const run = await result(runId, { timeoutMs: 5_000 }).catch(async (err: Error) => {
-        const state = await runInDurableObject(runStub(runId), async (_i, s) => ({
-          outbox: s.storage.sql.exec("SELECT kind, target, tries, next_at FROM outbox").toArray(),
-          timers: s.storage.sql.exec("SELECT kind, due_at FROM timers").toArray(),
-          alarm: await s.storage.getAlarm(),
-          now: Date.now(),
-        }));
-        throw new Error(`${err.message}; the run's outbox, timers and alarm: ${JSON.stringify(state)}`);
-      });
+      const run = await result(runId, { timeoutMs: 10_000 });
       expect(run.status).toBe("COMPLETED");
       expect(run.output).toEqual({ fired: { "rv:k1": { id, n: 1 } } });
     } finally {

@@ -8,6 +8,7 @@ import { durableWorkflows, tightWorker } from "./durable";
 import { serialWorker, slottedWorker } from "./pools";
 import { edgeCaseWorkflows } from "./edge-cases";
 import { idempotencyWorkflows } from "./idempotency";
+import { limitsWorkflows } from "./limits";
 import { livenessWorkflows } from "./liveness";
 import { replayMatchingWorkflows } from "./replay-matching";
 import { regularWorkflows, spindle } from "./workflows";
@@ -15,7 +16,7 @@ import { regularWorkflows, spindle } from "./workflows";
 const testWorker = spindle.worker({
   name: "test",
   slots: 50,
-  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows],
+  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows],
 });
 
 export { default, Engine, EventBus, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";

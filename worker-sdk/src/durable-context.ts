@@ -2,7 +2,7 @@ import type { EngineClient } from "./client";
 import { toConditionData, type ConditionSpec } from "./conditions";
 import { Context, type ChildSpec } from "./context";
 import { toMs } from "./duration";
-import { ChildRunError, NonDeterminismError, NonRetryableError, SpindleError, toErrorData } from "./errors";
+import { checkPayloadSize, ChildRunError, DEFAULT_MAX_PAYLOAD_BYTES, NonDeterminismError, NonRetryableError, PayloadTooLargeError, SpindleError, toErrorData } from "./errors";
 import {
   conditionKey,
   type Assignment,
@@ -317,12 +317,17 @@ export class DurableContext<I = unknown> extends Context<I> {
       occurrence: at.occurrence,
       ...request,
     };
+    let tooLarge: PayloadTooLargeError | undefined;
     if (memo) {
       try {
-        req.result = { value: toJson(await memo()) };
+        const value = toJson(await memo());
+        checkPayloadSize("memo result", value, this.assignment.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
+        req.result = { value };
       } catch (err) {
         const error = toErrorData(err);
         if (error.retryable) return { thrown: err };
+        // Recorded like any error retrying cannot help (a replay throws it again, the body is not run again).
+        if (err instanceof PayloadTooLargeError) tooLarge = err;
         req.result = { error };
       }
     }
@@ -330,7 +335,8 @@ export class DurableContext<I = unknown> extends Context<I> {
     if (this.stale) return { thrown: this.stale };
     if (spawn) req.children = await spawn(at);
     try {
-      return await this.client().checkpoint(this.assignment.runId, req);
+      const reply = await this.client().checkpoint(this.assignment.runId, req);
+      return tooLarge && reply.status === "resolved" && "error" in reply.result ? { thrown: tooLarge } : reply;
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === "replay.non_determinism") return new NonDeterminismError(at.seq, "", "", (err as Error).message);

@@ -96,6 +96,31 @@ export class ChildRunError extends SpindleError {
   }
 }
 
+/** The payload limit the engine applies unless it says otherwise (`SPINDLE_MAX_PAYLOAD_BYTES`). */
+export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+/**
+ * A task's output or a memo's result is larger than the engine stores. Not retryable: another
+ * attempt would produce the same. Thrown before anything is sent.
+ */
+export class PayloadTooLargeError extends SpindleError {
+  readonly bytes: number;
+  readonly limit: number;
+
+  constructor(what: string, bytes: number, limit: number) {
+    super("payload.too_large", `${what} is ${bytes} bytes; the limit is ${limit} bytes`, { fields: [{ path: what, message: `is ${bytes} bytes; the limit is ${limit} bytes` }] });
+    this.name = "PayloadTooLargeError";
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+/** Refuses a JSON value over `limit` bytes (UTF-8) with a PayloadTooLargeError. */
+export function checkPayloadSize(what: string, json: unknown, limit: number): void {
+  const bytes = new TextEncoder().encode(JSON.stringify(json ?? null)).byteLength;
+  if (bytes > limit) throw new PayloadTooLargeError(what, bytes, limit);
+}
+
 /** The reason a task's `abortSignal` fires when the engine's execution timeout passes. */
 export class TaskTimeoutError extends Error {
   constructor(message: string) {
@@ -119,9 +144,13 @@ export function toErrorData(err: unknown): ErrorData {
   }
   if (err instanceof TaskTimeoutError) return withStack({ code: "task.timeout", name: err.name, message: err.message, retryable: true }, err);
   if (err instanceof TaskCancelledError) return { code: "run.cancelled", name: err.name, message: err.message, retryable: false };
-  if (err instanceof NonDeterminismError) return withStack({ code: err.code, name: err.name, message: err.message, retryable: false }, err);
+  if (err instanceof NonDeterminismError || err instanceof PayloadTooLargeError) {
+    return withStack({ code: err.code, name: err.name, message: err.message, retryable: false }, err);
+  }
   if (err instanceof SpindleError) {
-    return withStack({ code: err.code, name: err.name, message: err.message, retryable: !err.code.endsWith(".invalid") }, err);
+    // A refused size or bad request would be refused again: not worth a retry.
+    const retryable = !err.code.endsWith(".invalid") && err.code !== "payload.too_large";
+    return withStack({ code: err.code, name: err.name, message: err.message, retryable }, err);
   }
   if (err instanceof Error) return withStack({ code: "task.failed", name: typeName(err), message: err.message, retryable: true }, err);
   return { code: "task.failed", name: "Error", message: typeof err === "string" ? err : JSON.stringify(err) ?? String(err), retryable: true };

@@ -1,7 +1,7 @@
 import type { EngineClient } from "./client";
 import { Context } from "./context";
 import { DurableContext, Suspension } from "./durable-context";
-import { NonRetryableError, SpindleError, TaskCancelledError, TaskTimeoutError, toErrorData } from "./errors";
+import { checkPayloadSize, DEFAULT_MAX_PAYLOAD_BYTES, NonRetryableError, SpindleError, TaskCancelledError, TaskTimeoutError, toErrorData } from "./errors";
 import type { Assignment, TaskOutcome, WatchResult } from "./protocol";
 import type { Runnable } from "./runnable";
 import { currentTask } from "./scope";
@@ -58,7 +58,10 @@ export async function executeAssignment(
       const diverged = await (ctx as DurableContext<unknown>).divergence();
       if (diverged) throw diverged;
     }
-    return { status: "completed", output: serializable(ended.done ? ended.output : null), logs: ctx.logs };
+    const output = serializable(ended.done ? ended.output : null);
+    // Checked here, before it is sent; the engine checks again and fails the task the same way.
+    checkPayloadSize("output", output, assignment.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
+    return { status: "completed", output, logs: ctx.logs };
   } catch (err) {
     return { status: "failed", error: toErrorData(suspension?.fatal ?? err), logs: ctx?.logs ?? [] };
   } finally {

@@ -27,6 +27,7 @@ export {
   TaskCancelledError,
   NonDeterminismError,
   ChildRunError,
+  PayloadTooLargeError,
 } from "./errors";
 
 export { toMs } from "./duration";

@@ -163,6 +163,8 @@ export interface Assignment {
   startedAt: number;
   /** When the task first started in this run; durable children derive their ids from it. */
   firstStartedAt: number;
+  /** The engine's payload limit: a larger output or memo result is refused before it is sent. */
+  maxPayloadBytes?: number;
   /** Durable tasks: the event log to replay. */
   durable?: DurableAssignment;
 }
@@ -336,6 +338,20 @@ export interface RunView {
   parent: RunParentView | null;
   children: string[];
   tasks: TaskView[];
+  /** Messages this run could not deliver to another object within their tries (kept, never sent). */
+  deadLetters?: DeadLetterView[];
+}
+
+export interface DeadLetterView {
+  /** What the message was: `enqueue`, `child_ended`, `subscribe`, `index`... */
+  kind: string;
+  /** The object it was for. */
+  target: string;
+  payload: unknown;
+  tries: number;
+  /** The last failure. */
+  error: string;
+  at: string;
 }
 
 export interface RunSummary {
