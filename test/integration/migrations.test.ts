@@ -35,14 +35,15 @@ describe("schema migrations", () => {
       { stub: env.EVENTS.getByName(`mig-bus-${crypto.randomUUID()}`), migrations: EVENT_BUS_MIGRATIONS, keep: "deliveries", row: "INSERT INTO deliveries (waiter, run_id, body, next_at) VALUES ('w', 'r', '{}', 1)" },
     ];
     for (const { stub, migrations, keep, row } of cases) {
+      const latest = Math.max(...migrations.map((m) => m.version));
       await runInDurableObject(stub, (_instance, state) => {
         wipe(state);
         expect(migrate(state.storage, migrations.filter((m) => m.version === 1))).toBe(1);
         state.storage.sql.exec(row);
-        expect(migrate(state.storage, migrations)).toBe(3);
+        expect(migrate(state.storage, migrations)).toBe(latest);
         expect(state.storage.sql.exec("SELECT COUNT(*) AS n FROM dead_letters").one().n).toBe(0);
         expect(state.storage.sql.exec(`SELECT COUNT(*) AS n FROM ${keep}`).one().n).toBe(1);
-        expect(migrate(state.storage, migrations)).toBe(3);
+        expect(migrate(state.storage, migrations)).toBe(latest);
       });
     }
   });
