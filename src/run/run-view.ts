@@ -1,6 +1,6 @@
 import type { CheckpointRecord, RunView, TaskDefinition, TaskView, WaitView } from "@spindle/worker-sdk/protocol";
 import { iso } from "../core/clock";
-import { DAG_CONDITIONS_SEQ, toRecord, type DurableLog } from "./durable-log";
+import { DAG_CONDITIONS_SEQ, toRecord, type ConditionRecord, type DurableLog } from "./durable-log";
 import type { RunRecord, RunStore } from "./run-store";
 import type { TaskRecord, TaskStore } from "./task-store";
 
@@ -58,14 +58,17 @@ export function buildRunView(
   };
 }
 
+/** Why a condition's expression last failed to evaluate, if it did. */
+export type ConditionErrorOf = (task: string, condition: ConditionRecord) => string | undefined;
+
 /**
  * What a durable task (or a DAG task waiting on its conditions) adds to its view: whether it is
- * evicted, what it waits for, and its event log.
+ * evicted, what it waits for (with the last evaluation error of each condition), and its event log.
  */
-export function waitingView(task: TaskRecord, def: TaskDefinition, log: DurableLog, runs: RunStore): Partial<TaskView> {
+export function waitingView(task: TaskRecord, def: TaskDefinition, log: DurableLog, runs: RunStore, errorOf: ConditionErrorOf = () => undefined): Partial<TaskView> {
   if (def.kind !== "durable") {
     if (task.status !== "PENDING") return {};
-    const waits = waitsOf(task.name, DAG_CONDITIONS_SEQ, "wait", "conditions", log, runs);
+    const waits = waitsOf(task.name, DAG_CONDITIONS_SEQ, "wait", "conditions", log, runs, errorOf);
     return waits.conditions?.length ? { waitingFor: [waits] } : {};
   }
   const checkpoints = log.all(task.name);
@@ -73,7 +76,7 @@ export function waitingView(task: TaskRecord, def: TaskDefinition, log: DurableL
   return {
     evicted: task.evicted,
     invocations: task.invocation + (task.attempt > 0 ? 1 : 0),
-    waitingFor: checkpoints.filter((c) => c.status === "pending").map((c) => waitsOf(task.name, c.seq, c.kind, c.key, log, runs, c.data?.children)),
+    waitingFor: checkpoints.filter((c) => c.status === "pending").map((c) => waitsOf(task.name, c.seq, c.kind, c.key, log, runs, errorOf, c.data?.children)),
     eventLog,
   };
 }
@@ -85,6 +88,7 @@ function waitsOf(
   key: string,
   log: DurableLog,
   runs: RunStore,
+  errorOf: ConditionErrorOf,
   children?: string[],
 ): WaitView {
   const view: WaitView = { seq, kind: kind as WaitView["kind"], key };
@@ -97,6 +101,8 @@ function waitsOf(
     view.conditions = conditions.map((c) => {
       const entry: NonNullable<WaitView["conditions"]>[number] = { ...c.spec, list: c.list, group: c.group, satisfied: c.satisfiedAt !== null };
       if (c.spec.kind === "sleep") entry.dueAt = iso(c.armedAt + c.spec.durationMs)!;
+      const error = c.satisfiedAt === null ? errorOf(task, c) : undefined;
+      if (error !== undefined) entry.error = error;
       return entry;
     });
   }

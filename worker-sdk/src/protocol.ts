@@ -244,7 +244,11 @@ export interface WaitView {
   kind: CheckpointKind;
   key: string;
   /** `list`: which of a DAG task's lists the condition is in (`wait`, `skip`, `cancel`). */
-  conditions?: (LeafCondition & { list: "wait" | "skip" | "cancel"; group: number; satisfied: boolean; dueAt?: string })[];
+  /**
+   * `error`: why the condition's expression did not match when last evaluated (it failed to
+   * evaluate, was not a bool, or ran out of its CEL budget); such an evaluation counts as false.
+   */
+  conditions?: (LeafCondition & { list: "wait" | "skip" | "cancel"; group: number; satisfied: boolean; dueAt?: string; error?: string })[];
   children?: { total: number; done: number };
 }
 

@@ -1,0 +1,116 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it, vi } from "vitest";
+import { advanceClock, resetClock } from "../../src/core/clock";
+import { EventBus, WAITER_CHECK_INTERVAL_MS } from "../../src/events/event-bus";
+import { api, getRun, push, result, task, trigger, until } from "./helpers";
+
+/**
+ * Filters are user code run inside the event bus's write: they run under a cost budget, `matches`
+ * on RE2, and whatever they do, a push answers and the rest of the engine goes on. An expression
+ * that fails does not match and says why on the waiting task.
+ */
+const bus = (key: string) => env.EVENTS.getByName(`events:default:${key}`);
+const newKey = () => `filters:${crypto.randomUUID()}`;
+const evicted = (run: any) => task(run, "d-filter").evicted === true;
+
+async function waiting(key: string, expression: string, extra: { sleep?: string } = {}): Promise<string> {
+  const runId = await trigger("d-filter", { key, expression, ...extra });
+  await until(runId, evicted);
+  await vi.waitUntil(async () => (await bus(key).waiterCount()) === 1, { timeout: 10_000, interval: 50 });
+  return runId;
+}
+
+const conditionOf = (run: any): any => task(run, "d-filter").waitingFor?.[0]?.conditions?.[0];
+
+describe("event filters under a budget", () => {
+  it("answers a push at once when matches() would backtrack exponentially, and the waiter still waits", async () => {
+    const key = newKey();
+    const runId = await waiting(key, "input.s.matches('^(a+)+$')");
+    // A backtracking RegExp takes minutes on this (2^30 paths); RE2 is linear.
+    await push(key, { s: `${"a".repeat(30)}b` });
+    const run = await getRun(runId);
+    expect(run.status).toBe("RUNNING");
+    expect(conditionOf(run)).toMatchObject({ satisfied: false });
+    expect(await bus(key).waiterCount()).toBe(1);
+    await push(key, { s: "aaaa" });
+    expect((await result(runId)).output).toEqual({ payload: { s: "aaaa" } });
+  });
+
+  it("stops a huge comprehension at its budget: the push answers, an unrelated request is not held, the error is shown", async () => {
+    const key = newKey();
+    const expression = "input.l.map(a, input.l.map(b, input.l.map(c, input.l.map(d, a + b + c + d)))).size() > 0";
+    const runId = await waiting(key, expression);
+    const list = Array.from({ length: 600 }, (_, i) => i);
+    const pushing = push(key, { l: list });
+    // An unrelated request made while the push is evaluating answers (600^4 steps would take hours).
+    const [unrelated] = await Promise.all([api("GET", "/api/v1/workflows"), pushing]);
+    expect(unrelated.status).toBe(200);
+    const run = await getRun(runId);
+    expect(run.status).toBe("RUNNING");
+    expect(conditionOf(run).error).toMatch(/cost budget/);
+    await push(key, { l: [1] });
+    expect((await result(runId)).status).toBe("COMPLETED");
+  });
+
+  it("shows an expression that fails to evaluate on the waiting task, and mixes ints and doubles", async () => {
+    const key = newKey();
+    const runId = await waiting(key, "input.a + 1 == 3");
+    await push(key, { a: "2" });
+    await vi.waitUntil(async () => conditionOf(await getRun(runId))?.error !== undefined, { timeout: 10_000, interval: 50 });
+    const run = await getRun(runId);
+    expect(run.status).toBe("RUNNING");
+    expect(conditionOf(run).error).toMatch(/no such overload/);
+    // JSON numbers are doubles and `1` an int: the arithmetic still works.
+    await push(key, { a: 2 });
+    expect((await result(runId)).output).toEqual({ payload: { a: 2 } });
+  });
+
+  it("bounds one push's evaluation: many expensive waiters are finished by the alarm, each woken", async () => {
+    const key = newKey();
+    // Each waiter burns most of its budget and then matches: more of them than one round allows.
+    const expression = "input.l.map(a, input.l.map(b, a + b)).size() > 0 && input.go";
+    const runs: string[] = [];
+    for (let i = 0; i < 12; i++) runs.push(await trigger("d-filter", { key, expression }));
+    for (const r of runs) await until(r, evicted, 20_000);
+    await vi.waitUntil(async () => (await bus(key).waiterCount()) === 12, { timeout: 20_000, interval: 50 });
+    await push(key, { l: Array.from({ length: 400 }, (_, i) => i), go: true });
+    for (const r of runs) expect((await result(r, { timeoutMs: 60_000 })).status).toBe("COMPLETED");
+  });
+
+  it("drops a waiter whose unsubscribe was lost once its run no longer waits", async () => {
+    const key = newKey();
+    const original = EventBus.prototype.unsubscribe;
+    let dropped = 0;
+    EventBus.prototype.unsubscribe = async function () {
+      dropped++; // the message is lost on the way
+    };
+    try {
+      const runId = await waiting(key, "input.never == true", { sleep: "1s" });
+      // The sleep wins; the run disarms the event leaf, and its unsubscribe never arrives.
+      expect((await result(runId)).output).toEqual({ fired: { sleep: { durationMs: 1_000 } } });
+      await vi.waitUntil(() => dropped > 0, { timeout: 10_000, interval: 50 });
+      expect(await bus(key).waiterCount()).toBe(1);
+      advanceClock(WAITER_CHECK_INTERVAL_MS + 1_000);
+      expect(await runDurableObjectAlarm(bus(key))).toBe(true);
+      expect(await bus(key).waiterCount()).toBe(0);
+    } finally {
+      resetClock();
+      EventBus.prototype.unsubscribe = original;
+    }
+  });
+
+  it("keeps a waiter whose run still waits when the check comes", async () => {
+    const key = newKey();
+    const runId = await waiting(key, `input.id == "${key}"`);
+    try {
+      advanceClock(WAITER_CHECK_INTERVAL_MS + 1_000);
+      expect(await runDurableObjectAlarm(bus(key))).toBe(true);
+      expect(await bus(key).waiterCount()).toBe(1);
+    } finally {
+      resetClock();
+    }
+    await push(key, { id: key });
+    expect((await result(runId)).status).toBe("COMPLETED");
+  });
+});
