@@ -18,6 +18,8 @@ export interface Env {
   SPINDLE_API_TOKEN?: string;
   /** More tenants: JSON `{"tenant": "token"}` (a secret). */
   SPINDLE_TENANTS?: string;
+  /** The largest request body the API reads, in bytes (default 8 MiB); RPC arguments too. */
+  SPINDLE_MAX_BODY_BYTES?: string;
   /** Service bindings to workers, one per worker, named `WORKER_<NAME>`. */
   [worker: `WORKER_${string}`]: WorkerService | undefined;
 }
