@@ -68,6 +68,7 @@ const TaskSchema = z
     ),
     evicted: z.boolean().optional(),
     waitingFor: z.unknown().optional(),
+    conditionErrors: z.array(z.string()).optional(),
     eventLog: z.array(z.unknown()).optional(),
   })
   .openapi("Task");

@@ -1,5 +1,7 @@
 import type { CheckpointRecord, RunView, TaskDefinition, TaskView, WaitView } from "@spindle/worker-sdk/protocol";
+import { evaluateFilter } from "../core/cel";
 import { iso } from "../core/clock";
+import { leaves } from "../core/conditions";
 import { DAG_CONDITIONS_SEQ, toRecord, type ConditionRecord, type DurableLog } from "./durable-log";
 import type { RunRecord, RunStore } from "./run-store";
 import type { TaskRecord, TaskStore } from "./task-store";
@@ -65,11 +67,21 @@ export type ConditionErrorOf = (task: string, condition: ConditionRecord) => str
  * What a durable task (or a DAG task waiting on its conditions) adds to its view: whether it is
  * evicted, what it waits for (with the last evaluation error of each condition), and its event log.
  */
-export function waitingView(task: TaskRecord, def: TaskDefinition, log: DurableLog, runs: RunStore, errorOf: ConditionErrorOf = () => undefined): Partial<TaskView> {
+export function waitingView(
+  task: TaskRecord,
+  def: TaskDefinition,
+  log: DurableLog,
+  runs: RunStore,
+  errorOf: ConditionErrorOf = () => undefined,
+  parentOutput: (parent: string) => { output: unknown } | undefined = () => undefined,
+): Partial<TaskView> {
   if (def.kind !== "durable") {
-    if (task.status !== "PENDING") return {};
+    const view: Partial<TaskView> = {};
+    const errors = parentConditionErrors(def, parentOutput);
+    if (errors.length) view.conditionErrors = errors;
+    if (task.status !== "PENDING") return view;
     const waits = waitsOf(task.name, DAG_CONDITIONS_SEQ, "wait", "conditions", log, runs, errorOf);
-    return waits.conditions?.length ? { waitingFor: [waits] } : {};
+    return waits.conditions?.length ? { ...view, waitingFor: [waits] } : view;
   }
   const checkpoints = log.all(task.name);
   const eventLog: CheckpointRecord[] = checkpoints.map(toRecord);
@@ -79,6 +91,24 @@ export function waitingView(task: TaskRecord, def: TaskDefinition, log: DurableL
     waitingFor: checkpoints.filter((c) => c.status === "pending").map((c) => waitsOf(task.name, c.seq, c.kind, c.key, log, runs, errorOf, c.data?.children)),
     eventLog,
   };
+}
+
+/**
+ * The parent conditions of a DAG task that fail to evaluate on their parent's (final) output. They
+ * counted as false when the task was decided; evaluated again here, they give the same error.
+ */
+function parentConditionErrors(def: TaskDefinition, parentOutput: (parent: string) => { output: unknown } | undefined): string[] {
+  const errors: string[] = [];
+  for (const [name, list] of [["waitFor", def.waitFor], ["skipIf", def.skipIf], ["cancelIf", def.cancelIf]] as const) {
+    for (const { group, leaf, condition } of leaves(list ?? [])) {
+      if (condition.kind !== "parent") continue;
+      const parent = parentOutput(condition.parent);
+      if (!parent) continue;
+      const { error } = evaluateFilter(condition.expression, { output: parent.output });
+      if (error !== undefined) errors.push(`${name}[${group}]${list?.[group]?.kind === "or" ? `.conditions[${leaf}]` : ""}: ${condition.expression}: ${error}`);
+    }
+  }
+  return errors;
 }
 
 function waitsOf(

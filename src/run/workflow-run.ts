@@ -432,7 +432,10 @@ export class WorkflowRun extends DurableObject<Env> {
       return parent?.status === "COMPLETED" ? evaluateFilter(c.spec.expression, { output: parent.output }).error : undefined;
     };
     return buildRunView(run, this.tasks, this.runs.children(), (name: string, def: TaskDefinition): Partial<TaskView> =>
-      waitingView(this.tasks.get(name)!, def, this.log, this.runs, errorOf),
+      waitingView(this.tasks.get(name)!, def, this.log, this.runs, errorOf, (parent) => {
+        const t = this.tasks.get(parent);
+        return t?.status === "COMPLETED" ? { output: t.output } : undefined;
+      }),
     );
   }
 

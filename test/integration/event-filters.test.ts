@@ -66,6 +66,22 @@ describe("event filters under a budget", () => {
     expect((await result(runId)).output).toEqual({ payload: { a: 2 } });
   });
 
+  it("shows a DAG task's failing conditions: a parent condition counted as false, an event condition while it waits", async () => {
+    const runId = await trigger("rv-cond-errors", {});
+    const decided = await until(runId, (r) => task(r, "checked").status === "COMPLETED");
+    // `output.n > 1` on a string: not skipped, and the task says why its skipIf did not hold.
+    expect(task(decided, "checked").conditionErrors).toEqual([expect.stringMatching(/^skipIf\[0\]: output\.n > 1: no such overload/)]);
+    await vi.waitUntil(async () => (await bus("rv-cond-errors:go").waiterCount()) === 1, { timeout: 10_000, interval: 50 });
+    await push("rv-cond-errors:go", { key: "k1", v: 1 });
+    const gated = (r: any): any => task(r, "gated").waitingFor?.[0]?.conditions?.[0];
+    await vi.waitUntil(async () => gated(await getRun(runId))?.error !== undefined, { timeout: 10_000, interval: 50 });
+    const run = await getRun(runId);
+    expect(task(run, "gated").status).toBe("PENDING");
+    expect(gated(run).error).toMatch(/no such overload: string \+ /);
+    await push("rv-cond-errors:go", { key: "k1", v: "1" });
+    expect((await result(runId)).status).toBe("COMPLETED");
+  });
+
   it("bounds one push's evaluation: many expensive waiters are finished by the alarm, each woken", async () => {
     const key = newKey();
     // Each waiter burns most of its budget and then matches: more of them than one round allows.

@@ -288,6 +288,11 @@ export interface TaskView {
   evicted?: boolean;
   /** Durable tasks: the waits not yet satisfied; DAG tasks: the conditions armed. */
   waitingFor?: WaitView[];
+  /**
+   * DAG tasks: parent conditions whose expression failed to evaluate (an error, not a bool, or over
+   * its CEL budget), each counted as false: `skipIf[0]: output.n > 1: No such key: n`.
+   */
+  conditionErrors?: string[];
   /** Durable tasks: the event log. */
   eventLog?: CheckpointRecord[];
   /** Durable tasks: invocations so far. */
