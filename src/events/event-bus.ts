@@ -173,7 +173,7 @@ export class EventBus extends DurableObject<Env> {
   async publish(tenant: string, key: string, event: EventRecord): Promise<{ woke: number }> {
     this.ensureConfig(tenant, key);
     const sql = this.ctx.storage.sql;
-    this.ctx.storage.transactionSync(() => {
+    const woke = this.scanRound(() => {
       const inserted = sql.exec(
         "INSERT INTO events (id, scope, payload, metadata, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         event.id,
@@ -184,7 +184,6 @@ export class EventBus extends DurableObject<Env> {
       ).rowsWritten;
       if (inserted) sql.exec("INSERT INTO scans (event_id) VALUES (?)", event.id);
     });
-    const woke = this.scanRound();
     await this.flush();
     return { woke };
   }
@@ -194,7 +193,7 @@ export class EventBus extends DurableObject<Env> {
     this.ensureConfig(tenant, key);
     const sql = this.ctx.storage.sql;
     const now = clock.now();
-    this.ctx.storage.transactionSync(() => {
+    this.scanRound(() => {
       for (const w of waiters) {
         // Already delivered (a resent subscription): nothing to do.
         if (sql.exec("SELECT 1 FROM deliveries WHERE waiter = ?", w.id).toArray().length) continue;
@@ -211,7 +210,6 @@ export class EventBus extends DurableObject<Env> {
         );
       }
     });
-    this.scanRound();
     await this.flush();
   }
 
@@ -234,9 +232,10 @@ export class EventBus extends DurableObject<Env> {
   /**
    * One round of evaluation within SCAN_ROUND_BUDGET, in one transaction: first the backfills of new
    * waiters (through kept events, oldest first), then pushed events against their waiters, oldest
-   * push first. Returns how many waiters it woke.
+   * push first. `first` is the write that made the work (a push, a subscription): same transaction.
+   * Returns how many waiters it woke.
    */
-  private scanRound(): number {
+  private scanRound(first?: () => void): number {
     const sql = this.ctx.storage.sql;
     let woke = 0;
     let spent = 0;
@@ -248,6 +247,7 @@ export class EventBus extends DurableObject<Env> {
       return result.matched;
     };
     this.ctx.storage.transactionSync(() => {
+      first?.();
       backfills: for (const w of sql.exec<WaiterRow & { backfill_after: string }>("SELECT * FROM waiters WHERE backfill_after IS NOT NULL ORDER BY id").toArray()) {
         const [afterAt, afterId] = cursor(w.backfill_after, w.since_at);
         const kept = sql
