@@ -68,6 +68,12 @@ describe("CEL under a budget", () => {
     expect(evaluateFilter("input.s + 1 == 2", { input: { s: "x" } }).error).toMatch(/no such overload/);
   });
 
+  it("meters every node, the root included (the hook into cel-js's evaluator works)", () => {
+    expect(evaluateFilter("true", {}).cost).toBeGreaterThan(0);
+    expect(evaluateFilter("[1, 2, 3].all(x, x > 0)", {}).cost).toBeGreaterThanOrEqual(9);
+    expect(evaluateFilter("'aaab'.matches('^(a+)+$')", {})).toMatchObject({ matched: false });
+  });
+
   it("an empty expression matches", () => {
     expect(evaluateFilter(undefined, {})).toMatchObject({ matched: true });
     expect(evaluateFilter("  ", {})).toMatchObject({ matched: true });

@@ -187,6 +187,11 @@ export class HttpClient implements EngineClient {
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    // The size limit is the engine's to set (it answers 413); nesting would overflow JSON.stringify.
+    if (body !== undefined) {
+      const exceeded = valueLimitExceeded(body, Number.POSITIVE_INFINITY);
+      if (exceeded) throw new SpindleError(exceeded.code, exceeded.message);
+    }
     const res = await this.fetcher(`${this.base}${path}`, {
       method,
       headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
