@@ -70,11 +70,11 @@ function sizeOf(value: unknown): number {
     if (typeof v === "string") total += 1 + (v.length >> 6);
     else if (typeof v === "object" && v !== null) {
       const cached = sizes.get(v);
-      if (cached !== undefined) total += cached;
-      else if (Array.isArray(v)) (total += 1), stack.push(...v);
-      else if (v instanceof Map) (total += 1), stack.push(...v.keys(), ...v.values());
-      else if (!(v instanceof Uint8Array) && !(v instanceof Date)) (total += 1), stack.push(...Object.values(v));
-      else total += 1;
+      total += cached ?? 1;
+      if (cached !== undefined || v instanceof Uint8Array || v instanceof Date) continue;
+      // One at a time: spreading a list of a few hundred thousand elements overflows the stack.
+      if (v instanceof Map) for (const [k, item] of v) stack.push(k, item);
+      else for (const item of Array.isArray(v) ? v : Object.values(v)) stack.push(item);
     } else total += 1;
   }
   sizes.set(value, total);
@@ -217,12 +217,12 @@ export function checkExpression(expression: string): void {
  */
 export function evaluateFilter(expression: string | undefined | null, context: Record<string, unknown>, budget = CEL_EVALUATION_BUDGET): CelResult {
   if (expression === undefined || expression === null || expression.trim() === "") return { matched: true, cost: 0 };
-  const compiled = compile(expression);
   const m = new Meter(budget);
   meter = m;
   operands = "none";
   try {
-    const value = compiled(context);
+    // An expression stored before a check it now fails (RE2 syntax, its length) fails here, shown.
+    const value = compile(expression)(context);
     if (m.exceeded) return { matched: false, error: new BudgetExceeded(budget).message, cost: m.spent };
     if (typeof value !== "boolean") return { matched: false, error: `the expression evaluated to ${describe(value)}, not a bool`, cost: m.spent };
     return { matched: value, cost: m.spent };

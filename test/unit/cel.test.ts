@@ -74,6 +74,17 @@ describe("CEL under a budget", () => {
     expect(evaluateFilter("'aaab'.matches('^(a+)+$')", {})).toMatchObject({ matched: false });
   });
 
+  it("consumes a list of 300,000 elements without overflowing the stack", () => {
+    const list = Array.from({ length: 300_000 }, (_, i) => i);
+    expect(evaluateFilter("299999.0 in input.l", { input: { l: list } })).toMatchObject({ matched: true });
+  });
+
+  it("an expression that can no longer be compiled is a non-match with its reason, not a throw", () => {
+    const result = evaluateFilter("input.s.matches('(?=a)')", { input: { s: "a" } });
+    expect(result.matched).toBe(false);
+    expect(result.error).toMatch(/not valid RE2 syntax/);
+  });
+
   it("an empty expression matches", () => {
     expect(evaluateFilter(undefined, {})).toMatchObject({ matched: true });
     expect(evaluateFilter("  ", {})).toMatchObject({ matched: true });
