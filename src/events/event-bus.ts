@@ -239,9 +239,20 @@ export class EventBus extends DurableObject<Env> {
     const sql = this.ctx.storage.sql;
     let woke = 0;
     let spent = 0;
+    // Each event is parsed once per round, whatever the number of its waiters; parsing is charged.
+    const contexts = new Map<string, Record<string, unknown>>();
+    const contextOf = (e: EventRow): Record<string, unknown> => {
+      let context = contexts.get(e.id);
+      if (!context) {
+        spent += 1 + ((e.payload.length + e.metadata.length) >> 4);
+        context = eventContext(JSON.parse(e.payload), JSON.parse(e.metadata) as Record<string, string>);
+        contexts.set(e.id, context);
+      }
+      return context;
+    };
     const evaluate = (w: WaiterRow, e: EventRow): boolean => {
       if (!scopeMatches(w.scope, e.scope)) return false;
-      const result = evaluateFilter(w.expression, eventContext(JSON.parse(e.payload), JSON.parse(e.metadata) as Record<string, string>));
+      const result = evaluateFilter(w.expression, contextOf(e));
       spent += 1 + result.cost;
       if (result.error !== undefined) sql.exec("UPDATE waiters SET error = ?, error_event = ? WHERE id = ?", result.error, e.id, w.id);
       return result.matched;
