@@ -21,7 +21,7 @@ import { migrate, type Migration } from "../storage/migrate";
  * waiter, and the run shows it on the waiting task. Every WAITER_CHECK_INTERVAL_MS the alarm asks
  * each waiter's run whether it still waits, and drops those it no longer arms (a lost unsubscribe).
  */
-const MIGRATIONS: readonly Migration[] = [
+export const EVENT_BUS_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: "events, waiters, deliveries",
@@ -162,7 +162,7 @@ export class EventBus extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     void ctx.blockConcurrencyWhile(async () => {
-      migrate(ctx.storage, MIGRATIONS);
+      migrate(ctx.storage, EVENT_BUS_MIGRATIONS);
     });
   }
 

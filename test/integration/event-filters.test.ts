@@ -1,8 +1,9 @@
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { advanceClock, resetClock } from "../../src/core/clock";
-import { EventBus, WAITER_CHECK_INTERVAL_MS } from "../../src/events/event-bus";
+import { EVENT_BUS_MIGRATIONS, EventBus, WAITER_CHECK_INTERVAL_MS } from "../../src/events/event-bus";
+import { migrate } from "../../src/storage/migrate";
 import { api, getRun, push, result, task, trigger, until } from "./helpers";
 
 /**
@@ -128,5 +129,21 @@ describe("event filters under a budget", () => {
     }
     await push(key, { id: key });
     expect((await result(runId)).status).toBe("COMPLETED");
+  });
+
+  it("upgrades a bus from version 1 keeping its waiters, checked at its next alarm, and running again changes nothing", async () => {
+    await runInDurableObject(bus(newKey()), (_i, state) => {
+      const sql = state.storage.sql;
+      for (const { name } of sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'").toArray()) {
+        sql.exec(`DROP TABLE IF EXISTS ${name}`);
+      }
+      expect(migrate(state.storage, EVENT_BUS_MIGRATIONS.filter((m) => m.version === 1))).toBe(1);
+      sql.exec("INSERT INTO waiters (id, run_id, expression, scope, since_at, ref) VALUES ('w', 'r', 'true', NULL, 1, '{}')");
+      const latest = Math.max(...EVENT_BUS_MIGRATIONS.map((m) => m.version));
+      expect(migrate(state.storage, EVENT_BUS_MIGRATIONS)).toBe(latest);
+      expect(migrate(state.storage, EVENT_BUS_MIGRATIONS)).toBe(latest);
+      expect(sql.exec("SELECT id, backfill_after, error, checked_at FROM waiters").toArray()).toEqual([{ id: "w", backfill_after: null, error: null, checked_at: 0 }]);
+      expect(sql.exec("SELECT COUNT(*) AS n FROM scans").one().n).toBe(0);
+    });
   });
 });
