@@ -4,7 +4,8 @@ import { describe, expect, it, vi } from "vitest";
 import { advanceClock, resetClock } from "../../src/core/clock";
 import { EVENT_BUS_MIGRATIONS, EventBus, WAITER_CHECK_INTERVAL_MS } from "../../src/events/event-bus";
 import { migrate } from "../../src/storage/migrate";
-import { api, getRun, push, result, task, trigger, until } from "./helpers";
+import { registration, taskDef, workflowDef } from "../support/definitions";
+import { api, getRun, push, result, task, TOKEN, trigger, until } from "./helpers";
 
 /**
  * Filters are user code run inside the event bus's write: they run under a cost budget, `matches`
@@ -144,6 +145,22 @@ describe("event filters under a budget", () => {
       expect(migrate(state.storage, EVENT_BUS_MIGRATIONS)).toBe(latest);
       expect(sql.exec("SELECT id, backfill_after, error, checked_at FROM waiters").toArray()).toEqual([{ id: "w", backfill_after: null, error: null, checked_at: 0 }]);
       expect(sql.exec("SELECT COUNT(*) AS n FROM scans").one().n).toBe(0);
+    });
+  });
+
+  it("refuses at registration a DAG condition whose matches() pattern RE2 cannot run, naming it", async () => {
+    const suffix = crypto.randomUUID().slice(0, 8);
+    const def = (expression: string) =>
+      workflowDef(`wf-${suffix}`, [
+        taskDef("a"),
+        taskDef("b", ["a"], { skipIf: [{ kind: "parent", parent: "a", expression }] }),
+      ]);
+    const ok = await env.SPINDLE.register(TOKEN, registration(`re2-${suffix}`, [def("output.s.matches('^a+$')")]));
+    expect(ok).toMatchObject({ ok: true });
+    const refused = await env.SPINDLE.register(TOKEN, registration(`re2-${suffix}`, [def("output.s.matches('(?=a)b')")]));
+    expect(refused).toMatchObject({
+      ok: false,
+      error: { code: "condition.invalid", message: expect.stringMatching(/^registration\.workflows\.0\.tasks\.1\.skipIf\[0\]: .*not valid RE2 syntax/) },
     });
   });
 });
