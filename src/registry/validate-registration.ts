@@ -1,6 +1,5 @@
 import { z } from "zod";
 import type { WorkerRegistration } from "@spindle/worker-sdk/protocol";
-import { validateConditions } from "../core/conditions";
 import { SpindleError } from "../core/errors";
 
 /** A registration arrives from another worker: check its shape before trusting any of it. */
@@ -58,16 +57,5 @@ export function validateRegistration(raw: unknown): WorkerRegistration {
       fields,
     });
   }
-  const registration = parsed.data as WorkerRegistration;
-  // Conditions are checked as they are declared: expressions compile (a `matches` pattern in RE2
-  // syntax), parents exist, windows fit.
-  for (const [i, w] of registration.workflows.entries()) {
-    for (const [j, t] of w.tasks.entries()) {
-      for (const list of ["waitFor", "skipIf", "cancelIf"] as const) {
-        const conditions = t[list];
-        if (conditions) validateConditions(conditions, `registration.workflows.${i}.tasks.${j}.${list}`, t.parents);
-      }
-    }
-  }
-  return registration;
+  return parsed.data as WorkerRegistration;
 }

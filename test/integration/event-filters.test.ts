@@ -160,7 +160,7 @@ describe("event filters under a budget", () => {
     const refused = await env.SPINDLE.register(TOKEN, registration(`re2-${suffix}`, [def("output.s.matches('(?=a)b')")]));
     expect(refused).toMatchObject({
       ok: false,
-      error: { code: "condition.invalid", message: expect.stringMatching(/^registration\.workflows\.0\.tasks\.1\.skipIf\[0\]: .*not valid RE2 syntax/) },
+      error: { code: "workflow.invalid", message: expect.stringMatching(/tasks\[1\]\.skipIf\[0\]: .*not valid RE2 syntax/) },
     });
   });
 });
