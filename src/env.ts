@@ -22,6 +22,8 @@ export interface Env {
   SPINDLE_TENANTS?: string;
   /** The largest input, output, event payload or memo result, in bytes (default and ceiling 1 MiB). */
   SPINDLE_MAX_PAYLOAD_BYTES?: string;
+  /** The largest request body the API reads, in bytes (default 8 MiB); RPC arguments too. */
+  SPINDLE_MAX_BODY_BYTES?: string;
   /** Service bindings to workers, one per worker, named `WORKER_<NAME>`. */
   [worker: `WORKER_${string}`]: WorkerService | undefined;
 }

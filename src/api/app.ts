@@ -26,14 +26,16 @@ import {
   WorkflowListSchema,
   WorkflowNameParams,
 } from "./schemas";
+import { bodyLimits } from "./body-limits";
 import { EngineService } from "./service";
 
 type AppEnv = { Bindings: Env; Variables: { service: EngineService } };
 
 const errorResponses = {
-  400: { description: "Bad request: the message names the failing field", content: { "application/json": { schema: ErrorSchema } } },
+  400: { description: "Bad request: the message names the failing field (or the body is not JSON, or nests too deep)", content: { "application/json": { schema: ErrorSchema } } },
   401: { description: "Missing or unknown bearer token", content: { "application/json": { schema: ErrorSchema } } },
   404: { description: "Not found", content: { "application/json": { schema: ErrorSchema } } },
+  413: { description: "The request body is over the size limit", content: { "application/json": { schema: ErrorSchema } } },
 } as const;
 
 const idempotencyConflict = {
@@ -97,6 +99,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
 
   app.use("/api/v1/*", auth);
   app.use("/api/v1/*", async (c, next) => (c.req.method === "POST" ? jsonOnly(c, next) : next()));
+  app.use("/api/v1/*", bodyLimits);
 
   app.openapi(
     createRoute({

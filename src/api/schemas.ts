@@ -69,6 +69,7 @@ const TaskSchema = z
     lostDispatches: z.array(z.object({ attempt: z.number(), invocation: z.number(), at: z.string(), reason: z.string() })),
     evicted: z.boolean().optional(),
     waitingFor: z.unknown().optional(),
+    conditionErrors: z.array(z.string()).optional(),
     eventLog: z.array(z.unknown()).optional(),
   })
   .openapi("Task");

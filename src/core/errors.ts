@@ -47,6 +47,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   "auth.invalid_token": 401,
   "request.invalid": 400,
   "request.invalid_json": 400,
+  "request.too_deep": 400,
+  "request.too_large": 413,
   "input.invalid": 400,
   "workflow.not_found": 404,
   "workflow.invalid": 400,

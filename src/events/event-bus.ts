@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { clock } from "../core/clock";
 import { Rounds } from "../core/rounds";
-import { eventContext, matches } from "../core/cel";
+import { CEL_EVALUATION_BUDGET, eventContext, evaluateFilter } from "../core/cel";
 import { MAX_LOOKBACK_MS } from "../core/conditions";
 import { eventBusName, runObjectName } from "../core/names";
 import type { Env } from "../env";
@@ -15,6 +15,13 @@ import { migrate, type Migration } from "../storage/migrate";
  * Deliveries to runs are retried from the alarm, backing off, DELIVERY_MAX_TRIES times; runs ignore a
  * repeat. One that never lands is dead-lettered (kept in `dead_letters`), and the run is told, with
  * as many tries, so the task that waited fails saying which event could not be delivered.
+ *
+ * Evaluating filters is bounded work: each expression runs under the CEL budget, and a push (or a
+ * subscription that looks back) evaluates at most SCAN_ROUND_BUDGET units in one transaction; what
+ * is left is a scan that the alarm resumes round by round, so no write holds the object for long.
+ * An expression that errors or runs out of budget does not match; its last error stays on the
+ * waiter, and the run shows it on the waiting task. Every WAITER_CHECK_INTERVAL_MS the alarm asks
+ * each waiter's run whether it still waits, and drops those it no longer arms (a lost unsubscribe).
  */
 export const EVENT_BUS_MIGRATIONS: readonly Migration[] = [
   {
@@ -66,6 +73,20 @@ export const EVENT_BUS_MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX dead_letters_notice ON dead_letters (notice_at)",
     ],
   },
+  {
+    version: 4,
+    description: "bounded evaluation (scans, backfills), evaluation errors, stale-waiter checks",
+    sql: [
+      // A pushed event whose waiters are not all evaluated yet, and the last waiter id it reached.
+      "CREATE TABLE scans (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, after_waiter TEXT NOT NULL DEFAULT '')",
+      // Not null: the waiter still has kept events to look back through, after this `at|id`.
+      "ALTER TABLE waiters ADD COLUMN backfill_after TEXT",
+      "ALTER TABLE waiters ADD COLUMN error TEXT",
+      "ALTER TABLE waiters ADD COLUMN error_event TEXT",
+      "ALTER TABLE waiters ADD COLUMN checked_at INTEGER NOT NULL DEFAULT 0",
+      "CREATE INDEX waiters_checked_at ON waiters (checked_at)",
+    ],
+  },
 ];
 
 /** Events stay this long after their push (the longest lookback, plus a margin). */
@@ -75,6 +96,10 @@ const DELIVERY_RETRY_MAX_MS = 60_000;
 /** Tries of a delivery (and then of the notice of its loss) before giving up: about 8.5 minutes. */
 export const DELIVERY_MAX_TRIES = 15;
 const backoff = (tries: number) => Math.min(DELIVERY_RETRY_BASE_MS * 2 ** tries, DELIVERY_RETRY_MAX_MS);
+/** Cost units of filter evaluation one transaction may spend (a few expressions at their budget). */
+export const SCAN_ROUND_BUDGET = 5 * CEL_EVALUATION_BUDGET;
+/** How often a waiter's run is asked whether it still waits. */
+export const WAITER_CHECK_INTERVAL_MS = 10 * 60_000;
 
 export interface EventRecord {
   id: string;
@@ -148,6 +173,18 @@ interface WaiterRow extends Record<string, SqlStorageValue> {
   ref: string;
 }
 
+interface ScanRow extends Record<string, SqlStorageValue> {
+  id: number;
+  event_id: string;
+  after_waiter: string;
+}
+
+/** The last evaluation error of a waiter's expression, for the run's view. */
+export interface WaiterError {
+  error: string;
+  eventId: string;
+}
+
 interface DeliveryRow extends Record<string, SqlStorageValue> {
   id: number;
   waiter: string;
@@ -170,12 +207,14 @@ export class EventBus extends DurableObject<Env> {
     });
   }
 
-  /** Records an event and wakes the waiters it matches, once per event id. Returns how many it woke. */
+  /**
+   * Records an event and wakes the waiters it matches, evaluating as much as one round's budget
+   * allows before answering; the alarm finishes a larger scan. Returns how many it woke so far.
+   */
   async publish(tenant: string, key: string, event: EventRecord): Promise<{ woke: number }> {
     this.ensureConfig(tenant, key);
     const sql = this.ctx.storage.sql;
-    let woke = 0;
-    this.ctx.storage.transactionSync(() => {
+    const woke = this.scanRound(() => {
       const inserted = sql.exec(
         "INSERT INTO events (id, scope, payload, metadata, at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
         event.id,
@@ -184,52 +223,31 @@ export class EventBus extends DurableObject<Env> {
         JSON.stringify(event.metadata),
         event.at,
       ).rowsWritten;
-      // A retried push of an event already recorded (same idempotency key, so same id): the first
-      // write woke its waiters, and a waiter armed since was matched against it when it subscribed.
-      if (inserted === 0) return;
-      const context = eventContext(event.payload, event.metadata);
-      for (const w of sql.exec<WaiterRow>("SELECT * FROM waiters WHERE since_at <= ?", event.at).toArray()) {
-        if (!scopeMatches(w.scope, event.scope) || !matches(w.expression ?? undefined, context)) continue;
-        this.queueDelivery(w, event);
-        woke++;
-      }
+      if (inserted) sql.exec("INSERT INTO scans (event_id) VALUES (?)", event.id);
     });
     await this.flush();
     return { woke };
   }
 
-  /** Registers waiters; one that an already-kept event matches is delivered at once instead. */
+  /** Registers waiters; each first looks back through the kept events it may match (a backfill). */
   async subscribe(tenant: string, key: string, waiters: Waiter[]): Promise<void> {
     this.ensureConfig(tenant, key);
     const sql = this.ctx.storage.sql;
-    this.ctx.storage.transactionSync(() => {
+    const now = clock.now();
+    this.scanRound(() => {
       for (const w of waiters) {
-        const row: WaiterRow = {
-          id: w.id,
-          run_id: w.runId,
-          expression: w.expression,
-          scope: w.scope,
-          since_at: w.sinceAt,
-          ref: JSON.stringify(w.ref),
-        };
         // Already delivered (a resent subscription): nothing to do.
         if (sql.exec("SELECT 1 FROM deliveries WHERE waiter = ?", w.id).toArray().length) continue;
-        const kept = sql.exec<EventRow>("SELECT * FROM events WHERE at >= ? ORDER BY at, id", w.sinceAt).toArray();
-        const hit = kept.find(
-          (e) => scopeMatches(w.scope, e.scope) && matches(w.expression ?? undefined, eventContext(JSON.parse(e.payload), JSON.parse(e.metadata) as Record<string, string>)),
-        );
-        if (hit) {
-          this.queueDelivery(row, toEvent(hit));
-          continue;
-        }
         sql.exec(
-          "INSERT INTO waiters (id, run_id, expression, scope, since_at, ref) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-          row.id,
-          row.run_id,
-          row.expression,
-          row.scope,
-          row.since_at,
-          row.ref,
+          `INSERT INTO waiters (id, run_id, expression, scope, since_at, ref, backfill_after, checked_at) VALUES (?, ?, ?, ?, ?, ?, '', ?)
+           ON CONFLICT (id) DO NOTHING`,
+          w.id,
+          w.runId,
+          w.expression,
+          w.scope,
+          w.sinceAt,
+          JSON.stringify(w.ref),
+          now,
         );
       }
     });
@@ -240,12 +258,129 @@ export class EventBus extends DurableObject<Env> {
     for (const id of ids) this.ctx.storage.sql.exec("DELETE FROM waiters WHERE id = ?", id);
   }
 
+  /** The last evaluation error of each of these waiters that has one. */
+  async waiterErrors(ids: string[]): Promise<Record<string, WaiterError>> {
+    const errors: Record<string, WaiterError> = {};
+    for (const id of ids) {
+      const row = this.ctx.storage.sql
+        .exec<{ error: string | null; error_event: string | null }>("SELECT error, error_event FROM waiters WHERE id = ?", id)
+        .toArray()[0];
+      if (row?.error) errors[id] = { error: row.error, eventId: row.error_event ?? "" };
+    }
+    return errors;
+  }
+
+  /**
+   * One round of evaluation within SCAN_ROUND_BUDGET, in one transaction: first the backfills of new
+   * waiters (through kept events, oldest first), then pushed events against their waiters, oldest
+   * push first. `first` is the write that made the work (a push, a subscription): same transaction.
+   * Returns how many waiters it woke.
+   */
+  private scanRound(first?: () => void): number {
+    const sql = this.ctx.storage.sql;
+    let woke = 0;
+    let spent = 0;
+    // Each event is parsed once per round, whatever the number of its waiters; parsing is charged.
+    const contexts = new Map<string, Record<string, unknown>>();
+    const contextOf = (e: EventRow): Record<string, unknown> => {
+      let context = contexts.get(e.id);
+      if (!context) {
+        spent += 1 + ((e.payload.length + e.metadata.length) >> 4);
+        context = eventContext(JSON.parse(e.payload), JSON.parse(e.metadata) as Record<string, string>);
+        contexts.set(e.id, context);
+      }
+      return context;
+    };
+    const evaluate = (w: WaiterRow, e: EventRow): boolean => {
+      if (!scopeMatches(w.scope, e.scope)) return false;
+      const result = evaluateFilter(w.expression, contextOf(e));
+      spent += 1 + result.cost;
+      if (result.error !== undefined) sql.exec("UPDATE waiters SET error = ?, error_event = ? WHERE id = ?", result.error, e.id, w.id);
+      return result.matched;
+    };
+    this.ctx.storage.transactionSync(() => {
+      first?.();
+      backfills: for (const w of sql.exec<WaiterRow & { backfill_after: string }>("SELECT * FROM waiters WHERE backfill_after IS NOT NULL ORDER BY id").toArray()) {
+        const [afterAt, afterId] = cursor(w.backfill_after, w.since_at);
+        const kept = sql
+          .exec<EventRow>("SELECT * FROM events WHERE at >= ? AND (at > ? OR (at = ? AND id > ?)) ORDER BY at, id", w.since_at, afterAt, afterAt, afterId)
+          .toArray();
+        let last = w.backfill_after;
+        for (const e of kept) {
+          if (spent >= SCAN_ROUND_BUDGET) {
+            sql.exec("UPDATE waiters SET backfill_after = ? WHERE id = ?", last, w.id);
+            break backfills;
+          }
+          last = `${e.at}|${e.id}`;
+          if (evaluate(w, e)) {
+            this.queueDelivery(w, toEvent(e));
+            woke++;
+            continue backfills;
+          }
+        }
+        sql.exec("UPDATE waiters SET backfill_after = NULL WHERE id = ?", w.id);
+      }
+      for (const scan of sql.exec<ScanRow>("SELECT * FROM scans ORDER BY id").toArray()) {
+        if (spent >= SCAN_ROUND_BUDGET) break;
+        const e = sql.exec<EventRow>("SELECT * FROM events WHERE id = ?", scan.event_id).toArray()[0];
+        let done = true;
+        if (e) {
+          const waiters = sql
+            .exec<WaiterRow>("SELECT * FROM waiters WHERE backfill_after IS NULL AND since_at <= ? AND id > ? ORDER BY id", e.at, scan.after_waiter)
+            .toArray();
+          let last = scan.after_waiter;
+          for (const w of waiters) {
+            if (spent >= SCAN_ROUND_BUDGET) {
+              sql.exec("UPDATE scans SET after_waiter = ? WHERE id = ?", last, scan.id);
+              done = false;
+              break;
+            }
+            last = w.id;
+            if (evaluate(w, e)) {
+              this.queueDelivery(w, toEvent(e));
+              woke++;
+            }
+          }
+        }
+        if (done) sql.exec("DELETE FROM scans WHERE id = ?", scan.id);
+      }
+    });
+    return woke;
+  }
+
+  /** Asks the runs of waiters not checked for WAITER_CHECK_INTERVAL_MS whether they still wait. */
+  private async checkWaiters(tenant: string): Promise<void> {
+    const sql = this.ctx.storage.sql;
+    const due = sql.exec<WaiterRow>("SELECT * FROM waiters WHERE checked_at <= ? ORDER BY run_id LIMIT 500", clock.now() - WAITER_CHECK_INTERVAL_MS).toArray();
+    const byRun = new Map<string, WaiterRow[]>();
+    for (const w of due) byRun.set(w.run_id, [...(byRun.get(w.run_id) ?? []), w]);
+    await Promise.all(
+      [...byRun].map(async ([runId, waiters]) => {
+        try {
+          const armed = await this.env.RUNS.getByName(runObjectName(tenant, runId)).armedConditions(waiters.map((w) => JSON.parse(w.ref) as ConditionRef));
+          const now = clock.now();
+          waiters.forEach((w, i) => {
+            if (armed[i]) sql.exec("UPDATE waiters SET checked_at = ? WHERE id = ?", now, w.id);
+            else sql.exec("DELETE FROM waiters WHERE id = ?", w.id);
+          });
+        } catch (err) {
+          // Asked again at the next check.
+          console.error(`could not check the waiters of run ${runId}`, err);
+          for (const w of waiters) sql.exec("UPDATE waiters SET checked_at = ? WHERE id = ?", clock.now(), w.id);
+        }
+      }),
+    );
+  }
+
   async waiterCount(): Promise<number> {
     return this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiters").toArray()[0]?.n ?? 0;
   }
 
   override async alarm(): Promise<void> {
     this.ctx.storage.sql.exec("DELETE FROM events WHERE at < ?", clock.now() - EVENT_RETENTION_MS);
+    this.scanRound();
+    const config = this.ctx.storage.sql.exec<{ tenant: string }>("SELECT tenant FROM config WHERE id = 1").toArray()[0];
+    if (config) await this.checkWaiters(config.tenant);
     await this.flush();
   }
 
@@ -352,7 +487,11 @@ export class EventBus extends DurableObject<Env> {
         ?.next ?? null;
     const oldest = sql.exec<{ at: number | null }>("SELECT MIN(at) AS at FROM events").toArray()[0]?.at ?? null;
     const prune = oldest === null ? null : oldest + EVENT_RETENTION_MS;
-    const next = [retry, prune].filter((x): x is number => x !== null).sort((a, b) => a - b)[0];
+    // Unfinished scans continue at once, in the next alarm: other calls get in between rounds.
+    const scanning = sql.exec("SELECT 1 FROM scans UNION ALL SELECT 1 FROM waiters WHERE backfill_after IS NOT NULL LIMIT 1").toArray().length ? clock.now() : null;
+    const checked = sql.exec<{ at: number | null }>("SELECT MIN(checked_at) AS at FROM waiters").toArray()[0]?.at ?? null;
+    const check = checked === null ? null : checked + WAITER_CHECK_INTERVAL_MS;
+    const next = [retry, prune, scanning, check].filter((x): x is number => x !== null).sort((a, b) => a - b)[0];
     if (next === undefined) return;
     const current = await this.ctx.storage.getAlarm();
     if (current === null || current > next) await this.ctx.storage.setAlarm(next);
@@ -366,6 +505,13 @@ export class EventBus extends DurableObject<Env> {
 /** A waiter with a scope matches only events pushed with that scope; one without matches any. */
 function scopeMatches(waiterScope: string | null, eventScope: string | null): boolean {
   return waiterScope === null || waiterScope === eventScope;
+}
+
+/** Where a backfill resumes: after this `at` and id (`at|id`); '' starts at the waiter's `since_at`. */
+function cursor(after: string, sinceAt: number): [number, string] {
+  if (after === "") return [sinceAt - 1, "~"];
+  const bar = after.indexOf("|");
+  return [Number(after.slice(0, bar)), after.slice(bar + 1)];
 }
 
 function toEvent(r: EventRow): EventRecord {

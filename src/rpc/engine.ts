@@ -12,6 +12,8 @@ import type {
   WatchResult,
   WorkerRegistration,
 } from "@spindle/worker-sdk/protocol";
+import { valueLimitExceeded } from "@spindle/worker-sdk/protocol";
+import { maxBodyBytes } from "../api/body-limits";
 import { SpindleError, toErrorData } from "../core/errors";
 import { tenantForToken } from "../core/tenants";
 import { EngineService } from "../api/service";
@@ -25,11 +27,11 @@ import type { DispatchRef } from "../run/workflow-run";
  */
 export class Engine extends WorkerEntrypoint<Env> {
   trigger(token: string, req: TriggerRequest): Promise<Reply<TriggerResult>> {
-    return this.call(token, (s) => s.trigger(req));
+    return this.call(token, (s) => s.trigger(req), req);
   }
 
   triggerMany(token: string, reqs: TriggerRequest[]): Promise<Reply<TriggerResult[]>> {
-    return this.call(token, (s) => s.triggerMany(reqs));
+    return this.call(token, (s) => s.triggerMany(reqs), reqs);
   }
 
   getRun(token: string, runId: string): Promise<Reply<RunView>> {
@@ -41,7 +43,7 @@ export class Engine extends WorkerEntrypoint<Env> {
   }
 
   listRuns(token: string, filter: RunFilter): Promise<Reply<RunList>> {
-    return this.call(token, (s) => s.listRuns(filter));
+    return this.call(token, (s) => s.listRuns(filter), filter);
   }
 
   cancelRun(token: string, runId: string): Promise<Reply<RunView>> {
@@ -57,23 +59,28 @@ export class Engine extends WorkerEntrypoint<Env> {
   }
 
   checkpoint(token: string, runId: string, req: CheckpointRequest): Promise<Reply<CheckpointReply>> {
-    return this.call(token, (s) => s.checkpoint(runId, req));
+    return this.call(token, (s) => s.checkpoint(runId, req), req);
   }
 
   pushEvent(token: string, event: EventPush): Promise<Reply<{ eventId: string }>> {
-    return this.call(token, (s) => s.pushEvent(event));
+    return this.call(token, (s) => s.pushEvent(event), event);
   }
 
   pushEvents(token: string, events: EventPush[]): Promise<Reply<{ eventId: string }[]>> {
-    return this.call(token, (s) => s.pushEvents(events));
+    return this.call(token, (s) => s.pushEvents(events), events);
   }
 
   register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>> {
-    return this.call(token, (s) => s.register(registration));
+    return this.call(token, (s) => s.register(registration), registration);
   }
 
-  private async call<T>(token: string, fn: (service: EngineService) => Promise<T>): Promise<Reply<T>> {
+  /** `values`: what the caller sent, refused if it nests too deep or is over the body limit. */
+  private async call<T>(token: string, fn: (service: EngineService) => Promise<T>, ...values: unknown[]): Promise<Reply<T>> {
     try {
+      for (const value of values) {
+        const exceeded = valueLimitExceeded(value, maxBodyBytes(this.env));
+        if (exceeded) throw new SpindleError(exceeded.code, exceeded.message);
+      }
       const tenant = await tenantForToken(this.env, token);
       if (!tenant) throw new SpindleError("auth.invalid_token", "the API token is not valid");
       return { ok: true, value: await fn(new EngineService(this.env, tenant)) };

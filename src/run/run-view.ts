@@ -1,7 +1,9 @@
 import type { CheckpointRecord, RunView, TaskDefinition, TaskView, WaitView } from "@spindle/worker-sdk/protocol";
+import { evaluateFilter } from "../core/cel";
 import { iso } from "../core/clock";
+import { leaves } from "../core/conditions";
 import { runOutput } from "../core/run-machine";
-import { DAG_CONDITIONS_SEQ, type DurableLog } from "./durable-log";
+import { DAG_CONDITIONS_SEQ, type ConditionRecord, type DurableLog } from "./durable-log";
 import type { RunRecord, RunStore } from "./run-store";
 import type { TaskRecord, TaskStore } from "./task-store";
 
@@ -62,9 +64,12 @@ export function buildRunView(
   };
 }
 
+/** Why a condition's expression last failed to evaluate, if it did. */
+export type ConditionErrorOf = (task: string, condition: ConditionRecord) => string | undefined;
+
 /**
  * What a durable task (or a DAG task waiting on its conditions) adds to its view: whether it is
- * evicted, what it waits for, and its event log.
+ * evicted, what it waits for (with the last evaluation error of each condition), and its event log.
  */
 export function waitingView(
   task: TaskRecord,
@@ -72,20 +77,43 @@ export function waitingView(
   log: DurableLog,
   runs: RunStore,
   records: (task: string) => CheckpointRecord[],
+  errorOf: ConditionErrorOf = () => undefined,
+  parentOutput: (parent: string) => { output: unknown } | undefined = () => undefined,
 ): Partial<TaskView> {
   if (def.kind !== "durable") {
-    if (task.status !== "PENDING") return {};
-    const waits = waitsOf(task.name, DAG_CONDITIONS_SEQ, "wait", "conditions", log, runs);
-    return waits.conditions?.length ? { waitingFor: [waits] } : {};
+    const view: Partial<TaskView> = {};
+    const errors = parentConditionErrors(def, parentOutput);
+    if (errors.length) view.conditionErrors = errors;
+    if (task.status !== "PENDING") return view;
+    const waits = waitsOf(task.name, DAG_CONDITIONS_SEQ, "wait", "conditions", log, runs, errorOf);
+    return waits.conditions?.length ? { ...view, waitingFor: [waits] } : view;
   }
   const checkpoints = log.all(task.name);
   const eventLog = records(task.name);
   return {
     evicted: task.evicted,
     invocations: task.invocation + (task.attempt > 0 ? 1 : 0),
-    waitingFor: checkpoints.filter((c) => c.status === "pending").map((c) => waitsOf(task.name, c.seq, c.kind, c.key, log, runs, c.data?.children)),
+    waitingFor: checkpoints.filter((c) => c.status === "pending").map((c) => waitsOf(task.name, c.seq, c.kind, c.key, log, runs, errorOf, c.data?.children)),
     eventLog,
   };
+}
+
+/**
+ * The parent conditions of a DAG task that fail to evaluate on their parent's (final) output. They
+ * counted as false when the task was decided; evaluated again here, they give the same error.
+ */
+function parentConditionErrors(def: TaskDefinition, parentOutput: (parent: string) => { output: unknown } | undefined): string[] {
+  const errors: string[] = [];
+  for (const [name, list] of [["waitFor", def.waitFor], ["skipIf", def.skipIf], ["cancelIf", def.cancelIf]] as const) {
+    for (const { group, leaf, condition } of leaves(list ?? [])) {
+      if (condition.kind !== "parent") continue;
+      const parent = parentOutput(condition.parent);
+      if (!parent) continue;
+      const { error } = evaluateFilter(condition.expression, { output: parent.output });
+      if (error !== undefined) errors.push(`${name}[${group}]${list?.[group]?.kind === "or" ? `.conditions[${leaf}]` : ""}: ${condition.expression}: ${error}`);
+    }
+  }
+  return errors;
 }
 
 function waitsOf(
@@ -95,6 +123,7 @@ function waitsOf(
   key: string,
   log: DurableLog,
   runs: RunStore,
+  errorOf: ConditionErrorOf,
   children?: string[],
 ): WaitView {
   const view: WaitView = { seq, kind: kind as WaitView["kind"], key };
@@ -107,6 +136,8 @@ function waitsOf(
     view.conditions = conditions.map((c) => {
       const entry: NonNullable<WaitView["conditions"]>[number] = { ...c.spec, list: c.list, group: c.group, satisfied: c.satisfiedAt !== null };
       if (c.spec.kind === "sleep") entry.dueAt = iso(c.armedAt + c.spec.durationMs)!;
+      const error = c.satisfiedAt === null ? errorOf(task, c) : undefined;
+      if (error !== undefined) entry.error = error;
       return entry;
     });
   }

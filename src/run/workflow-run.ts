@@ -18,11 +18,12 @@ import { isTerminal } from "../core/dag";
 import { errorData, SpindleError, toErrorData } from "../core/errors";
 import { ulid } from "../core/ids";
 import { jsonBytes, limitsOf, type Limits } from "../core/limits";
-import { runObjectName } from "../core/names";
+import { evaluateFilter } from "../core/cel";
+import { eventBusName, runObjectName, waiterId } from "../core/names";
 import type { Env } from "../env";
-import type { ConditionLost, ConditionMet } from "../events/event-bus";
+import type { ConditionLost, ConditionMet, ConditionRef, WaiterError } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
-import { DurableLog } from "./durable-log";
+import { DurableLog, type ConditionRecord } from "./durable-log";
 import { Liveness } from "./liveness";
 import { RunMachine, watchKey, type DispatchRef } from "./machine";
 import { Outbox, OUTBOX_MAX_TRIES, type OutboxMessage } from "./outbox";
@@ -301,7 +302,7 @@ export class WorkflowRun extends DurableObject<Env> {
 
   async get(): Promise<Reply<RunView>> {
     const run = this.current();
-    return run ? ok(this.view(run)) : notFound();
+    return run ? ok(this.view(run, await this.waiterErrors(run))) : notFound();
   }
 
   /** The run once it has ended, or as it stands after `waitMs`. */
@@ -318,7 +319,21 @@ export class WorkflowRun extends DurableObject<Env> {
         this.endWaiters.add(done);
       });
     }
-    return ok(this.view(this.runs.get()!));
+    const ended = this.runs.get()!;
+    return ok(this.view(ended, await this.waiterErrors(ended)));
+  }
+
+  /**
+   * The event bus asks whether these conditions still wait (their waiters outlive a lost
+   * unsubscribe otherwise): armed, this arming, undecided and unmet, in a run that has not ended.
+   */
+  async armedConditions(refs: ConditionRef[]): Promise<boolean[]> {
+    const run = this.current();
+    if (!run || isTerminal(run.status)) return refs.map(() => false);
+    return refs.map((r) => {
+      const c = this.log.condition(r.task, r.seq, r.list, r.group, r.leaf);
+      return c !== null && c.arming === r.arming && !c.decided && c.satisfiedAt === null;
+    });
   }
 
   /** Resolves when the attempt stops running (cancelled, timed out, ended) or after WATCH_MAX_MS. */
@@ -482,13 +497,52 @@ export class WorkflowRun extends DurableObject<Env> {
     return assignment;
   }
 
-  private view(run: RunRecord): RunView {
+  private view(run: RunRecord, waiterErrors = new Map<string, WaiterError>()): RunView {
+    const errorOf = (task: string, c: ConditionRecord): string | undefined => {
+      if (c.spec.kind === "event") return waiterErrors.get(waiterId(run.runId, { task, seq: c.seq, list: c.list, group: c.group, leaf: c.leaf, arming: c.arming }))?.error;
+      if (c.spec.kind !== "parent") return undefined;
+      // A parent's output is final: evaluating again gives the error its arming saw.
+      const parent = this.tasks.get(c.spec.parent);
+      return parent?.status === "COMPLETED" ? evaluateFilter(c.spec.expression, { output: parent.output }).error : undefined;
+    };
     const view = buildRunView(run, this.tasks, this.runs.children(), (name: string, def: TaskDefinition): Partial<TaskView> =>
-      waitingView(this.tasks.get(name)!, def, this.log, this.runs, (task) => this.machine.checkpointRecords(task)),
+      waitingView(this.tasks.get(name)!, def, this.log, this.runs, (task) => this.machine.checkpointRecords(task), errorOf, (parent) => {
+        const t = this.tasks.get(parent);
+        return t?.status === "COMPLETED" ? { output: t.output } : undefined;
+      }),
     );
     const dead = this.outbox.deadLetters();
     if (dead.length) view.deadLetters = dead.map((d) => ({ ...d, at: iso(d.at)! }));
     return view;
+  }
+
+  /**
+   * The last evaluation errors of the run's armed event conditions, from their buses (which
+   * evaluate them). A bus that cannot answer leaves its conditions without one.
+   */
+  private async waiterErrors(run: RunRecord): Promise<Map<string, WaiterError>> {
+    const byBus = new Map<string, string[]>();
+    if (isTerminal(run.status)) return new Map();
+    for (const task of this.tasks.all()) {
+      for (const seq of this.log.armedSeqs(task.name)) {
+        for (const c of this.log.conditions(task.name, seq)) {
+          if (c.spec.kind !== "event" || c.decided || c.satisfiedAt !== null) continue;
+          const bus = eventBusName(run.tenant, c.spec.eventKey);
+          byBus.set(bus, [...(byBus.get(bus) ?? []), waiterId(run.runId, { task: task.name, seq, list: c.list, group: c.group, leaf: c.leaf, arming: c.arming })]);
+        }
+      }
+    }
+    const errors = new Map<string, WaiterError>();
+    await Promise.all(
+      [...byBus].map(async ([bus, ids]) => {
+        try {
+          for (const [id, e] of Object.entries(await this.env.EVENTS.getByName(bus).waiterErrors(ids))) errors.set(id, e);
+        } catch (err) {
+          console.error(`could not read the expression errors of bus ${bus}`, err);
+        }
+      }),
+    );
+    return errors;
   }
 }
 

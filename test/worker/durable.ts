@@ -276,7 +276,17 @@ export const gatedSleeper = spindle.durableTask({
   },
 });
 
-export const durableWorkflows = [gatedSleeper, sleepUntil, badCel, memoKeys, mixed, steps, sleeper, eventWaiter, orWaiter, andWaiter, fanoutParent, failingLeaf, runInside, nondet, memoLoop, conditional];
+/** Waits for an event with the expression it is given, or, with `sleep`, for whichever comes first. */
+export const filterWaiter = spindle.durableTask<{ key: string; expression: string; sleep?: string }>({
+  name: "d-filter",
+  executionTimeout: "30s",
+  fn: async (input, ctx) => {
+    if (!input.sleep) return { payload: await ctx.waitForEvent(input.key, input.expression) };
+    return { fired: await ctx.waitFor([Or({ eventKey: input.key, expression: input.expression }, { sleepFor: input.sleep })]) };
+  },
+});
+
+export const durableWorkflows = [gatedSleeper, sleepUntil, badCel, filterWaiter, memoKeys, mixed, steps, sleeper, eventWaiter, orWaiter, andWaiter, fanoutParent, failingLeaf, runInside, nondet, memoLoop, conditional];
 export const tightWorker = spindle.worker({
   name: "tight",
   slots: 2,

@@ -150,4 +150,20 @@ parentWait.task({
   fn: () => ({ ran: true }),
 });
 
-export const edgeCaseWorkflows = [parentWait, memoRace, lateMemo, memoNonRetryable, memoTransient, fanThenFail, gated, fanGated, lostParent, orWaits, siblings];
+/** root → checked (a skipIf that fails to evaluate) and gated (an event waitFor keyed by the run). */
+export const condErrors = spindle.workflow<{ key: string }>({ name: "rv-cond-errors" });
+const source = condErrors.task({ name: "source", fn: () => ({ n: "not a number" }) });
+condErrors.task({
+  name: "checked",
+  parents: [source],
+  skipIf: [new ParentCondition({ parent: source, expression: "output.n > 1" })],
+  fn: () => ({ ran: true }),
+});
+condErrors.task({
+  name: "gated",
+  parents: [source],
+  waitFor: [{ eventKey: "rv-cond-errors:go", expression: "input.key == 'k' + input.v" }],
+  fn: () => ({ ran: true }),
+});
+
+export const edgeCaseWorkflows = [condErrors, parentWait, memoRace, lateMemo, memoNonRetryable, memoTransient, fanThenFail, gated, fanGated, lostParent, orWaits, siblings];

@@ -12,6 +12,7 @@ import type {
   WatchResult,
   WorkerRegistration,
 } from "./protocol";
+import { MAX_RPC_BYTES, valueLimitExceeded } from "./protocol";
 
 /** A reference to one dispatch of a task, as the engine knows it. */
 export interface DispatchRef {
@@ -55,6 +56,16 @@ export interface EngineBinding {
   pushEvents(token: string, events: EventPush[]): Promise<Reply<{ eventId: string }[]>>;
 }
 
+/**
+ * Refuses, with a typed error, what the RPC could not carry or the engine would refuse: a value
+ * nested deeper than MAX_VALUE_DEPTH (serializing it could overflow the stack) or over Cloudflare's
+ * 32 MiB RPC limit.
+ */
+function sendable(value: unknown): void {
+  const exceeded = valueLimitExceeded(value, MAX_RPC_BYTES);
+  if (exceeded) throw new SpindleError(exceeded.code, exceeded.message);
+}
+
 function unwrap<T>(reply: Reply<T>): T {
   if (reply.ok) return reply.value;
   throw SpindleError.fromData(reply.error);
@@ -67,9 +78,11 @@ export class RpcClient implements EngineClient {
   ) {}
 
   async trigger(req: TriggerRequest) {
+    sendable(req);
     return unwrap(await this.binding.trigger(this.token, req));
   }
   async triggerMany(reqs: TriggerRequest[]) {
+    sendable(reqs);
     return unwrap(await this.binding.triggerMany(this.token, reqs));
   }
   async getRun(runId: string) {
@@ -91,15 +104,19 @@ export class RpcClient implements EngineClient {
     return unwrap(await this.binding.watchTask(this.token, runId, ref));
   }
   async register(registration: WorkerRegistration) {
+    sendable(registration);
     return unwrap(await this.binding.register(this.token, registration));
   }
   async checkpoint(runId: string, req: CheckpointRequest) {
+    sendable(req);
     return unwrap(await this.binding.checkpoint(this.token, runId, req));
   }
   async pushEvent(event: EventPush) {
+    sendable(event);
     return unwrap(await this.binding.pushEvent(this.token, event));
   }
   async pushEvents(events: EventPush[]) {
+    sendable(events);
     return unwrap(await this.binding.pushEvents(this.token, events));
   }
 }
@@ -184,6 +201,11 @@ export class HttpClient implements EngineClient {
   }
 
   private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
+    // The size limit is the engine's to set (it answers 413); nesting would overflow JSON.stringify.
+    if (body !== undefined) {
+      const exceeded = valueLimitExceeded(body, Number.POSITIVE_INFINITY);
+      if (exceeded) throw new SpindleError(exceeded.code, exceeded.message);
+    }
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;

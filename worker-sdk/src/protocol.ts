@@ -258,7 +258,11 @@ export interface WaitView {
   kind: CheckpointKind;
   key: string;
   /** `list`: which of a DAG task's lists the condition is in (`wait`, `skip`, `cancel`). */
-  conditions?: (LeafCondition & { list: "wait" | "skip" | "cancel"; group: number; satisfied: boolean; dueAt?: string })[];
+  /**
+   * `error`: why the condition's expression did not match when last evaluated (it failed to
+   * evaluate, was not a bool, or ran out of its CEL budget); such an evaluation counts as false.
+   */
+  conditions?: (LeafCondition & { list: "wait" | "skip" | "cancel"; group: number; satisfied: boolean; dueAt?: string; error?: string })[];
   children?: { total: number; done: number };
 }
 
@@ -303,6 +307,11 @@ export interface TaskView {
   evicted?: boolean;
   /** Durable tasks: the waits not yet satisfied; DAG tasks: the conditions armed. */
   waitingFor?: WaitView[];
+  /**
+   * DAG tasks: parent conditions whose expression failed to evaluate (an error, not a bool, or over
+   * its CEL budget), each counted as false: `skipIf[0]: output.n > 1: No such key: n`.
+   */
+  conditionErrors?: string[];
   /** Durable tasks: the event log. */
   eventLog?: CheckpointRecord[];
   /** Durable tasks: invocations so far. */
@@ -425,4 +434,42 @@ export type Reply<T> = { ok: true; value: T } | { ok: false; error: ErrorData };
 export interface WatchResult {
   /** `pending`: nothing happened before the watch expired; watch again. */
   reason: "cancelled" | "timeout" | "ended" | "superseded" | "pending";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits of what crosses the wire
+// ---------------------------------------------------------------------------------------------
+
+/** How deep a JSON value sent to the engine may nest (HTTP bodies and RPC arguments alike). */
+export const MAX_VALUE_DEPTH = 128;
+/** Cloudflare's limit on one RPC message between Workers. */
+export const MAX_RPC_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Why a value may not be sent, or null: it nests deeper than `maxDepth`, or its JSON would take
+ * more than `maxBytes`. Walks the value without recursion (a value too deep for the stack is what
+ * it looks for) and stops as soon as a limit is passed; sizes are JSON's, strings counted in UTF-16
+ * units (close to bytes for ASCII).
+ */
+export function valueLimitExceeded(value: unknown, maxBytes: number, maxDepth = MAX_VALUE_DEPTH): { code: "request.too_deep" | "request.too_large"; message: string } | null {
+  let bytes = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v === "string") bytes += v.length + 2;
+    else if (typeof v === "number" || typeof v === "bigint") bytes += 24;
+    else if (typeof v !== "object" || v === null) bytes += 5;
+    else {
+      if (depth + 1 > maxDepth) return { code: "request.too_deep", message: `the value nests deeper than ${maxDepth} levels` };
+      bytes += 2;
+      if (Array.isArray(v)) for (const item of v) (bytes += 1), stack.push([item, depth + 1]);
+      else
+        for (const [k, item] of Object.entries(v)) {
+          bytes += k.length + 4;
+          stack.push([item, depth + 1]);
+        }
+    }
+    if (bytes > maxBytes) return { code: "request.too_large", message: `the value is larger than ${maxBytes} bytes as JSON` };
+  }
+  return null;
 }

@@ -1,7 +1,8 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
-import { api, getRun, push, result, runStub, task, trigger, until } from "../helpers";
+import { describe, expect, it, vi } from "vitest";
+import { EventBus } from "../../../src/events/event-bus";
+import { api, getRun, push, result, task, trigger, until } from "../helpers";
 
 const evicted = (run: any) => task(run, "d-event").evicted === true;
 const user = () => `u-${crypto.randomUUID()}`;
@@ -25,32 +26,37 @@ describe("events and waiters", () => {
     expect((await result(runId)).output).toEqual({ payload: { userId: u, when: "before" } });
   });
 
-  it("does not lose an event pushed while the wait is being armed", async () => {
+  it("does not lose an event pushed while the wait's subscription is on its way to the bus", async () => {
     const u = user();
-    const runId = await trigger("d-event", { userId: u });
-    await until(runId, evicted);
-    // Put the run back in the moment between recording its wait and its subscription reaching the
-    // bus: withdraw the waiter, push the event, then deliver the subscription as the outbox would.
     const bus = env.EVENTS.getByName("events:default:d:update");
-    const arming = await runInDurableObject(runStub(runId), (_instance, state) =>
-      String(state.storage.sql.exec("SELECT arming FROM conditions WHERE task = 'd-event'").one().arming),
-    );
-    const waiterId = `${runId}|d-event|0|wait|0|0|${arming}`;
-    await bus.unsubscribe([waiterId]);
-    const reachedAt = Date.now() - 1_000;
-    await push("d:update", { userId: u, when: "during" });
-    expect((await getRun(runId)).status).toBe("RUNNING");
-    await bus.subscribe("default", "d:update", [
-      {
-        id: waiterId,
-        runId,
-        expression: `input.userId == "${u}"`,
-        scope: null,
-        sinceAt: reachedAt,
-        ref: { task: "d-event", seq: 0, list: "wait", group: 0, leaf: 0, arming },
-      },
-    ]);
-    expect((await result(runId)).output).toEqual({ payload: { userId: u, when: "during" } });
+    // Hold the run's own subscription at the bus's door, as a slow network would.
+    const original = EventBus.prototype.subscribe;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const held: string[] = [];
+    EventBus.prototype.subscribe = async function (this: EventBus, tenant, key, waiters) {
+      if (waiters.some((w) => w.expression?.includes(u))) {
+        held.push(...waiters.map((w) => w.id));
+        await gate;
+      }
+      return original.call(this, tenant, key, waiters);
+    };
+    try {
+      const runId = await trigger("d-event", { userId: u });
+      await vi.waitUntil(() => held.length > 0, { timeout: 10_000, interval: 20 });
+      expect(held).toHaveLength(1);
+      const waiting = await runInDurableObject(bus, (_i, state) => state.storage.sql.exec("SELECT COUNT(*) AS n FROM waiters WHERE id = ?", held[0]!).one().n);
+      expect(waiting, "the bus does not know the waiter yet").toBe(0);
+      // The event arrives in that window: no waiter matches it at the bus.
+      await push("d:update", { userId: u, when: "during" });
+      expect((await getRun(runId)).status).toBe("RUNNING");
+      release();
+      expect((await result(runId)).output).toEqual({ payload: { userId: u, when: "during" } });
+      expect(held).toHaveLength(1);
+    } finally {
+      release();
+      EventBus.prototype.subscribe = original;
+    }
   });
 
   it("wakes two waiters on one key only by their own expressions, each once", async () => {
