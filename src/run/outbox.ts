@@ -141,15 +141,7 @@ export class Outbox {
     this.sending.delete(m.id);
     if (m.tries + 1 >= OUTBOX_MAX_TRIES) {
       const dead: DeadLetter = { kind: m.kind, target: m.target, payload: m.payload, tries: m.tries + 1, error, at: now };
-      this.sql.exec(
-        "INSERT INTO dead_letters (kind, target, payload, tries, error, at) VALUES (?, ?, ?, ?, ?, ?)",
-        dead.kind,
-        dead.target,
-        JSON.stringify(dead.payload),
-        dead.tries,
-        error.slice(0, 4096),
-        now,
-      );
+      this.keepDeadLetter(dead);
       this.sql.exec("DELETE FROM outbox WHERE id = ?", m.id);
       return dead;
     }
@@ -158,7 +150,7 @@ export class Outbox {
     return null;
   }
 
-  /** Keeps a dead letter of a message to this run that another object could not deliver. */
+  /** Keeps a dead letter: one of this outbox's, or a message to this run that another object could not deliver. */
   keepDeadLetter(dead: DeadLetter): void {
     this.sql.exec(
       "INSERT INTO dead_letters (kind, target, payload, tries, error, at) VALUES (?, ?, ?, ?, ?, ?)",
