@@ -7,7 +7,9 @@
  * (its consumer died with the outcome it was waiting for) and the run dispatches it again.
  *
  * After the run's object restarts it has heard from no one yet, so it counts from its own boot:
- * a claim is then declared lost at most 2 × LIVENESS_TIMEOUT_MS after its last heartbeat.
+ * a claim not heard from is looked at once more a timeout later (the mark `:unheard` on the timer
+ * survives a restart), so it is declared lost at most 2 × LIVENESS_TIMEOUT_MS after its last
+ * heartbeat, however often the object restarts.
  */
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 export const LIVENESS_TIMEOUT_MS = 15_000;
@@ -20,15 +22,15 @@ export const MAX_LOST_DISPATCHES = 10;
 export class Liveness {
   private readonly seen = new Map<string, number>();
 
-  constructor(private readonly bootedAt: number) {}
+  constructor(readonly bootedAt: number) {}
 
   heard(claim: string, now: number): void {
     this.seen.set(claim, now);
   }
 
-  /** The last sign of life the object can vouch for: the claim's last heartbeat, or its own boot. */
-  lastSign(claim: string): number {
-    return Math.max(this.seen.get(claim) ?? 0, this.bootedAt);
+  /** The claim's last heartbeat since this object came up, if any. */
+  heardAt(claim: string): number | undefined {
+    return this.seen.get(claim);
   }
 
   forget(claim: string): void {

@@ -265,13 +265,24 @@ export class RunMachine {
       this.s.timers.clear("liveness", task.name, task.attempt);
       this.failAttempt(run, task, error, now);
     } else if (timer.kind === "liveness") {
-      if (task.status !== "RUNNING" || task.evicted || String(task.invocation) !== timer.data) return;
-      const lastSign = this.liveness.lastSign(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }));
-      if (now - lastSign < LIVENESS_TIMEOUT_MS) {
-        this.s.timers.set("liveness", task.name, task.attempt, lastSign + LIVENESS_TIMEOUT_MS, timer.data);
+      // `data` is the claim's invocation, marked `:unheard` when the last look found no heartbeat
+      // since this object came up (it may have been woken by that very alarm, after a restart).
+      const [invocation, mark] = (timer.data ?? "").split(":");
+      if (task.status !== "RUNNING" || task.evicted || String(task.invocation) !== invocation) return;
+      const heard = this.liveness.heardAt(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }));
+      if (heard !== undefined && now - heard < LIVENESS_TIMEOUT_MS) {
+        this.s.timers.set("liveness", task.name, task.attempt, heard + LIVENESS_TIMEOUT_MS, invocation);
         return;
       }
-      this.loseClaim(run, task, `no heartbeat from the invocation running it for ${formatMs(Math.round((now - lastSign) / 1000) * 1000)}`, now);
+      const booted = this.liveness.bootedAt;
+      // Nothing heard since boot: look once more a timeout later; an object that restarts between
+      // looks (an idle run's object is evicted between its alarms) then still finds the claim lost.
+      if (heard === undefined && mark !== "unheard" && now - booted < LIVENESS_TIMEOUT_MS) {
+        this.s.timers.set("liveness", task.name, task.attempt, booted + LIVENESS_TIMEOUT_MS, `${invocation}:unheard`);
+        return;
+      }
+      const since = heard ?? booted;
+      this.loseClaim(run, task, `no heartbeat from the invocation running it for ${formatMs(Math.max(LIVENESS_TIMEOUT_MS, Math.round((now - since) / 1000) * 1000))}`, now);
     } else if (timer.kind === "schedule_timeout") {
       if (task.status !== "QUEUED" || String(task.invocation) !== (timer.data ?? "0")) return;
       this.dequeue(run, task);

@@ -129,7 +129,8 @@ export class Context<I = unknown> {
           attempt: this.assignment.attempt,
           invocation: this.assignment.invocation,
           index: first + i,
-          startedAt: this.assignment.startedAt,
+          // Stable for the attempt: a claim run again after it was lost spawns the same children.
+          startedAt: this.assignment.firstStartedAt,
         }),
       ),
     );

@@ -333,8 +333,9 @@ export class DurableContext<I = unknown> extends Context<I> {
     }
     // The work may have taken a while: a stale invocation spawns nothing and records nothing.
     if (this.stale) return { thrown: this.stale };
-    if (spawn) req.children = await spawn(at);
     try {
+      // Inside the try: the engine refuses a stale attempt's spawn with `task.superseded` too.
+      if (spawn) req.children = await spawn(at);
       const reply = await this.client().checkpoint(this.assignment.runId, req);
       return tooLarge && reply.status === "resolved" && "error" in reply.result ? { thrown: tooLarge } : reply;
     } catch (err) {
