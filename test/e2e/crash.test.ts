@@ -9,25 +9,28 @@ import { client, startDevServer, type DevServer } from "./dev-server";
 const FANOUTS = 40;
 const CHILDREN = 50;
 const SLOW_TASKS = 10;
-const SLOW_TASK_MS = 15_000;
+const SLOW_TASK_MS = 20_000;
 const CHECKOUTS = 20;
 const CHECKOUT_SLEEP_MS = 20_000;
 /** What the issue promises: a run whose attempt the crash killed has ended within a minute of the restart. */
 const RECOVERY_BOUND_MS = 60_000;
-/** How long the test waits for runs to end, so a slow recovery is told apart from a lost run. */
-const WAIT_AFTER_RESTART_MS = 300_000;
+/**
+ * How long the test waits for runs to end. Under the 5.5-min lease a lost dispatch waited for
+ * before liveness; on a loaded 2-core machine the 2,000 children alone take up to ~3 min.
+ */
+const WAIT_AFTER_RESTART_MS = 240_000;
 
 let server: DevServer | undefined;
 afterAll(async () => {
   await server?.stop();
 });
 
-/** Polls `probe` until it says `ok`, or fails with what it last saw. */
-async function until(what: string, timeoutMs: number, probe: () => Promise<{ ok: boolean; seen: unknown }>): Promise<void> {
+/** Polls `probe` until it says `ok`, or fails with what it last saw; returns what it saw. */
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<{ ok: boolean; seen: T }>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { ok, seen } = await probe();
-    if (ok) return;
+    if (ok) return seen;
     if (Date.now() > deadline) throw new Error(`${what}: not seen within ${timeoutMs / 1000} s; last seen ${JSON.stringify(seen)}`);
     await sleep(250);
   }
@@ -56,7 +59,7 @@ describe("the engine killed mid-flight and restarted on its state", () => {
       const seen = { children: children.length, done: children.filter((r) => r.status === "COMPLETED").length };
       return { ok: seen.children >= (FANOUTS * CHILDREN) / 4 && seen.done < FANOUTS * CHILDREN, seen };
     };
-    await until("the fan-out parents spawning", 240_000, fanoutProgress);
+    const atKill = await until("the fan-out parents spawning", 240_000, fanoutProgress);
 
     // Regular tasks mid-run and durable sleeps pending, triggered now so they are at the kill (the
     // slow tasks ahead of the children queued in the same pool).
@@ -69,9 +72,7 @@ describe("the engine killed mid-flight and restarted on its state", () => {
       const asleep = runs.filter((r) => r.workflow === "durable-checkout" && r.tasks[0].waitingFor?.some((w: any) => w.kind === "sleep")).length;
       return { ok: running === SLOW_TASKS && asleep === CHECKOUTS, seen: { running, asleep } };
     });
-    const atKill = await fanoutProgress();
-    expect(atKill.ok, `children still in flight at the kill: ${JSON.stringify(atKill.seen)}`).toBe(true);
-
+    const killedAt = Date.now();
     await server.kill();
     server = await startDevServer({ dir: server.dir, port: server.port });
     const restartedAt = Date.now();
@@ -81,7 +82,14 @@ describe("the engine killed mid-flight and restarted on its state", () => {
     const problems = verdicts
       .filter((v) => v.lost || v.stuck || v.status !== "COMPLETED" || v.duplicated.length || v.wrong.length)
       .map((v) => ({ runId: v.runId, workflow: v.workflow, status: v.status, duplicated: v.duplicated, wrong: v.wrong }));
-    expect(problems, `runs gone wrong after the restart (at the kill: ${JSON.stringify(atKill.seen)})`).toEqual([]);
+    expect(problems, `runs gone wrong after the restart (just before the kill: ${JSON.stringify(atKill)})`).toEqual([]);
+
+    // The kill fell inside the window: every run was still going, every slow task had started.
+    const window = submitted
+      .map((s) => views.get(s.runId))
+      .filter((run) => Date.parse(run.finishedAt) <= killedAt || (run.workflow === "slow-task" && Date.parse(run.startedAt) >= killedAt))
+      .map((run) => ({ runId: run.runId, workflow: run.workflow, startedAt: run.startedAt, finishedAt: run.finishedAt }));
+    expect(window, `runs not in flight at the kill (${new Date(killedAt).toISOString()})`).toEqual([]);
 
     // No run created twice: the run index lists exactly the runs triggered, and 50 children per parent.
     const expected = new Map([["durable-fanout", FANOUTS], ["fanout-child", FANOUTS * CHILDREN], ["slow-task", SLOW_TASKS], ["durable-checkout", CHECKOUTS]]);
@@ -92,7 +100,7 @@ describe("the engine killed mid-flight and restarted on its state", () => {
     const endedAfter = (workflows: string[]) => Math.max(...verdicts.filter((v) => workflows.includes(v.workflow)).map((v) => v.finishedAt!)) - restartedAt;
     const tasksMs = endedAfter(["slow-task", "durable-checkout"]);
     const allMs = endedAfter(["slow-task", "durable-checkout", "durable-fanout"]);
-    console.log(`crash test: at the kill ${JSON.stringify(atKill.seen)}; after the restart the slow tasks and checkouts ended within ${tasksMs} ms, every run within ${allMs} ms`);
+    console.log(`crash test: just before the kill ${JSON.stringify(atKill)}; after the restart the slow tasks and checkouts ended within ${tasksMs} ms, every run within ${allMs} ms`);
     expect(tasksMs).toBeLessThanOrEqual(RECOVERY_BOUND_MS);
   }, 900_000);
 });
