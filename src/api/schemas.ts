@@ -66,6 +66,7 @@ const TaskSchema = z
         error: ErrorDataSchema.nullable(),
       }),
     ),
+    lostDispatches: z.array(z.object({ attempt: z.number(), invocation: z.number(), at: z.string(), reason: z.string() })),
     evicted: z.boolean().optional(),
     waitingFor: z.unknown().optional(),
     eventLog: z.array(z.unknown()).optional(),

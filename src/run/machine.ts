@@ -15,18 +15,16 @@ import { poolOf, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } 
 import { decideRetry } from "../core/retry";
 import { planRun, runOutput } from "../core/run-machine";
 import type { ConditionMet } from "../events/event-bus";
-import { dispatchKey, type EnqueueItem } from "../scheduler/messages";
+import { DISPATCH_RESEND_MS, dispatchKey, type EnqueueItem } from "../scheduler/messages";
 import type { ConditionList, DurableLog } from "./durable-log";
 import type { Outbox } from "./outbox";
 import type { ChildEnded, OutboxPayloads } from "./outbox-delivery";
+import { LIVENESS_TIMEOUT_MS, type Liveness } from "./liveness";
 import type { IndexEntry } from "./run-index";
 import type { RunRecord, RunStore } from "./run-store";
 import type { TaskRecord, TaskStore } from "./task-store";
 import type { Timer, TimerStore } from "./timer-store";
 import { Waits } from "./waits";
-
-/** How long past its execution timeout a slot stays leased before the task queue takes it back. */
-export const LEASE_GRACE_MS = 30_000;
 
 export interface DispatchRef {
   task: string;
@@ -65,6 +63,7 @@ export class RunMachine {
   constructor(
     private readonly s: Stores,
     private readonly effects: Effects,
+    private readonly liveness: Liveness,
   ) {
     this.waits = new Waits(s, this);
   }
@@ -127,10 +126,15 @@ export class RunMachine {
     this.dispatch(run, name, attempt, 0, now);
   }
 
-  /** Hands a queued attempt (or durable invocation) to its worker's task queue, through the outbox. */
+  /**
+   * Hands a queued attempt (or durable invocation) to its worker's task queue, through the outbox.
+   * Only an attempt's first dispatch can time out waiting: a later invocation (a durable task's
+   * resume, a lost dispatch sent again) has started once already, and the task queue admits it
+   * ahead of new work.
+   */
   dispatch(run: RunRecord, name: string, attempt: number, invocation: number, now: number): void {
     const def = this.taskDef(run, name);
-    this.s.timers.set("schedule_timeout", name, attempt, now + def.scheduleTimeoutMs, String(invocation));
+    if (invocation === 0) this.s.timers.set("schedule_timeout", name, attempt, now + def.scheduleTimeoutMs, String(invocation));
     this.s.tasks.setQueuedReason(name, attempt, null);
     const item: EnqueueItem = {
       key: dispatchKey(run.runId, name, attempt, invocation),
@@ -140,7 +144,7 @@ export class RunMachine {
       invocation,
       priority: run.priority,
       enqueuedAt: now,
-      leaseMs: def.executionTimeoutMs + LEASE_GRACE_MS,
+      leaseMs: DISPATCH_RESEND_MS,
     };
     const pool = poolOf(def);
     this.s.outbox.add(
@@ -151,17 +155,38 @@ export class RunMachine {
     );
   }
 
-  start(run: RunRecord, ref: DispatchRef, now: number): void {
+  /** `message`: the id of the dispatch message that started it, so its redelivery is recognised. */
+  start(run: RunRecord, ref: DispatchRef, now: number, message: string | null): void {
     const def = this.taskDef(run, ref.task);
-    this.s.tasks.start(ref.task, ref.attempt, now);
+    this.s.tasks.start(ref.task, ref.attempt, now, message);
     this.s.timers.clear("schedule_timeout", ref.task, ref.attempt);
     this.s.timers.set("exec_timeout", ref.task, ref.attempt, now + def.executionTimeoutMs, String(ref.invocation));
+    this.s.timers.set("liveness", ref.task, ref.attempt, now + LIVENESS_TIMEOUT_MS, String(ref.invocation));
     if (this.s.runs.markStarted(now)) this.reportToIndex(this.s.runs.get()!, now);
+  }
+
+  /**
+   * A running claim has no one left to answer for it: record why, fence it (a late answer or
+   * checkpoint of it is refused), give its slot back and dispatch the task again. This is not a
+   * failure of the task: no retry is used, and a durable task replays its log.
+   */
+  loseClaim(run: RunRecord, task: TaskRecord, reason: string, now: number): void {
+    const claim = watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation });
+    this.s.tasks.recordLost(task.name, task.attempt, task.invocation, now, reason);
+    this.s.timers.clear("exec_timeout", task.name, task.attempt);
+    this.s.timers.clear("liveness", task.name, task.attempt);
+    this.dequeue(run, task);
+    this.effects.watch(claim, { reason: "superseded" });
+    this.liveness.forget(claim);
+    const invocation = this.s.tasks.requeueInvocation(task.name, now);
+    this.dispatch(run, task.name, task.attempt, invocation, now);
   }
 
   /** The worker's answer for a running attempt (the caller checked it is the current one). */
   complete(run: RunRecord, task: TaskRecord, outcome: TaskOutcome, now: number): void {
     this.s.timers.clear("exec_timeout", task.name, task.attempt);
+    this.s.timers.clear("liveness", task.name, task.attempt);
+    this.liveness.forget(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }));
     if (outcome.status === "completed") {
       this.waits.disarmTask(run, task.name);
       this.s.tasks.finish(task.name, task.attempt, "COMPLETED", now, { output: outcome.output ?? null });
@@ -211,7 +236,16 @@ export class RunMachine {
         retryable: true,
       });
       this.effects.watch(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }), { reason: "timeout" });
+      this.s.timers.clear("liveness", task.name, task.attempt);
       this.failAttempt(run, task, error, now);
+    } else if (timer.kind === "liveness") {
+      if (task.status !== "RUNNING" || task.evicted || String(task.invocation) !== timer.data) return;
+      const lastSign = this.liveness.lastSign(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }));
+      if (now - lastSign < LIVENESS_TIMEOUT_MS) {
+        this.s.timers.set("liveness", task.name, task.attempt, lastSign + LIVENESS_TIMEOUT_MS, timer.data);
+        return;
+      }
+      this.loseClaim(run, task, `no heartbeat from the invocation running it for ${formatMs(Math.round((now - lastSign) / 1000) * 1000)}`, now);
     } else if (timer.kind === "schedule_timeout") {
       if (task.status !== "QUEUED" || String(task.invocation) !== (timer.data ?? "0")) return;
       this.dequeue(run, task);

@@ -52,6 +52,7 @@ export function buildRunView(
           finishedAt: iso(a.finishedAt),
           error: a.error,
         })),
+        lostDispatches: tasks.lostDispatches(t.name).map((l) => ({ attempt: l.attempt, invocation: l.invocation, at: iso(l.at)!, reason: l.reason })),
       };
       return { ...view, ...extra(t.name, def) };
     }),

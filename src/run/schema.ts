@@ -126,4 +126,19 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    description: "liveness: the message that started a claim, and the dispatches declared lost",
+    sql: [
+      "ALTER TABLE tasks ADD COLUMN claim_message TEXT",
+      `CREATE TABLE lost_dispatches (
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        invocation INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (task, attempt, invocation)
+      )`,
+    ],
+  },
 ];

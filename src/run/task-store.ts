@@ -19,6 +19,8 @@ export interface TaskRecord {
   /** Durable: waiting with no invocation running. */
   evicted: boolean;
   firstStartedAt: number | null;
+  /** The dispatch message that started the running claim (its id), to tell its redelivery from a duplicate. */
+  claimMessage: string | null;
 }
 
 interface TaskRow extends Record<string, SqlStorageValue> {
@@ -37,6 +39,7 @@ interface TaskRow extends Record<string, SqlStorageValue> {
   queued_reason: string | null;
   evicted: number;
   first_started_at: number | null;
+  claim_message: string | null;
 }
 
 const toTask = (r: TaskRow): TaskRecord => ({
@@ -55,6 +58,7 @@ const toTask = (r: TaskRow): TaskRecord => ({
   queuedReason: r.queued_reason,
   evicted: r.evicted === 1,
   firstStartedAt: r.first_started_at,
+  claimMessage: r.claim_message,
 });
 
 export interface AttemptRecord {
@@ -77,6 +81,14 @@ interface AttemptRow extends Record<string, SqlStorageValue> {
   started_at: number | null;
   finished_at: number | null;
   error: string | null;
+}
+
+/** A dispatch whose runner stopped showing signs of life: declared lost and dispatched again. */
+export interface LostDispatch {
+  attempt: number;
+  invocation: number;
+  at: number;
+  reason: string;
 }
 
 interface LogRow extends Record<string, SqlStorageValue> {
@@ -153,12 +165,13 @@ export class TaskStore {
     return row.invocation;
   }
 
-  start(name: string, attempt: number, now: number): void {
+  start(name: string, attempt: number, now: number, claimMessage: string | null): void {
     this.sql.exec(
       `UPDATE tasks SET status = 'RUNNING', evicted = 0, started_at = COALESCE(started_at, ?),
-         first_started_at = COALESCE(first_started_at, ?), queued_reason = NULL WHERE name = ?`,
+         first_started_at = COALESCE(first_started_at, ?), queued_reason = NULL, claim_message = ? WHERE name = ?`,
       now,
       now,
+      claimMessage,
       name,
     );
     this.sql.exec(
@@ -232,6 +245,28 @@ export class TaskStore {
       attempt,
     ).rowsWritten;
     return changed > 0;
+  }
+
+  /** Records that a running claim was lost (a second report of the same claim changes nothing). */
+  recordLost(name: string, attempt: number, invocation: number, now: number, reason: string): void {
+    this.sql.exec(
+      "INSERT INTO lost_dispatches (task, attempt, invocation, at, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      name,
+      attempt,
+      invocation,
+      now,
+      reason,
+    );
+  }
+
+  lostDispatches(name: string): LostDispatch[] {
+    return this.sql
+      .exec<{ attempt: number; invocation: number; at: number; reason: string }>(
+        "SELECT attempt, invocation, at, reason FROM lost_dispatches WHERE task = ? ORDER BY attempt, invocation",
+        name,
+      )
+      .toArray()
+      .map((r) => ({ attempt: r.attempt, invocation: r.invocation, at: r.at, reason: r.reason }));
   }
 
   attempts(name: string): AttemptRecord[] {

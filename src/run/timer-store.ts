@@ -1,9 +1,9 @@
 /**
- * Every timer of a run (retry backoff, execution and schedule timeouts, sleeps and other
- * conditions) lives in one table; the outbox adds when its messages are due. `plan()`, called at the end of every write, is the one function that decides
+ * Every timer of a run (retry backoff, execution and schedule timeouts, liveness checks, sleeps and
+ * other conditions) lives in one table; the outbox adds when its messages are due. `plan()`, called at the end of every write, is the one function that decides
  * where the object's alarm points: the earliest due time.
  */
-export type TimerKind = "retry" | "exec_timeout" | "schedule_timeout" | "condition";
+export type TimerKind = "retry" | "exec_timeout" | "schedule_timeout" | "liveness" | "condition";
 
 export interface Timer {
   kind: TimerKind;

@@ -22,6 +22,7 @@ import type { Env } from "../env";
 import type { ConditionMet } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
 import { DurableLog, toRecord } from "./durable-log";
+import { Liveness } from "./liveness";
 import { RunMachine, watchKey, type DispatchRef } from "./machine";
 import { Outbox, type OutboxMessage } from "./outbox";
 import { deliver, type ChildEnded, type OutboxPayloads } from "./outbox-delivery";
@@ -67,6 +68,7 @@ export class WorkflowRun extends DurableObject<Env> {
   private readonly outbox: Outbox;
   private readonly log: DurableLog;
   private readonly machine: RunMachine;
+  private readonly liveness = new Liveness(clock.now());
   private readonly endWaiters = new Set<() => void>();
   private readonly watchers = new Map<string, Set<(result: WatchResult) => void>>();
   /** Decided inside a transaction, delivered once it has committed. */
@@ -91,6 +93,7 @@ export class WorkflowRun extends DurableObject<Env> {
         watch: (key, result) => this.pendingWatch.push({ key, result }),
         runEnded: () => (this.runEnded = true),
       },
+      this.liveness,
     );
     void ctx.blockConcurrencyWhile(async () => {
       // An object that already holds a run is brought up to date here, before any call.
@@ -138,18 +141,41 @@ export class WorkflowRun extends DurableObject<Env> {
     return ok({ runId: run.runId, status: run.status });
   }
 
-  /** The consumer is about to deliver a dispatch: start the attempt, or say why not. */
-  async startTask(ref: DispatchRef): Promise<Reply<StartReply>> {
+  /**
+   * The consumer is about to deliver a dispatch: start the attempt, or say why not. `message` is the
+   * id of the queue message that carries it: the queue delivers the same message again only when
+   * the consumer that had it did not finish, so a claim started by that very message has no one
+   * running it (its start reply was lost) and is dispatched again at once. Another message for a
+   * running claim is a duplicate and is refused.
+   */
+  async startTask(ref: DispatchRef, message: string | null = null): Promise<Reply<StartReply>> {
     const run = this.current();
     if (!run) return notFound();
-    const stale = staleness(run, this.tasks.get(ref.task), ref);
+    const task = this.tasks.get(ref.task);
+    if (task && message !== null && task.claimMessage === message && isCurrentClaim(run, task, ref)) {
+      this.write(() => this.machine.loseClaim(run, task, "its dispatch was delivered again: the start was never acknowledged", clock.now()));
+      await this.afterWrite();
+      return ok({ kind: "stale", reason: "restarted: the claim this message started was lost", release: true });
+    }
+    const stale = staleness(run, task, ref);
     if (stale) return ok({ kind: "stale", ...stale });
     const now = clock.now();
-    this.write(() => this.machine.start(run, ref, now));
+    this.write(() => this.machine.start(run, ref, now, message));
     // The only message a start can owe is its index report: answer first. Its outbox row is
     // durable, and the run's next write (its outcome, or its timeout) sends whatever is left.
     this.ctx.waitUntil(this.afterWrite());
     return ok({ kind: "started", assignment: this.assignment(this.runs.get()!, this.tasks.get(ref.task)!, now) });
+  }
+
+  /**
+   * The consumer running a claim is still waiting for it (see `liveness.ts`). Kept in memory: a
+   * heartbeat writes nothing.
+   */
+  async heartbeat(ref: DispatchRef): Promise<void> {
+    const task = this.hasSchema ? this.tasks.get(ref.task) : null;
+    if (task && task.attempt === ref.attempt && task.invocation === ref.invocation && task.status === "RUNNING") {
+      this.liveness.heard(watchKey(ref), clock.now());
+    }
   }
 
   /** The worker answered. Recorded once, and only for the attempt that is still running. */
@@ -415,10 +441,16 @@ export class WorkflowRun extends DurableObject<Env> {
   }
 }
 
+/** The claim `ref` is the task's running one. */
+function isCurrentClaim(run: RunRecord, task: TaskRecord, ref: DispatchRef): boolean {
+  return !isTerminal(run.status) && task.status === "RUNNING" && !task.evicted && task.attempt === ref.attempt && task.invocation === ref.invocation;
+}
+
 function staleness(run: RunRecord, task: TaskRecord | null, ref: DispatchRef): { reason: string; release: boolean } | null {
   if (!task) return { reason: `no task '${ref.task}'`, release: true };
   if (task.attempt !== ref.attempt || task.invocation !== ref.invocation) return { reason: "superseded by a newer dispatch", release: true };
   if (isTerminal(run.status)) return { reason: `run is ${run.status}`, release: true };
+  if (task.status === "RUNNING" && task.evicted) return { reason: "the invocation has ended at a wait", release: true };
   if (task.status === "RUNNING") return { reason: "duplicate delivery: the attempt is already running", release: false };
   if (task.status !== "QUEUED") return { reason: `task is ${task.status}`, release: true };
   return null;

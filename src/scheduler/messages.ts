@@ -10,9 +10,16 @@ export interface EnqueueItem {
   invocation: number;
   priority: number;
   enqueuedAt: number;
-  /** How long a slot may stay leased before the queue takes it back (timeout plus grace). */
+  /** How long after sending it the queue sends the dispatch again if it has not been released. */
   leaseMs: number;
 }
+
+/**
+ * A dispatch the queue has sent and that no consumer has released within this time is sent again
+ * (the message may have been lost before any consumer started it: the run refuses a start it has
+ * already seen). Once an attempt has started, the run watches it itself (see `run/liveness.ts`).
+ */
+export const DISPATCH_RESEND_MS = 30_000;
 
 export interface TaskQueueIdentity {
   tenant: string;

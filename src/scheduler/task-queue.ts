@@ -6,16 +6,23 @@ import { migrate, type Migration } from "../storage/migrate";
 import type { DispatchMessage, EnqueueItem, EnqueueReply, TaskQueueIdentity } from "./messages";
 
 /**
- * One queue of ready tasks per tenant, worker and slot pool. It admits tasks in priority order
- * (then first come, first served) while the worker has free slots, and sends each admitted task to
- * the dispatch queue. A slot is leased until the attempt's consumer releases it.
+ * One queue of ready tasks per tenant, worker and slot pool. It admits tasks while the worker has
+ * free slots: resumed work first (a durable task's next invocation, a lost dispatch sent again:
+ * they have started once already), then by priority, then first come, first served; and sends
+ * each admitted task to the dispatch queue. A slot is leased until the attempt's consumer (or the
+ * run, when it declares the attempt lost) releases it.
  *
  * Admission writes the lease in the same commit as the enqueue (or release) that made room, and the
  * queue send leaves only once that commit is durable (the output gate). A send that fails puts the
- * tasks back; a lease that outlives its attempt's timeout (its consumer was lost, or its message
- * was) is sent once more and then freed: the run refuses a start it has already seen.
+ * tasks back. A lease still held `lease_ms` after its send is sent again, then again at growing
+ * intervals (up to RESEND_MAX_MS) until released: a message lost before any consumer started it is
+ * delivered within DISPATCH_RESEND_MS, and the run refuses (and keeps the slot of) a start it has
+ * already seen, or frees the slot of one that is no longer current.
  */
-const MIGRATIONS: readonly Migration[] = [
+/** Admission order: resumed invocations (invocation > 0) first, then priority, then arrival. */
+const ADMISSION_ORDER = "(invocation > 0) DESC, priority DESC, enqueued_at, seq";
+
+export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: "config, ready tasks, slot leases",
@@ -55,7 +62,15 @@ const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX leases_expiry ON leases (expires_at)",
     ],
   },
+  {
+    version: 2,
+    description: "resumed invocations are admitted ahead of new work",
+    sql: ["DROP INDEX ready_order", `CREATE INDEX ready_order ON ready (${ADMISSION_ORDER})`],
+  },
 ];
+
+/** A lease still held this long after its last send is sent again at the latest. */
+const RESEND_MAX_MS = 5 * 60_000;
 
 /** Queues accept at most 100 messages per `sendBatch`. */
 const SEND_BATCH_LIMIT = 100;
@@ -145,9 +160,17 @@ export class TaskQueue extends DurableObject<Env> {
     if (freed > 0) await this.pump();
   }
 
-  /** Drops tasks that will not run after all (their run was cancelled, or they timed out waiting). */
+  /**
+   * Drops tasks that will not run after all (their run was cancelled, they timed out waiting, or the
+   * run declared their dispatch lost), and frees the slot of any that was leased.
+   */
   async remove(keys: string[]): Promise<void> {
-    for (const key of keys) this.ctx.storage.sql.exec("DELETE FROM ready WHERE key = ?", key);
+    let freed = 0;
+    for (const key of keys) {
+      this.ctx.storage.sql.exec("DELETE FROM ready WHERE key = ?", key);
+      freed += this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", key).rowsWritten;
+    }
+    if (freed > 0) await this.pump();
   }
 
   async stats(): Promise<TaskQueueStats | null> {
@@ -164,24 +187,19 @@ export class TaskQueue extends DurableObject<Env> {
     };
   }
 
-  /** Lease expiries (send once more, then free the slot) and send retries. */
+  /** Lease expiries (send again, and look again later) and send retries. */
   override async alarm(): Promise<void> {
     this.alarmAt = null;
     this.retryAt = null;
     const config = this.config();
     const now = clock.now();
     const expired = this.ctx.storage.sql.exec<TaskRow & { resent: number }>("SELECT * FROM leases WHERE expires_at <= ?", now).toArray();
-    const resend: TaskRow[] = [];
     for (const lease of expired) {
-      if (lease.resent === 0) {
-        this.ctx.storage.sql.exec("UPDATE leases SET resent = 1, expires_at = ? WHERE key = ?", now + lease.lease_ms, lease.key);
-        resend.push(lease);
-      } else {
-        this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", lease.key);
-      }
+      const next = Math.min(RESEND_MAX_MS, lease.lease_ms * 2 ** (lease.resent + 1));
+      this.ctx.storage.sql.exec("UPDATE leases SET resent = resent + 1, expires_at = ? WHERE key = ?", now + next, lease.key);
     }
     this.planAlarm();
-    if (config && resend.length > 0) await this.send(config, resend).catch(() => undefined);
+    if (config && expired.length > 0) await this.send(config, expired).catch(() => undefined);
     await this.pump();
   }
 
@@ -230,7 +248,7 @@ export class TaskQueue extends DurableObject<Env> {
       const free = Math.min(config.slots - leased, SEND_BATCH_LIMIT);
       if (free <= 0) return;
       rows = this.ctx.storage.sql
-        .exec<TaskRow & { seq: number }>(`SELECT seq, ${COLUMNS} FROM ready ORDER BY priority DESC, enqueued_at, seq LIMIT ?`, free)
+        .exec<TaskRow & { seq: number }>(`SELECT seq, ${COLUMNS} FROM ready ORDER BY ${ADMISSION_ORDER} LIMIT ?`, free)
         .toArray();
       const now = clock.now();
       for (const r of rows) {

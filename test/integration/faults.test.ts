@@ -1,11 +1,12 @@
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import type { TaskOutcome } from "@spindle/worker-sdk/protocol";
+import { WorkflowRun } from "../../src/run/workflow-run";
 import type { DispatchMessage } from "../../src/scheduler/messages";
-import { effects } from "../worker/workflows";
-import { getRun, result, task, trigger } from "./helpers";
-
-const runStub = (runId: string) => env.RUNS.getByName(`run:default:${runId}`);
+import { gates } from "../worker/liveness";
+import { effects, timeline } from "../worker/workflows";
+import { getRun, result, runStub, task, trigger, until } from "./helpers";
 
 describe("faults", () => {
   it("runs the effect of one attempt once when its dispatch is delivered twice", async () => {
@@ -32,27 +33,60 @@ describe("faults", () => {
     expect(after.finishedAt).toBe(run.finishedAt);
   });
 
-  it("records an outcome once when the worker's answer is reported twice", async () => {
-    const runId = await trigger("t-echo", { twice: true });
-    const run = await result(runId);
+  it("records an outcome once when the worker's answer is reported twice while the attempt runs", async () => {
+    const t = `twice-${crypto.randomUUID()}`;
+    const runId = await trigger("t-gated", { tag: t, hold: true });
+    await vi.waitUntil(() => effects.get(`t-gated:${t}`) === 1, { timeout: 10_000 });
+    // Attempt 1 is running: the same failure is reported for it twice at once.
     const stub = runStub(runId);
-    const again = await stub.completeTask({ task: "t-echo", attempt: 1, invocation: 0 }, { status: "failed", error: { code: "x", name: "Error", message: "late", retryable: true }, logs: [] });
-    expect(again).toEqual({ ok: true, value: { accepted: false } });
-    expect((await getRun(runId)).output).toEqual(run.output);
-  });
-
-  it("loses nothing when the run's object is evicted mid-run", async () => {
-    const runId = await trigger("t-diamond", { x: 5 });
-    const stub = runStub(runId);
-    // Evict it over and over while the DAG makes progress.
-    for (let i = 0; i < 6; i++) {
-      await new Promise((r) => setTimeout(r, 40));
-      await evictDurableObject(stub).catch(() => undefined);
-    }
+    const failure: TaskOutcome = { status: "failed", error: { code: "x", name: "Error", message: "reported twice", retryable: true }, logs: [] };
+    const ref = { task: "t-gated", attempt: 1, invocation: 0 };
+    const replies = await Promise.all([stub.completeTask(ref, failure), stub.completeTask(ref, failure)]);
+    expect(replies.map((r) => (r.ok ? r.value.accepted : r.error.code)).sort()).toEqual([false, true]);
+    // One retry, not two: attempt 2 runs and completes.
     const run = await result(runId);
     expect(run.status).toBe("COMPLETED");
-    expect(run.output).toEqual({ a: { v: 6 }, b: { v: 60 }, c: { v: 600 }, d: { sum: 660 } });
-    for (const t of run.tasks) expect(t.attempts).toHaveLength(1);
+    expect(run.output).toEqual({ execution: 2 });
+    const gated = task(run, "t-gated");
+    expect(gated.attempts.map((a) => a.status)).toEqual(["FAILED", "COMPLETED"]);
+    expect(gated.retryCount).toBe(1);
+    // The worker's own answer for attempt 1 comes last, and changes nothing either.
+    gates.add(t);
+    const after = await until(runId, (r) => task(r, "t-gated").logs.some((l) => l.message === "execution 1"));
+    expect(after.output).toEqual(run.output);
+    expect(after.finishedAt).toBe(run.finishedAt);
+    expect(task(after, "t-gated").attempts).toHaveLength(2);
+    expect(effects.get(`t-gated:${t}`)).toBe(2);
+  });
+
+  it("loses nothing when the run's object is reset between a commit and the send of its outbox", async () => {
+    // The reset lands after a's outcome is committed (which queued b and c) and before that
+    // write's outbox is sent.
+    type Internals = { flushOutbox(horizon: number): Promise<void>; current(): { runId: string } | null; tasks: { get(name: string): { status: string } | null }; ctx: DurableObjectState };
+    const proto = WorkflowRun.prototype as unknown as Internals;
+    const original = proto.flushOutbox;
+    let target: string | null = null;
+    let resets = 0;
+    proto.flushOutbox = async function (this: Internals, horizon: number) {
+      if (resets === 0 && target !== null && this.current()?.runId === target && this.tasks.get("a")?.status === "COMPLETED") {
+        resets++;
+        this.ctx.abort("injected: reset between the commit and the outbox send");
+      }
+      return original.call(this, horizon);
+    };
+    try {
+      const runId = await trigger("t-diamond", { x: 5 });
+      target = runId;
+      // A call in flight on the object when it is reset fails with it: look once the reset is done.
+      await vi.waitUntil(() => resets === 1, { timeout: 10_000 });
+      const run = await result(runId);
+      expect(run.status).toBe("COMPLETED");
+      expect(run.output).toEqual({ a: { v: 6 }, b: { v: 60 }, c: { v: 600 }, d: { sum: 660 } });
+      for (const t of run.tasks) expect(t.attempts).toHaveLength(1);
+      for (const name of ["a", "b", "c", "d"]) expect(timeline.get(`${runId}:${name}:start`), name).toHaveLength(1);
+    } finally {
+      proto.flushOutbox = original;
+    }
   });
 
   it("keeps a retry's backoff timer across an eviction", async () => {

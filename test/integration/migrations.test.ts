@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { RUN_MIGRATIONS } from "../../src/run/schema";
+import { MIGRATIONS as TASK_QUEUE_MIGRATIONS } from "../../src/scheduler/task-queue";
 import { migrate, schemaVersion, type Migration } from "../../src/storage/migrate";
 import { result, trigger } from "./helpers";
 
@@ -56,6 +57,40 @@ describe("schema migrations", () => {
       expect(migrate(state.storage, history)).toBe(3);
       expect(migrate(state.storage, history)).toBe(3);
       expect(state.storage.sql.exec("SELECT COUNT(*) AS n FROM jobs").one().n).toBe(2);
+    });
+  });
+
+  it("upgrades a run object from version 1 to 2 (liveness), keeping its tasks, and running again changes nothing", async () => {
+    const stub = env.RUNS.getByName(`run:default:migration-run-v2`);
+    await runInDurableObject(stub, (_instance, state) => {
+      wipe(state);
+      expect(migrate(state.storage, RUN_MIGRATIONS.filter((m) => m.version === 1))).toBe(1);
+      state.storage.sql.exec("INSERT INTO tasks (name, position, task_run_id, status, attempt) VALUES ('t', 0, 'tr', 'RUNNING', 1)");
+      expect(migrate(state.storage, RUN_MIGRATIONS.filter((m) => m.version <= 2))).toBe(2);
+      expect(state.storage.sql.exec("SELECT name, status, attempt, claim_message FROM tasks").toArray()).toEqual([
+        { name: "t", status: "RUNNING", attempt: 1, claim_message: null },
+      ]);
+      state.storage.sql.exec("INSERT INTO lost_dispatches (task, attempt, invocation, at, reason) VALUES ('t', 1, 0, 5, 'why')");
+      expect(migrate(state.storage, RUN_MIGRATIONS.filter((m) => m.version <= 2))).toBe(2);
+      expect(state.storage.sql.exec("SELECT COUNT(*) AS n FROM lost_dispatches").one().n).toBe(1);
+    });
+  });
+
+  it("upgrades a task queue from version 1 to 2, keeping its ready tasks and admitting resumed ones first", async () => {
+    const stub = env.TASK_QUEUES.getByName("tq:default:migration-scratch:regular");
+    await runInDurableObject(stub, (_instance, state) => {
+      wipe(state);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS.filter((m) => m.version === 1))).toBe(1);
+      const insert = "INSERT INTO ready (key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms) VALUES (?, 'r', 't', 1, ?, ?, ?, 1000)";
+      state.storage.sql.exec(insert, "new-high", 0, 3, 1);
+      state.storage.sql.exec(insert, "resumed-low", 2, 1, 2);
+      state.storage.sql.exec(insert, "new-low", 0, 1, 0);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS.filter((m) => m.version <= 2))).toBe(2);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS.filter((m) => m.version <= 2))).toBe(2);
+      const order = "SELECT key FROM ready ORDER BY (invocation > 0) DESC, priority DESC, enqueued_at, seq";
+      expect(state.storage.sql.exec<{ key: string }>(order).toArray().map((r) => r.key)).toEqual(["resumed-low", "new-high", "new-low"]);
+      const plan = state.storage.sql.exec<{ detail: string }>(`EXPLAIN QUERY PLAN ${order}`).toArray().map((r) => r.detail).join("; ");
+      expect(plan).toContain("ready_order");
     });
   });
 

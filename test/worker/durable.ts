@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ChildRunError, Or, ParentCondition, SleepCondition, UserEventCondition } from "@spindle/worker-sdk";
+import { gates, tightLivenessWorkflows } from "./liveness";
 import { count, effects, leaf, spindle } from "./workflows";
 
 /**
@@ -260,12 +261,27 @@ export const badCel = spindle.durableTask({
   fn: async (_input, ctx) => ctx.waitForEvent("anything", "input.x == == 1"),
 });
 
-export const durableWorkflows = [sleepUntil, badCel, memoKeys, mixed, steps, sleeper, eventWaiter, orWaiter, andWaiter, fanoutParent, failingLeaf, runInside, nondet, memoLoop, conditional];
+/** Counts each invocation; its invocation after the sleep waits at its gate (`gates` has its run id). */
+export const gatedSleeper = spindle.durableTask({
+  name: "d-gated-sleep",
+  executionTimeout: "1m",
+  fn: async (_input, ctx) => {
+    const runId = ctx.workflowRunId();
+    count(`d-gated-sleep:invoked:${runId}`);
+    await ctx.sleepFor("1s");
+    count(`d-gated-sleep:resumed:${runId}`);
+    const until = Date.now() + 60_000;
+    while (!gates.has(runId) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    return { ok: true };
+  },
+});
+
+export const durableWorkflows = [gatedSleeper, sleepUntil, badCel, memoKeys, mixed, steps, sleeper, eventWaiter, orWaiter, andWaiter, fanoutParent, failingLeaf, runInside, nondet, memoLoop, conditional];
 export const tightWorker = spindle.worker({
   name: "tight",
   slots: 2,
   durableSlots: 1,
-  workflows: [tightLeaf, tightParent, tightWaiter, tightQuick],
+  workflows: [tightLeaf, tightParent, tightWaiter, tightQuick, ...tightLivenessWorkflows],
 });
 
 export { effects };

@@ -7,9 +7,10 @@
 import { durableWorkflows, tightWorker } from "./durable";
 import { serialWorker, slottedWorker } from "./pools";
 import { edgeCaseWorkflows } from "./edge-cases";
+import { livenessWorkflows } from "./liveness";
 import { regularWorkflows, spindle } from "./workflows";
 
-const testWorker = spindle.worker({ name: "test", slots: 50, workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows] });
+const testWorker = spindle.worker({ name: "test", slots: 50, workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...livenessWorkflows] });
 
 export { default, Engine, EventBus, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";

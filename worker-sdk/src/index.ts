@@ -38,6 +38,7 @@ export type {
   TaskStatus,
   RunView,
   TaskView,
+  LostDispatchView,
   RunSummary,
   RunList,
   RunFilter,

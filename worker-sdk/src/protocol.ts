@@ -280,6 +280,11 @@ export interface TaskView {
   queuedReason: string | null;
   logs: (LogLine & { attempt: number })[];
   attempts: TaskAttemptView[];
+  /**
+   * Dispatches whose runner stopped showing signs of life (the engine lost the invocation running
+   * them) and which were dispatched again, without using a retry.
+   */
+  lostDispatches: LostDispatchView[];
   /** Durable tasks: true while the task waits with no invocation running. */
   evicted?: boolean;
   /** Durable tasks: the waits not yet satisfied; DAG tasks: the conditions armed. */
@@ -288,6 +293,15 @@ export interface TaskView {
   eventLog?: CheckpointRecord[];
   /** Durable tasks: invocations so far. */
   invocations?: number;
+}
+
+export interface LostDispatchView {
+  attempt: number;
+  /** The invocation that was lost; the next one replaced it. */
+  invocation: number;
+  /** When it was declared lost. */
+  at: string;
+  reason: string;
 }
 
 export interface RunParentView {

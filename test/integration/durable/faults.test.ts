@@ -3,7 +3,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { advanceClock } from "../../../src/core/clock";
 import type { DispatchMessage } from "../../../src/scheduler/messages";
+import { WorkflowRun } from "../../../src/run/workflow-run";
 import { crashAt, effects, reorder } from "../../worker/durable";
+import { gates } from "../../worker/liveness";
 import { getRun, push, result, runStub, task, trigger, until } from "../helpers";
 
 const evicted = (name: string) => (run: any) => task(run, name).evicted === true;
@@ -57,17 +59,34 @@ describe("durable tasks under faults", () => {
   });
 
   it("runs a delivered-twice durable invocation once", async () => {
-    const runId = await trigger("d-sleep", { duration: "1s" });
-    await until(runId, evicted("d-sleep"));
-    expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
-    // Invocation 1 is queued: deliver its dispatch twice more.
-    const duplicate: DispatchMessage = { tenant: "default", worker: "test", pool: "durable", key: `${runId}/d-sleep/1/1`, runId, task: "d-sleep", attempt: 1, invocation: 1 };
-    await env.DISPATCH_DURABLE.sendBatch([{ body: duplicate }, { body: duplicate }]);
+    const runId = await trigger("d-gated-sleep", {});
+    await until(runId, evicted("d-gated-sleep"));
+    // Count the starts of invocation 1 as they reach the run.
+    const original = WorkflowRun.prototype.startTask;
+    let starts = 0;
+    WorkflowRun.prototype.startTask = async function (this: WorkflowRun, ref, ...rest) {
+      if (ref.task === "d-gated-sleep" && ref.invocation === 1) starts++;
+      return original.call(this, ref, ...rest);
+    };
+    try {
+      expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
+      // Invocation 1 is running (held at its gate): deliver its dispatch twice more, inside that window.
+      await vi.waitUntil(() => effects.get(`d-gated-sleep:resumed:${runId}`) === 1, { timeout: 10_000 });
+      const duplicate: DispatchMessage = { tenant: "default", worker: "test", pool: "durable", key: `${runId}/d-gated-sleep/1/1`, runId, task: "d-gated-sleep", attempt: 1, invocation: 1 };
+      await env.DISPATCH_DURABLE.sendBatch([{ body: duplicate }, { body: duplicate }]);
+      await vi.waitUntil(() => starts === 3, { timeout: 10_000 });
+    } finally {
+      WorkflowRun.prototype.startTask = original;
+    }
+    gates.add(runId);
     const run = await result(runId);
     expect(run.status).toBe("COMPLETED");
-    const t = task(run, "d-sleep");
+    // Invocation 0 ran once, invocation 1 once: the two extra deliveries ran nothing.
+    expect(effects.get(`d-gated-sleep:invoked:${runId}`)).toBe(2);
+    expect(effects.get(`d-gated-sleep:resumed:${runId}`)).toBe(1);
+    const t = task(run, "d-gated-sleep");
     expect(t.invocations).toBe(2);
-    expect(t.eventLog!.map((c) => c.kind)).toEqual(["memo", "sleep"]);
+    expect(t.eventLog!.map((c) => c.kind)).toEqual(["sleep"]);
   });
 
   it("refuses a checkpoint from a stale invocation", async () => {

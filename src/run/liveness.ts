@@ -1,0 +1,32 @@
+/**
+ * Whether a running claim (one dispatch of a task: attempt and invocation) still has someone to
+ * answer for it. The dispatch consumer that runs the claim on its worker, and will record its
+ * outcome, sends a heartbeat every HEARTBEAT_INTERVAL_MS while it waits; the run keeps when it last
+ * heard from each claim in memory only, so a heartbeat costs no write. A `liveness` timer, armed at
+ * the start, looks again every LIVENESS_TIMEOUT_MS: a claim not heard from for that long is lost
+ * (its consumer died with the outcome it was waiting for) and the run dispatches it again.
+ *
+ * After the run's object restarts it has heard from no one yet, so it counts from its own boot:
+ * a claim is then declared lost at most 2 × LIVENESS_TIMEOUT_MS after its last heartbeat.
+ */
+export const HEARTBEAT_INTERVAL_MS = 5_000;
+export const LIVENESS_TIMEOUT_MS = 15_000;
+
+export class Liveness {
+  private readonly seen = new Map<string, number>();
+
+  constructor(private readonly bootedAt: number) {}
+
+  heard(claim: string, now: number): void {
+    this.seen.set(claim, now);
+  }
+
+  /** The last sign of life the object can vouch for: the claim's last heartbeat, or its own boot. */
+  lastSign(claim: string): number {
+    return Math.max(this.seen.get(claim) ?? 0, this.bootedAt);
+  }
+
+  forget(claim: string): void {
+    this.seen.delete(claim);
+  }
+}

@@ -1,0 +1,227 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { CheckpointRequest, RunView, TaskOutcome } from "@spindle/worker-sdk/protocol";
+import { advanceClock } from "../../src/core/clock";
+import { LIVENESS_TIMEOUT_MS } from "../../src/run/liveness";
+import { WorkflowRun, type DispatchRef } from "../../src/run/workflow-run";
+import { DISPATCH_RESEND_MS } from "../../src/scheduler/messages";
+import { TaskQueue } from "../../src/scheduler/task-queue";
+import { gates, tightOrder } from "../worker/liveness";
+import { effects } from "../worker/workflows";
+import { getRun, push, result, runStub, task, trigger, until } from "./helpers";
+
+/**
+ * An attempt whose runner dies is found out and run again, without using a retry. The faults are
+ * injected where they happen, by replacing methods of the run's object inside workerd: a consumer
+ * that died after starting a claim sends no heartbeat and never answers; a start whose reply was
+ * lost is delivered again by the queue. Time is moved with the engine's clock, not waited for.
+ */
+const restore: (() => void)[] = [];
+afterEach(() => {
+  for (const undo of restore.splice(0).reverse()) undo();
+});
+
+function replace<K extends "heartbeat" | "startTask" | "completeTask" | "checkpoint">(name: K, impl: (original: WorkflowRun[K]) => WorkflowRun[K]): void {
+  const original = WorkflowRun.prototype[name];
+  WorkflowRun.prototype[name] = impl(original);
+  restore.push(() => (WorkflowRun.prototype[name] = original));
+}
+
+/** The consumer of the first claim of `taskName` is gone: none of its heartbeats reach the run. */
+function silenceFirstClaim(taskName: string): void {
+  replace("heartbeat", (original) =>
+    async function (this: WorkflowRun, ref: DispatchRef) {
+      if (ref.task === taskName && ref.invocation === 0) return;
+      return original.call(this, ref);
+    },
+  );
+}
+
+/** Moves past the liveness timeout and lets the run look at its claims. */
+async function outliveTheBound(runId: string): Promise<void> {
+  advanceClock(LIVENESS_TIMEOUT_MS + 1_000);
+  expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const tag = (what: string) => `${what}-${crypto.randomUUID()}`;
+
+describe("an attempt whose runner dies", () => {
+  it("runs a regular task again when the invocation running it dies after the start, and ignores the lost one's late answer", async () => {
+    const t = tag("lost");
+    silenceFirstClaim("t-gated");
+    const runId = await trigger("t-gated", { tag: t, hold: true });
+    // The first execution is under way; then its runner goes silent for good.
+    await vi.waitUntil(() => effects.get(`t-gated:${t}`) === 1, { timeout: 10_000 });
+    await outliveTheBound(runId);
+    const run = await result(runId, { timeoutMs: 30_000 });
+    expect(run.status).toBe("COMPLETED");
+    expect(run.output).toEqual({ execution: 2 });
+    const gatedTask = task(run, "t-gated");
+    expect(gatedTask.attempts).toHaveLength(1);
+    expect(gatedTask.retryCount).toBe(0);
+    expect(gatedTask.lostDispatches).toHaveLength(1);
+    expect(gatedTask.lostDispatches[0]).toMatchObject({ attempt: 1, invocation: 0 });
+    expect(gatedTask.lostDispatches[0]!.reason).toContain("no heartbeat");
+    expect(effects.get(`t-gated:${t}`)).toBe(2);
+
+    // The lost execution answers after all: its logs are kept, its answer is not.
+    gates.add(t);
+    const after = await until(runId, (r) => task(r, "t-gated").logs.some((l) => l.message === "execution 1"), 20_000);
+    expect(after.output).toEqual(run.output);
+    expect(after.finishedAt).toBe(run.finishedAt);
+    expect(task(after, "t-gated").attempts).toHaveLength(1);
+  });
+
+  it("runs a durable task again from its log when the invocation dies in the middle of spawnChildren, creating each child once", async () => {
+    silenceFirstClaim("d-lost-spawn");
+    let recorded = false;
+    let released = false;
+    replace("checkpoint", (original) =>
+      async function (this: WorkflowRun, req: CheckpointRequest) {
+        const reply = await original.call(this, req);
+        if (req.task === "d-lost-spawn" && req.invocation === 0 && req.kind === "children") {
+          // The children are spawned and the wait is recorded, and then the invocation dies: the
+          // reply never reaches it.
+          recorded = true;
+          while (!released) await sleep(10);
+          throw new Error("the invocation that made this call is gone");
+        }
+        return reply;
+      },
+    );
+    try {
+      const runId = await trigger("d-lost-spawn", { n: 3 });
+      await vi.waitUntil(() => recorded, { timeout: 10_000 });
+      // The children run to the end while their parent's invocation is dead.
+      const children = (await until(runId, (r) => r.children.length === 3)).children;
+      for (const child of children) await result(child);
+      expect(task(await getRun(runId), "d-lost-spawn")).toMatchObject({ status: "RUNNING", evicted: false });
+
+      await outliveTheBound(runId);
+      const run = await result(runId, { timeoutMs: 30_000 });
+      expect(run.status).toBe("COMPLETED");
+      expect(run.output).toEqual({ sum: 0 + 1 + 4 });
+      const parent = task(run, "d-lost-spawn");
+      expect(parent.attempts).toHaveLength(1);
+      expect(parent.invocations).toBe(2);
+      expect(parent.lostDispatches).toMatchObject([{ attempt: 1, invocation: 0 }]);
+      expect(effects.get(`d-lost-spawn:invoked:${runId}`)).toBe(2);
+      expect(run.children).toEqual(children);
+      for (const child of children) expect(effects.get(`t-leaf:${child}`), `child ${child}`).toBe(1);
+    } finally {
+      released = true;
+    }
+  });
+
+  it("starts the attempt again at once when its start reply was lost and the queue delivers the message again", async () => {
+    const t = tag("reply");
+    let lost = 0;
+    let starts = 0;
+    replace("startTask", (original) =>
+      async function (this: WorkflowRun, ref: DispatchRef, message?: string | null) {
+        const reply = await original.call(this, ref, message);
+        if (ref.task !== "t-gated") return reply;
+        starts++;
+        if (lost === 0 && reply.ok && reply.value.kind === "started") {
+          lost++;
+          throw new Error("injected: the start was recorded, its reply is lost");
+        }
+        return reply;
+      },
+    );
+    const runId = await trigger("t-gated", { tag: t });
+    const run = await result(runId, { timeoutMs: 30_000 });
+    expect(run.status).toBe("COMPLETED");
+    expect(lost).toBe(1);
+    expect(starts).toBeGreaterThanOrEqual(3); // the start, its redelivery, the new claim
+    expect(effects.get(`t-gated:${t}`)).toBe(1);
+    const gatedTask = task(run, "t-gated");
+    expect(gatedTask.attempts).toHaveLength(1);
+    expect(gatedTask.retryCount).toBe(0);
+    expect(gatedTask.lostDispatches).toHaveLength(1);
+    expect(gatedTask.lostDispatches[0]!.reason).toContain("delivered again");
+  });
+
+  it("records an outcome whose recording fails six times in a row", async () => {
+    const t = tag("record");
+    let failures = 0;
+    replace("completeTask", (original) =>
+      async function (this: WorkflowRun, ref: DispatchRef, outcome: TaskOutcome) {
+        if (ref.task === "t-gated" && failures < 6) {
+          failures++;
+          throw new Error("injected: the run could not record the outcome");
+        }
+        return original.call(this, ref, outcome);
+      },
+    );
+    const runId = await trigger("t-gated", { tag: t });
+    const run = await result(runId, { timeoutMs: 45_000 });
+    expect(failures).toBe(6);
+    expect(run.status).toBe("COMPLETED");
+    expect(run.output).toEqual({ execution: 1 });
+    expect(effects.get(`t-gated:${t}`)).toBe(1);
+    expect(task(run, "t-gated").attempts).toHaveLength(1);
+    expect(task(run, "t-gated").lostDispatches).toEqual([]);
+  });
+});
+
+describe("a dispatch lost before any consumer started it", () => {
+  it("is sent again by its task queue within 30 s of its send, however long its execution timeout", async () => {
+    const t = tag("unsent");
+    const queue = env.TASK_QUEUES.getByName("tq:default:test:regular");
+    // The task queue's send of the dispatch is lost on the way (t-gated's execution timeout is 5 min).
+    type Sender = { send(config: unknown, rows: { task: string }[]): Promise<void> };
+    const proto = TaskQueue.prototype as unknown as Sender;
+    const original = proto.send;
+    let dropped = 0;
+    proto.send = async function (this: Sender, config, rows) {
+      const kept = rows.filter((r) => !(r.task === "t-gated" && dropped === 0 && ++dropped));
+      if (kept.length > 0) await original.call(this, config, kept);
+    };
+    restore.push(() => (proto.send = original));
+    const runId = await trigger("t-gated", { tag: t });
+    await vi.waitUntil(() => dropped === 1, { timeout: 10_000 });
+    expect(task(await getRun(runId), "t-gated").status).toBe("QUEUED");
+    advanceClock(DISPATCH_RESEND_MS + 1_000);
+    expect(await runDurableObjectAlarm(queue)).toBe(true);
+    const run = await result(runId, { timeoutMs: 30_000 });
+    expect(run.status).toBe("COMPLETED");
+    expect(effects.get(`t-gated:${t}`)).toBe(1);
+    expect(task(run, "t-gated").attempts).toHaveLength(1);
+  });
+});
+
+describe("a durable task's resume", () => {
+  it("is never failed for waiting longer than the schedule timeout for a slot, and starts ahead of new work", async () => {
+    const queue = env.TASK_QUEUES.getByName("tq:default:tight:durable");
+    const r = tag("resume");
+    const h = tag("hold");
+    const n = tag("new");
+    const resumeId = await trigger("d-tight-resume", { tag: r });
+    await until(resumeId, (run) => task(run, "d-tight-resume").evicted === true);
+    // The one durable slot is taken, and new work waits for it.
+    const holdId = await trigger("d-tight-hold", { tag: h });
+    await vi.waitUntil(() => tightOrder.includes(`hold:${h}`), { timeout: 10_000 });
+    const newId = await trigger("d-tight-new", { tag: n });
+    await vi.waitUntil(async () => (await queue.stats())?.ready === 1, { timeout: 10_000 });
+    // The event arrives: the resume is queued behind the busy slot, past its 2 s schedule timeout.
+    await push("d-tight-resume:go", { tag: r, n: 7 });
+    await vi.waitUntil(async () => (await queue.stats())?.ready === 2, { timeout: 10_000 });
+    expect(task(await getRun(resumeId), "d-tight-resume").status).toBe("QUEUED");
+    advanceClock(3_000);
+    await runDurableObjectAlarm(runStub(resumeId));
+    const waiting: RunView = await getRun(resumeId);
+    expect(waiting.status).toBe("RUNNING");
+    expect(task(waiting, "d-tight-resume").status).toBe("QUEUED");
+
+    gates.add(h);
+    const resumed = await result(resumeId, { timeoutMs: 30_000 });
+    expect(resumed.status).toBe("COMPLETED");
+    expect(resumed.output).toEqual({ n: 7 });
+    expect((await result(newId)).status).toBe("COMPLETED");
+    expect((await result(holdId)).status).toBe("COMPLETED");
+    expect(tightOrder.filter((e) => e.endsWith(r) || e.endsWith(n))).toEqual([`resumed:${r}`, `new:${n}`]);
+  });
+});
