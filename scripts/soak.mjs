@@ -6,7 +6,7 @@
 // fan-out children, memos, runs in the run index (else duplicated). Exits 1 if any run was lost,
 // duplicated, stuck or failed. Only talks to 127.0.0.1. See README.md, "Soak".
 //
-//   npm run soak -- --runs 300 --kills 3 --seed 42
+//   npm run soak -- --runs 200 --kills 3 --seed 42
 //
 // Needs Node 22.18+ (the project's pinned Node): it imports the e2e harness's TypeScript directly.
 import { parseArgs } from "node:util";
@@ -15,7 +15,7 @@ import { client, startDevServer } from "../test/e2e/dev-server.ts";
 
 const { values: flags } = parseArgs({
   options: {
-    runs: { type: "string", default: "300" },
+    runs: { type: "string", default: "200" },
     kills: { type: "string", default: "3" },
     seed: { type: "string" },
     // How long to wait, after the last restart, for every run to end before calling it stuck.
@@ -52,7 +52,7 @@ const MIX = [
   { weight: 3, workflow: "dag", input: (i) => ({ Message: `Soak DAG ${i}` }) },
   { weight: 3, workflow: "slow-task", input: () => ({ ms: between(2_000, 8_000) }) },
   { weight: 3, workflow: "durable-checkout", input: (i) => ({ orderId: `soak-${i}`, sleepMs: between(2_000, 10_000) }) },
-  { weight: 2, workflow: "durable-fanout", input: () => ({ N: FANOUT_CHILDREN }) },
+  { weight: 2, workflow: "durable-fanout", input: () => ({ N: FANOUT_CHILDREN, childMs: 500 }) },
   { weight: 3, workflow: "durable-event", input: (i) => ({ userId: `soak-user-${SEED}-${i}` }) },
 ];
 const pick = () => {
@@ -122,7 +122,12 @@ try {
 
   const lastUp = kills.at(-1)?.upAt ?? Date.now();
   log(`waiting for every run to end (stuck after ${STUCK_AFTER_MS / 1000} s)`);
-  const views = await waitEnded(api, submitted.map((s) => s.runId), lastUp + STUCK_AFTER_MS);
+  let reported = 0;
+  const views = await waitEnded(api, submitted.map((s) => s.runId), lastUp + STUCK_AFTER_MS, (going) => {
+    if (Date.now() - reported < 10_000) return;
+    reported = Date.now();
+    log(`${going} runs still going`);
+  });
   await Promise.race([pusher, sleep(5_000)]);
   const verdicts = await pool(submitted, 4, async (s) => ({ ...s, ...(await verify(api, s, views.get(s.runId))) }));
 

@@ -76,10 +76,11 @@ const ENDED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
  * Polls until every run has ended or `deadline` (epoch ms) passes; returns each run's last view
  * (null for a 404). Polls only the runs still going, so it stays cheap with thousands of runs.
  */
-export async function waitEnded(api: Api, runIds: string[], deadline: number): Promise<Map<string, any>> {
+export async function waitEnded(api: Api, runIds: string[], deadline: number, progress?: (going: number) => void): Promise<Map<string, any>> {
   const views = new Map<string, any>();
   let going = [...runIds];
   for (;;) {
+    progress?.(going.length);
     await pool(going, 16, async (runId) => {
       const res = await getRun(api, runId);
       views.set(runId, res.status === 404 ? null : res.body);

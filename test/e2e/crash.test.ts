@@ -8,10 +8,12 @@ import { client, startDevServer, type DevServer } from "./dev-server";
  */
 const FANOUTS = 40;
 const CHILDREN = 50;
+/** Each child works this long, so the fan-outs are still in flight when the rest is set up. */
+const CHILD_MS = 2_000;
 const SLOW_TASKS = 10;
 const SLOW_TASK_MS = 30_000;
 const CHECKOUTS = 20;
-const CHECKOUT_SLEEP_MS = 20_000;
+const CHECKOUT_SLEEP_MS = 30_000;
 /** What the issue promises: a run whose attempt the crash killed has ended within a minute of the restart. */
 const RECOVERY_BOUND_MS = 60_000;
 /**
@@ -50,7 +52,7 @@ describe("the engine killed mid-flight and restarted on its state", () => {
       submitted.push({ runId: res.body.runId, workflow, input });
       return res.body.runId as string;
     };
-    await pool(Array.from({ length: FANOUTS }), 8, () => trigger("durable-fanout", { N: CHILDREN }));
+    await pool(Array.from({ length: FANOUTS }), 8, () => trigger("durable-fanout", { N: CHILDREN, childMs: CHILD_MS }));
 
     // The window that matters: parents are spawning (a quarter of the children exist) and children
     // are in flight. Counted from the run index: a parent's own view waits behind its spawning.
