@@ -94,6 +94,21 @@ export async function waitEnded(api: Api, runIds: string[], deadline: number, pr
   }
 }
 
+/** A task as the run's detail shows it, cut to what tells why it did not complete. */
+const taskSummary = (t: any) => ({
+  name: t.name,
+  status: t.status,
+  attempt: t.attempt,
+  evicted: t.evicted,
+  queuedAt: t.queuedAt,
+  startedAt: t.startedAt,
+  finishedAt: t.finishedAt,
+  error: t.error?.message,
+  attempts: t.attempts?.map((a: any) => `${a.attempt}:${a.status} ${a.startedAt}..${a.finishedAt}`),
+  lostDispatches: t.lostDispatches,
+  waitingFor: t.waitingFor,
+});
+
 /** Each memo in a durable task's event log. */
 const memos = (run: any) => (run.tasks[0]?.eventLog ?? []).filter((c: any) => c.kind === "memo");
 
@@ -104,7 +119,13 @@ export async function verify(api: Api, submitted: Submitted, run: any): Promise<
   verdict.stuck = !ENDED.has(run.status);
   verdict.finishedAt = run.finishedAt ? Date.parse(run.finishedAt) : null;
   if (run.status !== "COMPLETED") {
-    if (!verdict.stuck) verdict.wrong.push(`${run.status}: ${JSON.stringify(run.error)}`);
+    if (!verdict.stuck) verdict.wrong.push(`${run.status}: ${run.error?.message}`);
+    verdict.wrong.push(`tasks: ${JSON.stringify(run.tasks.map(taskSummary))}`);
+    // Why a fan-out did not complete is usually one of its children: show those that did not.
+    for (const childId of (run.children ?? []) as string[]) {
+      const child = (await getRun(api, childId)).body;
+      if (child?.status !== "COMPLETED") verdict.wrong.push(`child ${childId} ${child?.status}: ${JSON.stringify(child?.tasks?.map(taskSummary))}`);
+    }
     return verdict;
   }
   const { input } = submitted;

@@ -84,7 +84,9 @@ describe("the engine killed mid-flight and restarted on its state", () => {
     const problems = verdicts
       .filter((v) => v.lost || v.stuck || v.status !== "COMPLETED" || v.duplicated.length || v.wrong.length)
       .map((v) => ({ runId: v.runId, workflow: v.workflow, status: v.status, duplicated: v.duplicated, wrong: v.wrong }));
-    expect(problems, `runs gone wrong after the restart (just before the kill: ${JSON.stringify(atKill)})`).toEqual([]);
+    const killed = `killed at ${new Date(killedAt).toISOString()}, answering again at ${new Date(restartedAt).toISOString()}; just before the kill ${JSON.stringify(atKill)}`;
+    if (problems.length) console.log(`crash test: the restarted stack's last output:\n${server.output().slice(-4_000)}`);
+    expect(problems, `runs gone wrong after the restart (${killed})`).toEqual([]);
 
     // The kill fell inside the window: every run was still going, every slow task had started.
     const window = submitted
