@@ -20,6 +20,9 @@ const { values: flags } = parseArgs({
     seed: { type: "string" },
     // How long to wait, after the last restart, for every run to end before calling it stuck.
     "stuck-after": { type: "string", default: "180" },
+    // How long to leave the runs alone after the last restart before looking at them: looking at a
+    // run wakes its object, and a user does not watch every run.
+    quiet: { type: "string", default: "60" },
   },
 });
 const positive = (name, raw, min) => {
@@ -33,6 +36,7 @@ const positive = (name, raw, min) => {
 const RUNS = positive("runs", flags.runs, 1);
 const KILLS = positive("kills", flags.kills, 0);
 const STUCK_AFTER_MS = positive("stuck-after", flags["stuck-after"], 10) * 1000;
+const QUIET_MS = positive("quiet", flags.quiet, 0) * 1000;
 const SEED = flags.seed === undefined ? Date.now() % 2 ** 31 : positive("seed", flags.seed, 0);
 const FANOUT_CHILDREN = 20;
 
@@ -121,14 +125,15 @@ try {
   pushing = false;
 
   const lastUp = kills.at(-1)?.upAt ?? Date.now();
-  log(`waiting for every run to end (stuck after ${STUCK_AFTER_MS / 1000} s)`);
+  await Promise.race([pusher, sleep(30_000)]);
+  log(`leaving the runs alone for ${QUIET_MS / 1000} s, then waiting for every run to end (stuck after ${STUCK_AFTER_MS / 1000} s)`);
+  await sleep(Math.max(0, lastUp + QUIET_MS - Date.now()));
   let reported = 0;
   const views = await waitEnded(api, submitted.map((s) => s.runId), lastUp + STUCK_AFTER_MS, (going) => {
     if (Date.now() - reported < 10_000) return;
     reported = Date.now();
     log(`${going} runs still going`);
   });
-  await Promise.race([pusher, sleep(5_000)]);
   const verdicts = await pool(submitted, 4, async (s) => ({ ...s, ...(await verify(api, s, views.get(s.runId))) }));
 
   const expected = new Map();
