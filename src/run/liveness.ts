@@ -11,6 +11,11 @@
  */
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 export const LIVENESS_TIMEOUT_MS = 15_000;
+/**
+ * An attempt lost this many times fails (with a retryable `task.lost` error): something keeps
+ * killing what runs it, and failing where the user can see it beats dispatching it forever.
+ */
+export const MAX_LOST_DISPATCHES = 10;
 
 export class Liveness {
   private readonly seen = new Map<string, number>();

@@ -19,7 +19,7 @@ import { DISPATCH_RESEND_MS, dispatchKey, type EnqueueItem } from "../scheduler/
 import type { ConditionList, DurableLog } from "./durable-log";
 import type { Outbox } from "./outbox";
 import type { ChildEnded, OutboxPayloads } from "./outbox-delivery";
-import { LIVENESS_TIMEOUT_MS, type Liveness } from "./liveness";
+import { LIVENESS_TIMEOUT_MS, MAX_LOST_DISPATCHES, type Liveness } from "./liveness";
 import type { IndexEntry } from "./run-index";
 import type { RunRecord, RunStore } from "./run-store";
 import type { TaskRecord, TaskStore } from "./task-store";
@@ -168,7 +168,8 @@ export class RunMachine {
   /**
    * A running claim has no one left to answer for it: record why, fence it (a late answer or
    * checkpoint of it is refused), give its slot back and dispatch the task again. This is not a
-   * failure of the task: no retry is used, and a durable task replays its log.
+   * failure of the task: no retry is used, and a durable task replays its log. Only an attempt
+   * lost MAX_LOST_DISPATCHES times fails.
    */
   loseClaim(run: RunRecord, task: TaskRecord, reason: string, now: number): void {
     const claim = watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation });
@@ -178,6 +179,16 @@ export class RunMachine {
     this.dequeue(run, task);
     this.effects.watch(claim, { reason: "superseded" });
     this.liveness.forget(claim);
+    if (this.s.tasks.lostCount(task.name, task.attempt) >= MAX_LOST_DISPATCHES) {
+      const error = errorData(
+        "task.lost",
+        "TaskLostError",
+        `attempt ${task.attempt} of task '${task.name}' was lost ${MAX_LOST_DISPATCHES} times (last: ${reason})`,
+        { retryable: true },
+      );
+      this.failAttempt(run, task, error, now);
+      return;
+    }
     const invocation = this.s.tasks.requeueInvocation(task.name, now);
     this.dispatch(run, task.name, task.attempt, invocation, now);
   }

@@ -259,6 +259,10 @@ export class TaskStore {
     );
   }
 
+  lostCount(name: string, attempt: number): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM lost_dispatches WHERE task = ? AND attempt = ?", name, attempt).toArray()[0]?.n ?? 0;
+  }
+
   lostDispatches(name: string): LostDispatch[] {
     return this.sql
       .exec<{ attempt: number; invocation: number; at: number; reason: string }>(

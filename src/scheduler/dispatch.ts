@@ -1,8 +1,8 @@
 import type { Reply, TaskOutcome } from "@spindle/worker-sdk/protocol";
 import { errorData } from "../core/errors";
-import { HEARTBEAT_INTERVAL_MS } from "../run/liveness";
 import { runObjectName, taskQueueName, workerBindingName } from "../core/names";
 import type { Env } from "../env";
+import { HEARTBEAT_INTERVAL_MS } from "../run/liveness";
 import type { DispatchRef, StartReply } from "../run/workflow-run";
 import type { DispatchMessage } from "./messages";
 import type { WorkerService } from "./worker-service";

@@ -2,35 +2,46 @@ import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { TaskOutcome } from "@spindle/worker-sdk/protocol";
+import { advanceClock } from "../../src/core/clock";
 import { WorkflowRun } from "../../src/run/workflow-run";
-import type { DispatchMessage } from "../../src/scheduler/messages";
+import { DISPATCH_RESEND_MS, type DispatchMessage } from "../../src/scheduler/messages";
+import { TaskQueue } from "../../src/scheduler/task-queue";
 import { gates } from "../worker/liveness";
 import { effects, timeline } from "../worker/workflows";
 import { getRun, result, runStub, task, trigger, until } from "./helpers";
 
 describe("faults", () => {
-  it("runs the effect of one attempt once when its dispatch is delivered twice", async () => {
-    const runId = await trigger("t-echo", { dup: true });
-    // The same dispatch again, racing the original: same run, task, attempt and invocation.
-    const duplicate: DispatchMessage = {
-      tenant: "default",
-      worker: "test",
-      pool: "regular",
-      key: `${runId}/t-echo/1/0`,
-      runId,
-      task: "t-echo",
-      attempt: 1,
-      invocation: 0,
+  it("runs the effect of one attempt once when its dispatch is delivered again while it runs and after it ended", async () => {
+    const t = `dup-${crypto.randomUUID()}`;
+    const runId = await trigger("t-gated", { tag: t, hold: true });
+    await vi.waitUntil(() => effects.get(`t-gated:${t}`) === 1, { timeout: 10_000 });
+    // The run's answers to every start of this dispatch.
+    const original = WorkflowRun.prototype.startTask;
+    const refused: string[] = [];
+    WorkflowRun.prototype.startTask = async function (this: WorkflowRun, ref, ...rest) {
+      const reply = await original.call(this, ref, ...rest);
+      if (ref.task === "t-gated" && reply.ok && reply.value.kind === "stale") refused.push(reply.value.reason);
+      return reply;
     };
-    await env.DISPATCH.sendBatch([{ body: duplicate }, { body: duplicate }]);
-    const run = await result(runId);
-    expect(run.status).toBe("COMPLETED");
-    await env.DISPATCH.send(duplicate); // and once more after it has completed
-    await new Promise((r) => setTimeout(r, 300));
-    expect(effects.get(`t-echo:${runId}`)).toBe(1);
-    const after = await getRun(runId);
-    expect(task(after, "t-echo").attempts).toHaveLength(1);
-    expect(after.finishedAt).toBe(run.finishedAt);
+    try {
+      // The same dispatch twice more while the attempt runs: same run, task, attempt and invocation.
+      const duplicate: DispatchMessage = { tenant: "default", worker: "test", pool: "regular", key: `${runId}/t-gated/1/0`, runId, task: "t-gated", attempt: 1, invocation: 0 };
+      await env.DISPATCH.sendBatch([{ body: duplicate }, { body: duplicate }]);
+      await vi.waitUntil(() => refused.length === 2, { timeout: 10_000 });
+      gates.add(t);
+      const run = await result(runId);
+      expect(run.status).toBe("COMPLETED");
+      // And once more after it has completed.
+      await env.DISPATCH.send(duplicate);
+      await vi.waitUntil(() => refused.length === 3, { timeout: 10_000 });
+      expect(refused).toEqual([...Array(2).fill("duplicate delivery: the attempt is already running"), "run is COMPLETED"]);
+      expect(effects.get(`t-gated:${t}`)).toBe(1);
+      const after = await getRun(runId);
+      expect(task(after, "t-gated").attempts).toHaveLength(1);
+      expect(after.finishedAt).toBe(run.finishedAt);
+    } finally {
+      WorkflowRun.prototype.startTask = original;
+    }
   });
 
   it("records an outcome once when the worker's answer is reported twice while the attempt runs", async () => {
@@ -70,6 +81,8 @@ describe("faults", () => {
     proto.flushOutbox = async function (this: Internals, horizon: number) {
       if (resets === 0 && target !== null && this.current()?.runId === target && this.tasks.get("a")?.status === "COMPLETED") {
         resets++;
+        // The commit is on disk (a reset would otherwise take the unconfirmed write with it).
+        await this.ctx.storage.sync();
         this.ctx.abort("injected: reset between the commit and the outbox send");
       }
       return original.call(this, horizon);
@@ -101,14 +114,40 @@ describe("faults", () => {
     expect(effects.get(`t-flaky:${runId}`)).toBe(2);
   });
 
-  it("keeps slots and queued tasks when a task queue is evicted", async () => {
+  it("keeps slots and queued tasks when a task queue is reset between admitting tasks and sending them", async () => {
     const queue = env.TASK_QUEUES.getByName("tq:default:test:regular");
-    const runs = await Promise.all(Array.from({ length: 5 }, (_, i) => trigger("t-echo", { evict: i })));
-    await evictDurableObject(queue).catch(() => undefined);
-    const done = await Promise.all(runs.map((id) => result(id)));
-    expect(done.map((r) => r.status)).toEqual(Array(5).fill("COMPLETED"));
-    const stats = await queue.stats();
-    expect(stats).toMatchObject({ ready: 0 });
-    await vi.waitUntil(async () => (await queue.stats())!.inFlight === 0, { timeout: 5_000 });
+    // The reset lands after the admission (the leases) committed and before the dispatch is sent.
+    type Internals = { send(config: unknown, rows: { task: string }[]): Promise<void>; ctx: DurableObjectState };
+    const proto = TaskQueue.prototype as unknown as Internals;
+    const original = proto.send;
+    let resets = 0;
+    proto.send = async function (this: Internals, config, rows) {
+      if (resets === 0 && rows.some((r) => r.task === "t-echo")) {
+        resets++;
+        // The admission is on disk (a reset would otherwise take the unconfirmed write with it).
+        await this.ctx.storage.sync();
+        this.ctx.abort("injected: reset between admission and send");
+      }
+      return original.call(this, config, rows);
+    };
+    try {
+      const runs = await Promise.all(Array.from({ length: 5 }, (_, i) => trigger("t-echo", { reset: i })));
+      await vi.waitUntil(() => resets === 1, { timeout: 10_000 });
+      // What was admitted and never sent is sent again once its lease is due.
+      advanceClock(DISPATCH_RESEND_MS + 1_000);
+      try {
+        await runDurableObjectAlarm(queue);
+        const done = await Promise.all(runs.map((id) => result(id)));
+        expect(done.map((r) => r.status)).toEqual(Array(5).fill("COMPLETED"));
+        for (const id of runs) expect(effects.get(`t-echo:${id}`), id).toBe(1);
+        for (const r of done) expect(task(r, "t-echo").attempts).toHaveLength(1);
+        await vi.waitUntil(async () => (await queue.stats())!.inFlight === 0, { timeout: 10_000 });
+        expect(await queue.stats()).toMatchObject({ ready: 0, inFlight: 0 });
+      } finally {
+        advanceClock(-(DISPATCH_RESEND_MS + 1_000));
+      }
+    } finally {
+      proto.send = original;
+    }
   });
 });

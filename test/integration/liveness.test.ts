@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CheckpointRequest, RunView, TaskOutcome } from "@spindle/worker-sdk/protocol";
 import { advanceClock } from "../../src/core/clock";
-import { LIVENESS_TIMEOUT_MS } from "../../src/run/liveness";
+import { LIVENESS_TIMEOUT_MS, MAX_LOST_DISPATCHES } from "../../src/run/liveness";
 import { WorkflowRun, type DispatchRef } from "../../src/run/workflow-run";
 import { DISPATCH_RESEND_MS } from "../../src/scheduler/messages";
 import { TaskQueue } from "../../src/scheduler/task-queue";
@@ -113,6 +113,30 @@ describe("an attempt whose runner dies", () => {
     } finally {
       released = true;
     }
+  });
+
+  it("fails an attempt lost ten times with a retryable task.lost error, and the retry runs", async () => {
+    const t = tag("lost-often");
+    // Nothing that runs attempt 1 is ever heard from again.
+    replace("heartbeat", (original) =>
+      async function (this: WorkflowRun, ref: DispatchRef) {
+        if (ref.task === "t-gated" && ref.attempt === 1) return;
+        return original.call(this, ref);
+      },
+    );
+    const runId = await trigger("t-gated", { tag: t, holdEvery: true });
+    for (let execution = 1; execution <= MAX_LOST_DISPATCHES; execution++) {
+      await vi.waitUntil(() => effects.get(`t-gated:${t}`) === execution, { timeout: 10_000 });
+      await outliveTheBound(runId);
+    }
+    const failed = await until(runId, (r) => task(r, "t-gated").attempts.length === 2, 20_000);
+    expect(task(failed, "t-gated").attempts[0]).toMatchObject({ status: "FAILED", error: { code: "task.lost", retryable: true } });
+    expect(task(failed, "t-gated").lostDispatches).toHaveLength(MAX_LOST_DISPATCHES);
+    gates.add(t);
+    const run = await result(runId, { timeoutMs: 30_000 });
+    expect(run.status).toBe("COMPLETED");
+    expect(run.output).toEqual({ execution: MAX_LOST_DISPATCHES + 1 });
+    expect(task(run, "t-gated").retryCount).toBe(1);
   });
 
   it("starts the attempt again at once when its start reply was lost and the queue delivers the message again", async () => {

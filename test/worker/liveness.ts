@@ -17,15 +17,15 @@ async function gate(tag: string): Promise<void> {
   while (!gates.has(tag) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
 }
 
-/** Its first execution waits at the gate when asked to; every execution says which one it was. */
+/** Its first execution (or every one) waits at the gate when asked to; each says which one it was. */
 export const gated = spindle.task({
   name: "t-gated",
   retries: 2,
   executionTimeout: "5m",
-  input: z.object({ tag: z.string(), hold: z.boolean().optional() }),
+  input: z.object({ tag: z.string(), hold: z.boolean().optional(), holdEvery: z.boolean().optional() }),
   fn: async (input, ctx) => {
     const execution = count(`t-gated:${input.tag}`);
-    if (input.hold && execution === 1) await gate(input.tag);
+    if ((input.hold && execution === 1) || input.holdEvery) await gate(input.tag);
     ctx.logger.info(`execution ${execution}`);
     return { execution };
   },
