@@ -29,13 +29,18 @@ function curlPush(body: unknown): string {
 describe("durable examples over HTTP, as `npm start` runs them", () => {
   it("durable-event stays waiting when the expression does not match, and completes when it does", async () => {
     const userId = `user-${Date.now()}`;
+    const someoneElse = `${userId}-else`;
     const runId = await api.trigger("durable-event", { userId });
+    // A second waiter, for whom the first push is meant: once it has woken, the push has been
+    // matched against every waiter, so the first one still waiting is a real negative.
+    const otherRunId = await api.trigger("durable-event", { userId: someoneElse });
     const waiting = await untilEvicted(runId, "durable-event");
+    await untilEvicted(otherRunId, "durable-event");
     expect(waiting.status).toBe("RUNNING");
     expect(task(waiting, "durable-event").waitingFor[0].conditions[0]).toMatchObject({ kind: "event", eventKey: "user:update" });
 
-    expect(JSON.parse(curlPush({ key: "user:update", payload: { userId: "someone-else", name: "X" } }))).toHaveProperty("eventId");
-    await new Promise((r) => setTimeout(r, 500));
+    expect(JSON.parse(curlPush({ key: "user:update", payload: { userId: someoneElse, name: "X" } }))).toHaveProperty("eventId");
+    expect((await api.result(otherRunId)).output).toEqual({ userId: someoneElse, name: "X" });
     const still = (await api.call("GET", `/api/v1/runs/${runId}`)).body;
     expect(still.status).toBe("RUNNING");
     expect(task(still, "durable-event").evicted).toBe(true);
@@ -70,10 +75,14 @@ describe("durable examples over HTTP, as `npm start` runs them", () => {
 
   it("welcome-email sends the follow-up once the user's scoped onboarding event arrives", async () => {
     const userId = `u-${Date.now()}`;
+    const anotherUser = `${userId}-another`;
     const runId = await api.trigger("welcome-email", { userId, email: "ada@example.com" });
+    // The other user's run wakes on the other scope's event; only then is this one still waiting a negative.
+    const otherRunId = await api.trigger("welcome-email", { userId: anotherUser, email: "bob@example.com" });
     await untilEvicted(runId, "welcome-email");
-    curlPush({ key: "user:onboarded", payload: { step: "done" }, scope: "another-user" });
-    await new Promise((r) => setTimeout(r, 300));
+    await untilEvicted(otherRunId, "welcome-email");
+    curlPush({ key: "user:onboarded", payload: { step: "done" }, scope: anotherUser });
+    expect((await api.result(otherRunId)).output).toMatchObject({ followUp: "sent", to: "bob@example.com" });
     expect((await api.call("GET", `/api/v1/runs/${runId}`)).body.status).toBe("RUNNING");
     curlPush({ key: "user:onboarded", payload: { step: "done" }, scope: userId });
     const run = await api.result(runId);

@@ -29,19 +29,24 @@ export const durableOr = spindle.durableTask({
   },
 });
 
+/** Returns its index, after working `ms` if given. */
 export const fanoutChild = spindle.task({
   name: "fanout-child",
-  input: z.object({ index: z.number() }),
-  fn: (input) => ({ value: input.index }),
+  input: z.object({ index: z.number(), ms: z.number().int().min(0).max(60_000).optional() }),
+  fn: async (input) => {
+    if (input.ms) await new Promise((resolve) => setTimeout(resolve, input.ms));
+    return { value: input.index };
+  },
 });
 
-/** Spawns N children and sums their outputs; evicted while they run. */
+/** Spawns N children (each working `childMs` if given) and sums their outputs; evicted while they run. */
 export const durableFanout = spindle.durableTask({
   name: "durable-fanout",
   executionTimeout: "5m",
-  input: z.object({ N: z.number().int().min(0).max(10_000) }),
+  input: z.object({ N: z.number().int().min(0).max(10_000), childMs: z.number().int().min(0).max(60_000).optional() }),
   fn: async (input, ctx) => {
-    const outputs = await ctx.spawnChildren(Array.from({ length: input.N }, (_, index) => ({ task: fanoutChild, input: { index } })));
+    const children = Array.from({ length: input.N }, (_, index) => ({ task: fanoutChild, input: input.childMs ? { index, ms: input.childMs } : { index } }));
+    const outputs = await ctx.spawnChildren(children);
     return { sum: outputs.reduce((s, o) => s + o.value, 0) };
   },
 });

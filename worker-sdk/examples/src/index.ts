@@ -1,6 +1,7 @@
 import { child, childWorkflows } from "./children";
 import { dag } from "./dag";
 import { dagConditions, durableEvent, durableFanout, durableOr, durableSleep, fanoutChild, welcomeEmail } from "./durable";
+import { durableCheckout, slowTask } from "./effects";
 import { onFailure, onSuccess } from "./hooks";
 import { nonRetryable, retries } from "./retries";
 import { simple } from "./simple";
@@ -32,5 +33,7 @@ export default spindle.worker({
     durableFanout,
     welcomeEmail,
     dagConditions,
+    slowTask,
+    durableCheckout,
   ],
 });
