@@ -376,10 +376,17 @@ export class RunMachine {
     if (isTerminal(run.status)) return;
     if (dead.kind === "enqueue") {
       for (const item of (dead.payload as OutboxPayloads["enqueue"]).items) {
-        this.failWaiting(run, item.task, (t) => t.attempt === item.attempt && t.invocation === item.invocation, `task '${item.task}' was never dispatched: ${what}`, now);
+        // Only while it is still queued: a dispatch that landed but whose replies were lost may be running.
+        const queued = (t: TaskRecord) => t.status === "QUEUED" && t.attempt === item.attempt && t.invocation === item.invocation;
+        this.failWaiting(run, item.task, queued, `task '${item.task}' was never dispatched: ${what}`, now);
       }
     } else if (dead.kind === "subscribe") {
-      for (const task of new Set((dead.payload as OutboxPayloads["subscribe"]).waiters.map((w) => w.ref.task))) {
+      // Only the tasks whose wait on that arming is still undecided: a wait decided since needs nothing.
+      const waiting = (dead.payload as OutboxPayloads["subscribe"]).waiters.filter((w) => {
+        const c = this.s.log.condition(w.ref.task, w.ref.seq, w.ref.list, w.ref.group, w.ref.leaf);
+        return c !== null && c.arming === w.ref.arming && !c.decided && c.satisfiedAt === null;
+      });
+      for (const task of new Set(waiting.map((w) => w.ref.task))) {
         this.failWaiting(run, task, () => true, `task '${task}' waits for an event it can never receive: ${what}`, now);
       }
     }
