@@ -1,12 +1,44 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
+import type { RunView } from "@spindle/worker-sdk/protocol";
 import { describe, expect, it, vi } from "vitest";
 import { advanceClock, resetClock } from "../../src/core/clock";
-import { DELIVERY_MAX_TRIES } from "../../src/events/event-bus";
+import { DELIVERY_MAX_TRIES, EventBus } from "../../src/events/event-bus";
 import { OUTBOX_MAX_TRIES } from "../../src/run/outbox";
 import { WorkflowRun } from "../../src/run/workflow-run";
 import { TaskQueue } from "../../src/scheduler/task-queue";
-import { getRun, push, result, runStub, task, trigger, until } from "./helpers";
+import { api, getRun, push, result, runStub, task, trigger, until } from "./helpers";
+
+/** Runs the run's alarm (each run is one more try of what its outbox owes) until a dead letter of `kind` shows. */
+async function untilDeadLettered(runId: string, kind: string): Promise<RunView> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const view = await getRun(runId);
+    if (view.deadLetters?.some((d) => d.kind === kind)) return view;
+    if (Date.now() > deadline) throw new Error(`run ${runId}: no ${kind} dead letter; it has ${JSON.stringify(view.deadLetters ?? [])}`);
+    if (!(await runDurableObjectAlarm(runStub(runId)))) await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The task `l-two-waits` is parked at its wait on `key` (its invocation has ended there). */
+const waitsOn = (key: string) => (r: RunView) => {
+  const t = task(r, "l-two-waits");
+  return t.evicted === true && JSON.stringify(t.waitingFor ?? []).includes(`"${key}"`);
+};
+
+/** Makes the event bus of `key` throw on every subscription whose expression names `tag`. */
+function refuseSubscriptions(key: string, tag: string): { refused: () => number; restore: () => void } {
+  const original = EventBus.prototype.subscribe;
+  let refused = 0;
+  EventBus.prototype.subscribe = async function (this: EventBus, tenant, k, waiters) {
+    if (k === key && waiters.some((w) => w.expression?.includes(tag))) {
+      refused++;
+      throw new Error("the event bus cannot take this subscription");
+    }
+    return original.call(this, tenant, k, waiters);
+  };
+  return { refused: () => refused, restore: () => (EventBus.prototype.subscribe = original) };
+}
 
 /**
  * Every message a run owes another object has a bounded number of tries. Past them it is
@@ -123,6 +155,84 @@ describe("dead letters", () => {
       expect(run.error!.message).toContain(`task 't-echo' was never dispatched: enqueue to tq:default:test:regular could not be delivered after ${OUTBOX_MAX_TRIES} tries`);
       expect(run.deadLetters).toEqual([expect.objectContaining({ kind: "enqueue", tries: OUTBOX_MAX_TRIES, error: expect.stringContaining("unreachable") })]);
       expect(task(run, "t-echo").attempts).toHaveLength(1);
+    } finally {
+      TaskQueue.prototype.enqueue = original;
+    }
+  });
+  it("fails a task whose event subscription was dead-lettered while its wait is still undecided", async () => {
+    const tag = crypto.randomUUID();
+    const bus = refuseSubscriptions("l:first", tag);
+    try {
+      const runId = await trigger("l-two-waits", { tag, firstSleep: "1h" });
+      await vi.waitUntil(() => bus.refused() >= 1, { timeout: 10_000, interval: 20 });
+      await untilDeadLettered(runId, "subscribe");
+      const run = await result(runId, { timeoutMs: 10_000 });
+      expect(bus.refused()).toBe(OUTBOX_MAX_TRIES);
+      expect(run.status).toBe("FAILED");
+      expect(run.error).toMatchObject({ code: "delivery.dead_letter", task: "l-two-waits" });
+      expect(run.error!.message).toContain(`task 'l-two-waits' waits for an event it can never receive: subscribe to events:default:l:first could not be delivered after ${OUTBOX_MAX_TRIES} tries`);
+      expect(run.deadLetters).toEqual([expect.objectContaining({ kind: "subscribe", target: "events:default:l:first", tries: OUTBOX_MAX_TRIES })]);
+    } finally {
+      bus.restore();
+    }
+  });
+
+  it("does not fail a task when a subscription of a wait it has since left is dead-lettered: it goes on waiting where it is", async () => {
+    const tag = crypto.randomUUID();
+    const bus = refuseSubscriptions("l:first", tag);
+    try {
+      // The first wait's subscription never lands, but its 1 s sleep decides it: the task moves on.
+      const runId = await trigger("l-two-waits", { tag, firstSleep: "1s" });
+      await vi.waitUntil(() => bus.refused() >= 1, { timeout: 10_000, interval: 20 });
+      await until(runId, waitsOn("l:second"), 20_000);
+      // Then the old subscription runs out of tries while the task waits at its second wait.
+      const view = await untilDeadLettered(runId, "subscribe");
+      expect(bus.refused()).toBe(OUTBOX_MAX_TRIES);
+      expect(view.deadLetters).toEqual([expect.objectContaining({ kind: "subscribe", target: "events:default:l:first", tries: OUTBOX_MAX_TRIES })]);
+      expect(view.status).toBe("RUNNING");
+      expect(waitsOn("l:second")(view)).toBe(true);
+      expect(task(view, "l-two-waits").error ?? null).toBeNull();
+      await push("l:second", { tag, n: 7 });
+      const run = await result(runId, { timeoutMs: 10_000 });
+      expect(run.status).toBe("COMPLETED");
+      expect(run.output).toEqual({ first: ["sleep"], second: 7 });
+    } finally {
+      bus.restore();
+    }
+  });
+
+  it("does not fail a task whose dispatch landed though every answer from its task queue was lost, once it runs", async () => {
+    const original = TaskQueue.prototype.enqueue;
+    const tag = crypto.randomUUID();
+    let target = "";
+    let lost = 0;
+    // The task queue takes the resume's dispatch (and sends it), but its answer never reaches the run.
+    TaskQueue.prototype.enqueue = async function (this: TaskQueue, identity, items) {
+      const reply = await original.call(this, identity, items);
+      if (items.some((i) => i.runId === target && i.invocation === 1)) {
+        lost++;
+        throw new Error("the answer of the task queue was lost");
+      }
+      return reply;
+    };
+    try {
+      const runId = await trigger("l-two-waits", { tag, firstSleep: "1h" });
+      await until(runId, waitsOn("l:first"));
+      target = runId;
+      await push("l:first", { tag, n: 1 });
+      // The resume was dispatched and ran to the second wait, while the run still retries its enqueue.
+      await until(runId, waitsOn("l:second"), 20_000);
+      await vi.waitUntil(() => lost >= 1, { timeout: 10_000, interval: 20 });
+      const view = await untilDeadLettered(runId, "enqueue");
+      expect(lost).toBe(OUTBOX_MAX_TRIES);
+      expect(view.deadLetters).toEqual([expect.objectContaining({ kind: "enqueue", tries: OUTBOX_MAX_TRIES, error: expect.stringContaining("was lost") })]);
+      expect(view.status).toBe("RUNNING");
+      expect(waitsOn("l:second")(view)).toBe(true);
+      await push("l:second", { tag, n: 2 });
+      const run = await result(runId, { timeoutMs: 10_000 });
+      expect(run.status).toBe("COMPLETED");
+      expect(run.output).toEqual({ first: ["l:first"], second: 2 });
+      expect(task(run, "l-two-waits").attempts).toHaveLength(1);
     } finally {
       TaskQueue.prototype.enqueue = original;
     }

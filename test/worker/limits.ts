@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { PayloadTooLargeError } from "@spindle/worker-sdk";
+import { Or, PayloadTooLargeError } from "@spindle/worker-sdk";
 import { count, spindle } from "./workflows";
 
 /** Workflows of the size-limit tests (`test/integration/limits.test.ts`). */
@@ -117,4 +117,19 @@ export const memoHoarder = spindle.durableTask({
   },
 });
 
-export const limitsWorkflows = [leaf4k, fanout4k, bigDag, bigOutput, bigMemo, lonelyParent, held, wideDag, memoHoarder];
+/**
+ * Two waits in a row: an event (or, after `firstSleep`, a sleep), then another event. The
+ * dead-letter tests block the messages of one wait and check what that does to the other.
+ */
+export const twoWaits = spindle.durableTask({
+  name: "l-two-waits",
+  executionTimeout: "30s",
+  input: z.object({ tag: z.string(), firstSleep: z.string() }),
+  fn: async (input, ctx) => {
+    const first = await ctx.waitFor([Or({ eventKey: "l:first", expression: `input.tag == "${input.tag}"` }, { sleepFor: input.firstSleep })]);
+    const second = await ctx.waitForEvent<{ tag: string; n: number }>("l:second", `input.tag == "${input.tag}"`);
+    return { first: Object.keys(first), second: second.n };
+  },
+});
+
+export const limitsWorkflows = [leaf4k, fanout4k, bigDag, bigOutput, bigMemo, lonelyParent, held, wideDag, memoHoarder, twoWaits];
