@@ -362,8 +362,8 @@ export class RunMachine {
    * A message this run owed was dead-lettered. What waited on it fails, saying what could not be
    * delivered: a task whose dispatch or event subscription never arrived fails here; a child's
    * report that never reached its parent is replaced by a small `child_lost` notice, which fails
-   * the parent's waiting task. Index updates, cancels and unsubscriptions have no waiter: they are
-   * only kept.
+   * the parent's waiting task (that notice, cancels and child links are never given up on:
+   * `NEVER_GIVEN_UP`). Index updates and unsubscriptions have no waiter: they are only kept.
    */
   deadLettered(run: RunRecord, dead: DeadLetter, now: number): void {
     const what = `${dead.kind} to ${dead.target} could not be delivered after ${dead.tries} tries (last error: ${dead.error})`;

@@ -6,7 +6,8 @@
  * lost between the commit and the send; receivers are idempotent, so a resend duplicates nothing.
  * Sent rows are deleted by the next write (a run that has ended makes that write at once). A message
  * that fails OUTBOX_MAX_TRIES times is dead-lettered: moved to `dead_letters`, kept and shown in the
- * run's view, and the run that waited on it is told (see `RunMachine.deadLettered`).
+ * run's view, and the run that waited on it is told (see `RunMachine.deadLettered`), except the
+ * notices in NEVER_GIVEN_UP, which are tried until they land.
  */
 export type OutboxKind =
   | "enqueue"
@@ -40,6 +41,13 @@ export const OUTBOX_RETRY_BASE_MS = 500;
 export const OUTBOX_RETRY_MAX_MS = 60_000;
 /** Tries before a message is dead-lettered: with the backoff above, about 8.5 minutes of failures. */
 export const OUTBOX_MAX_TRIES = 15;
+/**
+ * Small notices that nothing would repair if they were given up, so they are tried until they land
+ * (every OUTBOX_RETRY_MAX_MS at most): a parent told that its child's report was lost (it would
+ * wait for that child forever), a cancel for a child run (it would run on), a child's link to its
+ * parent (the parent's cancel would never reach it).
+ */
+export const NEVER_GIVEN_UP: ReadonlySet<OutboxKind> = new Set<OutboxKind>(["child_lost", "cancel_run", "link_child"]);
 
 export interface DeadLetter {
   /** An outbox kind, or `condition_met`: an event bus could not deliver a met condition to this run. */
@@ -139,7 +147,7 @@ export class Outbox {
    */
   failed(m: OutboxMessage, error: string, now: number): DeadLetter | null {
     this.sending.delete(m.id);
-    if (m.tries + 1 >= OUTBOX_MAX_TRIES) {
+    if (m.tries + 1 >= OUTBOX_MAX_TRIES && !NEVER_GIVEN_UP.has(m.kind)) {
       const dead: DeadLetter = { kind: m.kind, target: m.target, payload: m.payload, tries: m.tries + 1, error, at: now };
       this.keepDeadLetter(dead);
       this.sql.exec("DELETE FROM outbox WHERE id = ?", m.id);

@@ -26,7 +26,7 @@ import { installedVersion, migrate } from "../storage/migrate";
 import { DurableLog, type ConditionRecord } from "./durable-log";
 import { Liveness } from "./liveness";
 import { RunMachine, watchKey, type DispatchRef } from "./machine";
-import { Outbox, OUTBOX_MAX_TRIES, type OutboxMessage } from "./outbox";
+import { NEVER_GIVEN_UP, Outbox, OUTBOX_MAX_TRIES, type OutboxMessage } from "./outbox";
 import { deliver, type ChildEnded, type ChildLost, type OutboxPayloads } from "./outbox-delivery";
 import { RunStore, type RunRecord } from "./run-store";
 import { buildRunView, waitingView } from "./run-view";
@@ -442,7 +442,7 @@ export class WorkflowRun extends DurableObject<Env> {
       }
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
-      console.error(`run outbox: ${first.kind} to ${first.target} failed (try ${first.tries + 1} of ${OUTBOX_MAX_TRIES}): ${reason}`);
+      console.error(`run outbox: ${first.kind} to ${first.target} failed (try ${first.tries + 1}${NEVER_GIVEN_UP.has(first.kind) ? "" : ` of ${OUTBOX_MAX_TRIES}`}): ${reason}`);
       let dead = false;
       this.write(() => {
         const now = clock.now();

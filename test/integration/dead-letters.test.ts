@@ -7,6 +7,7 @@ import { DELIVERY_MAX_TRIES, EventBus } from "../../src/events/event-bus";
 import { OUTBOX_MAX_TRIES } from "../../src/run/outbox";
 import { WorkflowRun } from "../../src/run/workflow-run";
 import { TaskQueue } from "../../src/scheduler/task-queue";
+import { gates } from "../worker/liveness";
 import { api, getRun, push, result, runStub, task, trigger, until } from "./helpers";
 
 /** Runs the run's alarm (each run is one more try of what its outbox owes) until a dead letter of `kind` shows. */
@@ -235,6 +236,92 @@ describe("dead letters", () => {
       expect(task(run, "l-two-waits").attempts).toHaveLength(1);
     } finally {
       TaskQueue.prototype.enqueue = original;
+    }
+  });
+});
+
+/** Runs `runId`'s alarm until `done` holds (each run is one more try of what its outbox owes). */
+async function driveUntil(runId: string, done: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not after 30 s of retries`);
+    if (!(await runDurableObjectAlarm(runStub(runId)))) await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * A few small notices are never dead-lettered: given up, nothing would repair what they carry.
+ * They are retried, backing off to once a minute, until they land.
+ */
+describe("notices that are never given up", () => {
+  it("tells a parent that its child's report was lost even when that notice fails more than the outbox's tries", async () => {
+    const originalEnded = WorkflowRun.prototype.childEnded;
+    const originalLost = WorkflowRun.prototype.childLost;
+    const refusals = OUTBOX_MAX_TRIES + 3;
+    let lostRefused = 0;
+    WorkflowRun.prototype.childEnded = async function (this: WorkflowRun, report) {
+      if (report.parentTask === "l-lonely-parent") throw new Error("the parent cannot take this report");
+      return originalEnded.call(this, report);
+    };
+    // The notice that replaces the report fails for longer than a dead letter's tries, then lands.
+    WorkflowRun.prototype.childLost = async function (this: WorkflowRun, lost) {
+      if (lost.parentTask === "l-lonely-parent" && lostRefused < refusals) {
+        lostRefused++;
+        throw new Error("the parent is unreachable for now");
+      }
+      return originalLost.call(this, lost);
+    };
+    try {
+      const parentId = await trigger("l-lonely-parent", {});
+      const parked = await until(parentId, (r) => task(r, "l-lonely-parent").evicted === true && r.children.length === 1);
+      const childId = parked.children[0]!;
+      await until(childId, (r) => r.status === "COMPLETED");
+      await driveUntil(childId, async () => lostRefused >= 1, "the child never sent its parent the notice");
+      await driveUntil(childId, async () => (await getRun(parentId)).status !== "RUNNING", "the parent still waits for its child");
+      expect(lostRefused).toBe(refusals);
+      const parent = await result(parentId, { timeoutMs: 10_000 });
+      expect(parent.status).toBe("FAILED");
+      expect(parent.error).toMatchObject({ code: "delivery.dead_letter", task: "l-lonely-parent" });
+      expect(parent.error!.message).toContain(`the report of child run ${childId} (COMPLETED) could not be delivered to this run after ${OUTBOX_MAX_TRIES} tries`);
+      // The report is a dead letter; the notice is not: it landed.
+      expect((await getRun(childId)).deadLetters).toEqual([expect.objectContaining({ kind: "child_ended", tries: OUTBOX_MAX_TRIES })]);
+    } finally {
+      WorkflowRun.prototype.childEnded = originalEnded;
+      WorkflowRun.prototype.childLost = originalLost;
+    }
+  });
+
+  it("cancels a child run whose cancel fails more than the outbox's tries", async () => {
+    const original = WorkflowRun.prototype.cancel;
+    const tag = crypto.randomUUID();
+    const refusals = OUTBOX_MAX_TRIES + 3;
+    let childObject: DurableObjectId | null = null;
+    let refused = 0;
+    WorkflowRun.prototype.cancel = async function (this: WorkflowRun) {
+      const id = (this as unknown as { ctx: DurableObjectState }).ctx.id;
+      if (childObject?.equals(id) && refused < refusals) {
+        refused++;
+        throw new Error("the child run is unreachable for now");
+      }
+      return original.call(this);
+    };
+    try {
+      const parentId = await trigger("l-held-child", { tag });
+      const parked = await until(parentId, (r) => task(r, "l-held-child").evicted === true && r.children.length === 1);
+      const childId = parked.children[0]!;
+      await until(childId, (r) => task(r, "t-gated").status === "RUNNING");
+      childObject = env.RUNS.idFromName(`run:default:${childId}`);
+      const cancelled = await api("POST", `/api/v1/runs/${parentId}/cancel`);
+      expect(cancelled.status).toBe(200);
+      expect(cancelled.body.status).toBe("CANCELLED");
+      await driveUntil(parentId, async () => (await getRun(childId)).status !== "RUNNING", "the child run still runs");
+      expect(refused).toBe(refusals);
+      const child = await result(childId, { timeoutMs: 10_000 });
+      expect(child.status).toBe("CANCELLED");
+      expect((await getRun(parentId)).deadLetters ?? []).toEqual([]);
+    } finally {
+      WorkflowRun.prototype.cancel = original;
+      gates.add(tag);
     }
   });
 });

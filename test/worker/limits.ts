@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Or, PayloadTooLargeError } from "@spindle/worker-sdk";
+import { gated } from "./liveness";
 import { count, spindle } from "./workflows";
 
 /** Workflows of the size-limit tests (`test/integration/limits.test.ts`). */
@@ -132,4 +133,12 @@ export const twoWaits = spindle.durableTask({
   },
 });
 
-export const limitsWorkflows = [leaf4k, fanout4k, bigDag, bigOutput, bigMemo, lonelyParent, held, wideDag, memoHoarder, twoWaits];
+/** A durable parent waiting on one child that holds at its gate: what a cancel must reach. */
+export const heldChild = spindle.durableTask({
+  name: "l-held-child",
+  executionTimeout: "5m",
+  input: z.object({ tag: z.string() }),
+  fn: async (input, ctx) => ctx.runChild(gated, { tag: input.tag, hold: true }),
+});
+
+export const limitsWorkflows = [leaf4k, fanout4k, bigDag, bigOutput, bigMemo, lonelyParent, held, wideDag, memoHoarder, twoWaits, heldChild];
