@@ -17,7 +17,7 @@ import { clock } from "../core/clock";
 import { notFound, SpindleError } from "../core/errors";
 import { checkInput } from "../core/input-schema";
 import { checkIdempotencyKey, fingerprint, idempotencyConflict, idempotencyShard, type IdempotencyClaim, type IdempotencyScope } from "../core/idempotency";
-import { deterministicUlid, isUlid, ulid, ulidTime } from "../core/ids";
+import { deterministicUlid, isUlid, ulid } from "../core/ids";
 import { eventBusName, idempotencyName, registryName, runIndexName, runObjectName, RUN_INDEX_SHARDS } from "../core/names";
 import type { Env } from "../env";
 import type { ResolvedWorkflow, WorkerInfo } from "../registry/registry";
@@ -185,14 +185,13 @@ export class EngineService {
     return this.claimIds("event", keyed, events.map(() => ulid(now)));
   }
 
-  /** An event's time is its id's: a retried push (same id) is the same event, at the same time. */
+  /** A retried push (same id) is the same event: the bus records it once, at the time it first lands there. */
   private async publish(event: EventPush, eventId: string): Promise<void> {
     await this.env.EVENTS.getByName(eventBusName(this.tenant, event.key)).publish(this.tenant, event.key, {
       id: eventId,
       scope: event.scope ?? null,
       payload: event.payload ?? null,
       metadata: event.additionalMetadata ?? {},
-      at: ulidTime(eventId),
     });
   }
 

@@ -106,8 +106,12 @@ export interface EventRecord {
   scope: string | null;
   payload: unknown;
   metadata: Record<string, string>;
+  /** When this bus first recorded the event (its clock): what waiters' `sinceAt` and lookbacks compare with. */
   at: number;
 }
+
+/** An event as it is pushed: the bus gives it its time when it first records it. */
+export type PushedEvent = Omit<EventRecord, "at">;
 
 /** A wait's event condition, as the run registers it here. */
 export interface Waiter {
@@ -210,8 +214,12 @@ export class EventBus extends DurableObject<Env> {
   /**
    * Records an event and wakes the waiters it matches, evaluating as much as one round's budget
    * allows before answering; the alarm finishes a larger scan. Returns how many it woke so far.
+   *
+   * The event's time is when this bus first records it, not the time in its id: the id is chosen
+   * when a push reserves its idempotency key, and a retried push (same id) may land after a waiter
+   * armed in between, which must see it. A repeat of an id recorded already changes nothing.
    */
-  async publish(tenant: string, key: string, event: EventRecord): Promise<{ woke: number }> {
+  async publish(tenant: string, key: string, event: PushedEvent): Promise<{ woke: number }> {
     this.ensureConfig(tenant, key);
     const sql = this.ctx.storage.sql;
     const woke = this.scanRound(() => {
@@ -221,7 +229,7 @@ export class EventBus extends DurableObject<Env> {
         event.scope,
         JSON.stringify(event.payload ?? null),
         JSON.stringify(event.metadata),
-        event.at,
+        clock.now(),
       ).rowsWritten;
       if (inserted) sql.exec("INSERT INTO scans (event_id) VALUES (?)", event.id);
     });

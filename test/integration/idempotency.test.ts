@@ -239,6 +239,37 @@ describe("idempotency keys on events", () => {
     expect(effects.get(`d-idem-twice:${runId}:after-second`)).toBe(1);
   });
 
+  it("wakes a waiter armed between a push's first try and its retry: the event's time is when the bus records it, not its id's", async () => {
+    const eventKey = fresh("ev");
+    const original = EventBus.prototype.publish;
+    let reserved: string | null = null;
+    // The first try reserves the key (and the event's id) and dies before the bus has the event.
+    EventBus.prototype.publish = async function (this: EventBus, tenant, key, event) {
+      if (key === eventKey && reserved === null) {
+        reserved = event.id;
+        throw new Error("injected: the push died before reaching the bus");
+      }
+      return original.call(this, tenant, key, event);
+    };
+    const idem = fresh("key");
+    try {
+      const died = await post("/api/v1/events", { key: eventKey, payload: { n: "A" } }, idem);
+      expect(died.status).toBe(500);
+      expect(reserved).not.toBeNull();
+      // A waiter arms after the id was chosen, then the client retries the push.
+      const runId = await trigger("d-idem-twice", { key: eventKey });
+      await until(runId, waitingFor(1), 20_000);
+      const retried = await post("/api/v1/events", { key: eventKey, payload: { n: "A" } }, idem);
+      expect(retried).toEqual({ status: 200, body: { eventId: reserved } });
+      await until(runId, waitingFor(2), 20_000);
+      await push(eventKey, { n: "B" });
+      expect((await result(runId)).output).toEqual({ first: { n: "A" }, second: { n: "B" } });
+      expect(effects.get(`d-idem-twice:${runId}:after-first`)).toBe(1);
+    } finally {
+      EventBus.prototype.publish = original;
+    }
+  });
+
   it("refuses the same key with a different payload with 409, and wakes nothing", async () => {
     const eventKey = fresh("ev");
     const key = fresh("key");
