@@ -68,3 +68,32 @@ describe("replay matching", () => {
     expect(log.divergence()).toBeNull();
   });
 });
+
+describe("replay of a log recorded before memo identities", () => {
+  // What the old SDK wrote for `memo(fn)` and `memo(fn, [1])`: `memo:` and the digest of the deps.
+  const OLD_NULL = `memo:${"a1".repeat(12)}`;
+  const OLD_ONE = `memo:${"b2".repeat(12)}`;
+  const sleep = (seq: number): CheckpointRecord => ({ seq, kind: "sleep", key: "sleepFor:1000", occurrence: 0, status: "resolved", result: { value: { durationMs: 1000 } } });
+
+  it("gives each memo the old record at its own position when its old key is the recorded one", () => {
+    const log = new ReplayLog([memo(0, OLD_NULL, "A"), sleep(1), memo(2, OLD_NULL, "B", 1), memo(3, OLD_ONE, "C")]);
+    expect(log.hasLegacyMemos).toBe(true);
+    expect(log.match("memo", "memo#first", OLD_NULL)).toMatchObject({ seq: 0, record: { result: { value: "A" } } });
+    expect(log.match("sleep", "sleepFor:1000").seq).toBe(1);
+    expect(log.match("memo", "memo#second", OLD_NULL)).toMatchObject({ seq: 2, record: { result: { value: "B" } } });
+    expect(log.match("memo", "memo:named", OLD_ONE)).toMatchObject({ seq: 3, record: { result: { value: "C" } } });
+    expect(log.match("memo", "memo#new", OLD_NULL)).toMatchObject({ seq: 4, record: null });
+    expect(log.divergence()).toBeNull();
+  });
+
+  it("never hands an old record to a call at another position or with other deps: the task diverges instead", () => {
+    const log = new ReplayLog([memo(0, OLD_NULL, "A"), memo(1, OLD_ONE, "B")]);
+    expect(log.match("memo", "memo#x", OLD_ONE)).toMatchObject({ seq: 2, record: null });
+    expect(log.match("memo", "memo#y", OLD_NULL)).toMatchObject({ seq: 3, record: null });
+    expect(log.divergence()).toBeInstanceOf(NonDeterminismError);
+  });
+
+  it("looks for old records only in a log that has some", () => {
+    expect(new ReplayLog([memo(0, "memo:send-email", 1), memo(1, "memo#0123456789abcdef01234567", 2)]).hasLegacyMemos).toBe(false);
+  });
+});

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { leaf, count, spindle } from "./workflows";
 
 /**
@@ -156,4 +157,22 @@ export const held = spindle.durableTask({
   },
 });
 
-export const replayMatchingWorkflows = [parallelMemos, memoReorder, namedReorder, staleMemo, staleSpawn, held];
+/**
+ * Two unnamed memos (one with deps), a wait, then a named memo. The upgrade test rewrites the first
+ * two records, while the task waits, into the form an SDK from before memo identities wrote.
+ */
+export const legacyLog = spindle.durableTask({
+  name: "rv-legacy-log",
+  executionTimeout: "1m",
+  input: z.object({ tag: z.string() }),
+  fn: async (input, ctx) => {
+    const runId = ctx.workflowRunId();
+    const a = await ctx.memo(() => count(`rv-legacy-log:a:${runId}`) * 10);
+    const b = await ctx.memo(() => count(`rv-legacy-log:b:${runId}`) + a, [a]);
+    await ctx.waitForEvent("rv:legacy", `input.tag == "${input.tag}"`);
+    const c = await ctx.memo("c", () => count(`rv-legacy-log:c:${runId}`) + b);
+    return { a, b, c };
+  },
+});
+
+export const replayMatchingWorkflows = [parallelMemos, memoReorder, namedReorder, staleMemo, staleSpawn, held, legacyLog];

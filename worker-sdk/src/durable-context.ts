@@ -167,7 +167,9 @@ export class DurableContext<I = unknown> extends Context<I> {
         ? `memo:${nameOrFn}`
         : digest(deps).then((d) => `memo:${nameOrFn}:${d}`)
       : digest([fn.toString(), deps ?? null]).then((d) => `memo#${d}`);
-    return (await this.call("memo", key, {}, fn as () => unknown)) as T;
+    // A log from before memo identities keyed every memo by its deps alone (see `ReplayLog`).
+    const legacyKey = this.log.hasLegacyMemos ? digest(deps ?? null).then((d) => `memo:${d}`) : undefined;
+    return (await this.call("memo", key, {}, fn as () => unknown, undefined, legacyKey)) as T;
   }
 
   /** The current time, recorded once: a replay sees the same moment. */
@@ -275,11 +277,12 @@ export class DurableContext<I = unknown> extends Context<I> {
     request: Partial<Pick<CheckpointRequest, "conditions" | "untilMs">>,
     memo?: () => unknown,
     spawn?: (at: Matched) => Promise<string[]>,
+    legacyKey?: Promise<string>,
   ): Promise<unknown> {
     if (this.stale) return Promise.reject(this.stale);
     const matched = this.matching.then(async (): Promise<Matched> => {
       const k = await key;
-      return { key: k, ...this.log.match(kind, k) };
+      return { key: k, ...this.log.match(kind, k, await legacyKey) };
     });
     this.matching = matched.catch(() => undefined);
     return matched.then((at) => {

@@ -20,13 +20,22 @@ export interface ReplayMatch {
  * A replay cannot tell, while it runs, a branch that took another path from one that is only slow
  * to get to its records: a task that returns while recorded calls were never made again has
  * diverged from its log (`divergence()`).
+ *
+ * Logs recorded before memos had identities (by an SDK that matched calls by position, and keyed
+ * every memo by its deps alone: `legacyMemoKey`) still replay: a memo call that matches no record
+ * by identity takes the record at its own position (the n-th call of the invocation, as that SDK
+ * numbered them) if that record has the call's old key. That is what the old SDK would have done
+ * with the same log and code, so a task in flight across the upgrade replays as it would have.
  */
 export class ReplayLog {
   private readonly byIdentity = new Map<string, CheckpointRecord>();
   private readonly unmatched = new Map<number, CheckpointRecord>();
   private readonly made = new Map<string, number>();
   private next: number;
+  private calls = 0;
   private firstNew: { seq: number; call: string } | null = null;
+  /** Whether the log holds memo records in the old form (only then is a call's old key worth computing). */
+  readonly hasLegacyMemos: boolean;
 
   constructor(log: readonly CheckpointRecord[]) {
     let last = -1;
@@ -36,10 +45,15 @@ export class ReplayLog {
       last = Math.max(last, r.seq);
     }
     this.next = last + 1;
+    this.hasLegacyMemos = log.some((r) => r.kind === "memo" && LEGACY_MEMO_KEY.test(r.key));
   }
 
-  /** Takes the next call with this identity: its record if it has one, else a fresh position. */
-  match(kind: CheckpointKind, key: string): ReplayMatch {
+  /**
+   * Takes the next call with this identity: its record if it has one, else a fresh position.
+   * `legacyKey`: the key an SDK from before memo identities gave this call (see the class).
+   */
+  match(kind: CheckpointKind, key: string, legacyKey?: string): ReplayMatch {
+    const ordinal = this.calls++;
     const id = `${kind}\u0000${key}`;
     const occurrence = this.made.get(id) ?? 0;
     this.made.set(id, occurrence + 1);
@@ -47,6 +61,11 @@ export class ReplayLog {
     if (record) {
       this.unmatched.delete(record.seq);
       return { seq: record.seq, occurrence, record };
+    }
+    const legacy = legacyKey === undefined ? undefined : this.unmatched.get(ordinal);
+    if (legacy && legacy.kind === kind && legacy.key === legacyKey) {
+      this.unmatched.delete(legacy.seq);
+      return { seq: legacy.seq, occurrence: legacy.occurrence, record: legacy };
     }
     const seq = this.next++;
     this.firstNew ??= { seq, call: describeCall(kind, key, occurrence) };
@@ -76,3 +95,6 @@ export class ReplayLog {
 function identity(kind: string, key: string, occurrence: number): string {
   return `${kind}\u0000${key}\u0000${occurrence}`;
 }
+
+/** The key an SDK from before memo identities recorded: `memo:` and the digest of the deps (or of null). */
+const LEGACY_MEMO_KEY = /^memo:[0-9a-f]{24}$/;

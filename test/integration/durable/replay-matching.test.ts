@@ -1,9 +1,17 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { deterministicUlid } from "../../../src/core/ids";
 import { effects } from "../../worker/workflows";
 import { gates, staleOutcomes } from "../../worker/replay-matching";
-import { api, getRun, result, runStub, task, TOKEN, trigger, until } from "../helpers";
+import { canonical } from "../../../worker-sdk/src/durable-context";
+import { api, getRun, push, result, runStub, task, TOKEN, trigger, until } from "../helpers";
+
+/** The key an SDK from before memo identities gave an unnamed memo: its deps' digest (12 bytes of SHA-256). */
+async function legacyMemoKey(deps: unknown[] | null): Promise<string> {
+  const bytes = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canonical(deps))));
+  return `memo:${[...bytes.slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
 
 const RUNS = 50;
 
@@ -137,5 +145,29 @@ describe("a stale invocation acts no more", () => {
     const child = (run.output as { child: string }).child;
     expect(run.children).toEqual([child]);
     expect((await result(child)).status).toBe("COMPLETED");
+  });
+});
+
+describe("a durable task in flight across the upgrade to memo identities", () => {
+  it("replays a log whose memos were recorded in the old form without running them again, and completes", async () => {
+    const tag = crypto.randomUUID();
+    const runId = await trigger("rv-legacy-log", { tag });
+    await until(runId, (r) => task(r, "rv-legacy-log").evicted === true, 20_000);
+    // While it waits, its log becomes what the old SDK would have written: unnamed memos keyed by deps.
+    const keys = [await legacyMemoKey(null), await legacyMemoKey([10])];
+    await runInDurableObject(runStub(runId), (_instance, state) => {
+      const memos = state.storage.sql.exec<{ seq: number }>("SELECT seq FROM checkpoints WHERE task = 'rv-legacy-log' AND kind = 'memo' ORDER BY seq").toArray();
+      expect(memos.map((m) => m.seq)).toEqual([0, 1]);
+      memos.forEach((m, i) => state.storage.sql.exec("UPDATE checkpoints SET key = ?, occurrence = 0 WHERE task = 'rv-legacy-log' AND seq = ?", keys[i]!, m.seq));
+    });
+    expect(task(await getRun(runId), "rv-legacy-log").eventLog!.map((c) => c.key).slice(0, 2)).toEqual(keys);
+    await push("rv:legacy", { tag });
+    const run = await result(runId, { timeoutMs: 20_000 });
+    expect(run.status, JSON.stringify(run.error)).toBe("COMPLETED");
+    expect(task(run, "rv-legacy-log").invocations).toBe(2);
+    expect(run.output).toEqual({ a: 10, b: 11, c: 12 });
+    expect(effects.get(`rv-legacy-log:a:${runId}`)).toBe(1);
+    expect(effects.get(`rv-legacy-log:b:${runId}`)).toBe(1);
+    expect(effects.get(`rv-legacy-log:c:${runId}`)).toBe(1);
   });
 });
