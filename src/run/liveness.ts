@@ -21,6 +21,8 @@ export const MAX_LOST_DISPATCHES = 10;
 
 export class Liveness {
   private readonly seen = new Map<string, number>();
+  /** What the write in progress forgot, to put back if it rolls back. */
+  private forgotten: [string, number][] = [];
 
   constructor(readonly bootedAt: number) {}
 
@@ -33,7 +35,21 @@ export class Liveness {
     return this.seen.get(claim);
   }
 
+  /** Called inside a write: a claim that ended. Undone by `rolledBack`. */
   forget(claim: string): void {
+    const at = this.seen.get(claim);
+    if (at === undefined) return;
+    this.forgotten.push([claim, at]);
     this.seen.delete(claim);
+  }
+
+  committed(): void {
+    this.forgotten = [];
+  }
+
+  /** The write rolled back: the claims it forgot are running still. */
+  rolledBack(): void {
+    for (const [claim, at] of this.forgotten) if (!this.seen.has(claim)) this.seen.set(claim, at);
+    this.forgotten = [];
   }
 }

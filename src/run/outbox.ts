@@ -84,6 +84,8 @@ export class Outbox {
   private readonly sent = new Set<number>();
   /** False once everything due has been taken: a write that adds nothing costs no query. */
   private mayHaveDue = true;
+  /** Deleted by the write in progress: forgotten once it commits, still `sent` if it rolls back. */
+  private purging: number[] = [];
 
   constructor(private readonly sql: SqlStorage) {}
 
@@ -137,8 +139,23 @@ export class Outbox {
   /** Deletes what has been sent; called at the start of every write. */
   purge(): void {
     if (this.sent.size === 0) return;
-    this.sql.exec(`DELETE FROM outbox WHERE id IN (${[...this.sent].join(",")})`);
-    this.sent.clear();
+    this.purging = [...this.sent];
+    this.sql.exec(`DELETE FROM outbox WHERE id IN (${this.purging.join(",")})`);
+  }
+
+  /** The write committed: what it deleted is gone. */
+  committed(): void {
+    for (const id of this.purging) this.sent.delete(id);
+    this.purging = [];
+  }
+
+  /**
+   * The write rolled back, and with it its deletes, inserts and retry times: the rows it purged are
+   * still sent (not to be sent again), and a failure it recorded is to be taken again.
+   */
+  rolledBack(): void {
+    this.purging = [];
+    this.mayHaveDue = true;
   }
 
   /**

@@ -101,6 +101,11 @@ export class TimerStore {
     return horizon;
   }
 
+  /** A write rolled back: the `alarm` row is what it was before; read it again. */
+  rolledBack(): void {
+    this.armed = undefined;
+  }
+
   private armedAt(): number | null {
     if (this.armed === undefined) {
       this.armed = this.storage.sql.exec<{ at: number | null }>("SELECT at FROM alarm WHERE id = 1").toArray()[0]?.at ?? null;

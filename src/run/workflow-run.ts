@@ -380,14 +380,29 @@ export class WorkflowRun extends DurableObject<Env> {
   /**
    * One write: the transition, the deletion of what the outbox has sent, and where the alarm must
    * point, in one transaction; the alarm itself is set in the same turn, so it commits with it.
+   * What the transition decided in memory (watch results to deliver, the run's end, the outbox's
+   * and liveness's bookkeeping) follows the transaction: a write that throws leaves none of it.
    */
   private write(fn: () => void): void {
     let alarm: number | null | undefined;
-    this.ctx.storage.transactionSync(() => {
-      this.outbox.purge();
-      fn();
-      alarm = this.timers.plan(this.outbox.alarmAt());
-    });
+    const watches = this.pendingWatch.length;
+    const ended = this.runEnded;
+    try {
+      this.ctx.storage.transactionSync(() => {
+        this.outbox.purge();
+        fn();
+        alarm = this.timers.plan(this.outbox.alarmAt());
+      });
+    } catch (err) {
+      this.pendingWatch.length = watches;
+      this.runEnded = ended;
+      this.outbox.rolledBack();
+      this.timers.rolledBack();
+      this.liveness.rolledBack();
+      throw err;
+    }
+    this.outbox.committed();
+    this.liveness.committed();
     if (alarm === undefined) return;
     const applying = alarm === null ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(alarm);
     applying.catch((err: unknown) => console.error("could not set the run's alarm", err));
