@@ -392,6 +392,16 @@ export class RunMachine {
     }
   }
 
+  /**
+   * A queued claim whose dispatch its task queue sent `sends` times and that never started (the
+   * caller checked it is still queued with that claim): it fails, not retried (a retry's start
+   * would go the same way).
+   */
+  neverStarted(run: RunRecord, task: TaskRecord, sends: number, now: number): void {
+    const message = `task '${task.name}' could not be started: its dispatch (attempt ${task.attempt}, invocation ${task.invocation}) was sent ${sends} times and never started (its start failed every time, or every message was lost)`;
+    this.failWaiting(run, task.name, (t) => t.status === "QUEUED", message, now, "dispatch.not_started");
+  }
+
   /** A child's report to this run was dead-lettered: the task waiting on that child fails. */
   childLost(run: RunRecord, lost: ChildLost, now: number): void {
     if (isTerminal(run.status)) return;
@@ -417,10 +427,10 @@ export class RunMachine {
   }
 
   /** Fails a task that is still waiting (queued, or a durable task suspended), without retries. */
-  private failWaiting(run: RunRecord, name: string, matches: (t: TaskRecord) => boolean, message: string, now: number): void {
+  private failWaiting(run: RunRecord, name: string, matches: (t: TaskRecord) => boolean, message: string, now: number, code = "delivery.dead_letter"): void {
     const task = this.s.tasks.get(name);
     if (!task || isTerminal(task.status) || !matches(task)) return;
-    const error = errorData("delivery.dead_letter", "DeliveryError", message);
+    const error = errorData(code, "DeliveryError", message);
     if (task.status === "PENDING") {
       // A DAG task waiting on its conditions: it never started, so it fails without an attempt.
       this.waits.disarmTask(run, name);

@@ -173,6 +173,22 @@ export class WorkflowRun extends DurableObject<Env> {
   }
 
   /**
+   * Its task queue sent this dispatch `sends` times and still holds its slot. `running`: the claim
+   * runs (keep the slot). Otherwise the slot is to be freed, and a task still queued with this claim
+   * fails: its start threw every time, or every message was lost.
+   */
+  async dispatchNeverStarted(ref: DispatchRef, sends: number): Promise<"running" | "failed" | "gone"> {
+    const run = this.current();
+    const task = run ? this.tasks.get(ref.task) : null;
+    if (!run || !task) return "gone";
+    if (isCurrentClaim(run, task, ref)) return "running";
+    if (isTerminal(run.status) || task.status !== "QUEUED" || task.attempt !== ref.attempt || task.invocation !== ref.invocation) return "gone";
+    this.write(() => this.machine.neverStarted(run, task, sends, clock.now()));
+    await this.afterWrite();
+    return "failed";
+  }
+
+  /**
    * The consumer running a claim is still waiting for it (see `liveness.ts`). Kept in memory: a
    * heartbeat writes nothing.
    */

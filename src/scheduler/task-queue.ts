@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { clock } from "../core/clock";
+import { runObjectName } from "../core/names";
 import { Rounds } from "../core/rounds";
 import type { Env } from "../env";
 import { migrate, type Migration } from "../storage/migrate";
@@ -17,7 +18,9 @@ import type { DispatchMessage, EnqueueItem, EnqueueReply, TaskQueueIdentity } fr
  * tasks back. A lease still held `lease_ms` after its send is sent again, then again at growing
  * intervals (up to RESEND_MAX_MS) until released: a message lost before any consumer started it is
  * delivered within DISPATCH_RESEND_MS, and the run refuses (and keeps the slot of) a start it has
- * already seen, or frees the slot of one that is no longer current.
+ * already seen, or frees the slot of one that is no longer current. A dispatch sent
+ * MAX_DISPATCH_RESENDS times more and still leased is not sent again: its run is asked, and fails
+ * the task if it never started (its start keeps throwing, or every message was lost).
  */
 /** Admission order: resumed invocations (invocation > 0) first, then priority, then arrival. */
 const ADMISSION_ORDER = "(invocation > 0) DESC, priority DESC, enqueued_at, seq";
@@ -70,7 +73,12 @@ export const MIGRATIONS: readonly Migration[] = [
 ];
 
 /** A lease still held this long after its last send is sent again at the latest. */
-const RESEND_MAX_MS = 5 * 60_000;
+export const RESEND_MAX_MS = 5 * 60_000;
+/**
+ * Re-sends of one dispatch before its run is asked instead (about 12.5 minutes of re-sends): a
+ * start that throws every time would otherwise be sent forever, holding its slot.
+ */
+export const MAX_DISPATCH_RESENDS = 5;
 
 /** Queues accept at most 100 messages per `sendBatch`. */
 const SEND_BATCH_LIMIT = 100;
@@ -199,8 +207,29 @@ export class TaskQueue extends DurableObject<Env> {
       this.ctx.storage.sql.exec("UPDATE leases SET resent = resent + 1, expires_at = ? WHERE key = ?", now + next, lease.key);
     }
     this.planAlarm();
-    if (config && expired.length > 0) await this.send(config, expired).catch(() => undefined);
+    const resend = expired.filter((l) => l.resent < MAX_DISPATCH_RESENDS);
+    if (config && resend.length > 0) await this.send(config, resend).catch(() => undefined);
+    if (config) await this.giveUp(config, expired.filter((l) => l.resent >= MAX_DISPATCH_RESENDS));
     await this.pump();
+  }
+
+  /**
+   * Leases sent MAX_DISPATCH_RESENDS times more: the run says whether the claim runs (a long task:
+   * keep its lease) or not (freed; a task still queued with it fails). A run that cannot be asked
+   * is asked again at the lease's next expiry.
+   */
+  private async giveUp(config: ConfigRow, leases: (TaskRow & { resent: number })[]): Promise<void> {
+    await Promise.all(
+      leases.map(async (l) => {
+        try {
+          const run = this.env.RUNS.getByName(runObjectName(config.tenant, l.run_id));
+          const answer = await run.dispatchNeverStarted({ task: l.task, attempt: l.attempt, invocation: l.invocation }, l.resent + 1);
+          if (answer !== "running") this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", l.key);
+        } catch (err) {
+          console.error(`task queue ${config.worker}/${config.pool}: could not ask run ${l.run_id} about its dispatch ${l.key}`, err);
+        }
+      }),
+    );
   }
 
   private config(): ConfigRow | null {

@@ -6,7 +6,7 @@ import { advanceClock } from "../../src/core/clock";
 import { LIVENESS_TIMEOUT_MS, MAX_LOST_DISPATCHES } from "../../src/run/liveness";
 import { WorkflowRun, type DispatchRef } from "../../src/run/workflow-run";
 import { DISPATCH_RESEND_MS } from "../../src/scheduler/messages";
-import { TaskQueue } from "../../src/scheduler/task-queue";
+import { MAX_DISPATCH_RESENDS, RESEND_MAX_MS, TaskQueue } from "../../src/scheduler/task-queue";
 import { gates, tightOrder } from "../worker/liveness";
 import { effects } from "../worker/workflows";
 import { getRun, push, result, runStub, task, trigger, until } from "./helpers";
@@ -213,6 +213,70 @@ describe("a dispatch lost before any consumer started it", () => {
     const run = await result(runId, { timeoutMs: 30_000 });
     expect(run.status).toBe("COMPLETED");
     expect(effects.get(`t-gated:${t}`)).toBe(1);
+    expect(task(run, "t-gated").attempts).toHaveLength(1);
+  });
+});
+
+describe("a dispatch whose start always throws", () => {
+  it("fails its task, saying why, after its task queue sent it the most times it may, and frees its slot", async () => {
+    const userId = tag("never-starts");
+    const queue = env.TASK_QUEUES.getByName("tq:default:test:durable");
+    const runId = await trigger("d-event", { userId });
+    await until(runId, (r) => task(r, "d-event").evicted === true);
+    type Sender = { send(config: unknown, rows: { run_id: string; invocation: number }[]): Promise<void> };
+    const proto = TaskQueue.prototype as unknown as Sender;
+    const originalSend = proto.send;
+    let sends = 0;
+    proto.send = async function (this: Sender, config, rows) {
+      sends += rows.filter((r) => r.run_id === runId && r.invocation === 1).length;
+      return originalSend.call(this, config, rows);
+    };
+    restore.push(() => (proto.send = originalSend));
+    // The resume's start throws, however often its dispatch is delivered.
+    const object = env.RUNS.idFromName(`run:default:${runId}`);
+    let starts = 0;
+    replace("startTask", (original) =>
+      async function (this: WorkflowRun, ref: DispatchRef, message?: string | null) {
+        if (object.equals((this as unknown as { ctx: DurableObjectState }).ctx.id) && ref.invocation === 1) {
+          starts++;
+          throw new Error("injected: the start throws");
+        }
+        return original.call(this, ref, message);
+      },
+    );
+    await push("d:update", { userId });
+    await vi.waitUntil(() => starts >= 1, { timeout: 10_000, interval: 20 });
+    const leased = (await queue.stats())!.inFlight;
+    // Each lease expiry of the task queue re-sends the dispatch, until it may no more.
+    for (let i = 0; (await getRun(runId)).status === "RUNNING"; i++) {
+      if (i > MAX_DISPATCH_RESENDS + 3) throw new Error(`still running after ${sends} sends`);
+      advanceClock(RESEND_MAX_MS + 1_000);
+      expect(await runDurableObjectAlarm(queue)).toBe(true);
+    }
+    const run = await result(runId);
+    expect(sends).toBe(1 + MAX_DISPATCH_RESENDS);
+    expect(run.status).toBe("FAILED");
+    expect(run.error).toMatchObject({ code: "dispatch.not_started", task: "d-event", retryable: false });
+    expect(run.error!.message).toContain(`task 'd-event' could not be started: its dispatch (attempt 1, invocation 1) was sent ${1 + MAX_DISPATCH_RESENDS} times and never started`);
+    expect(task(run, "d-event").attempts).toHaveLength(1);
+    // Its slot is free again.
+    await vi.waitUntil(async () => (await queue.stats())!.inFlight === leased - 1, { timeout: 10_000, interval: 20 });
+  });
+
+  it("keeps the slot of a claim that runs longer than all its re-sends, and the task completes", async () => {
+    const t = tag("long");
+    const queue = env.TASK_QUEUES.getByName("tq:default:test:regular");
+    const runId = await trigger("t-gated", { tag: t, hold: true });
+    await until(runId, (r) => task(r, "t-gated").status === "RUNNING");
+    for (let i = 0; i < MAX_DISPATCH_RESENDS + 2; i++) {
+      advanceClock(RESEND_MAX_MS + 1_000);
+      expect(await runDurableObjectAlarm(queue)).toBe(true);
+    }
+    expect(task(await getRun(runId), "t-gated").status).toBe("RUNNING");
+    gates.add(t);
+    const run = await result(runId);
+    expect(run.status).toBe("COMPLETED");
+    expect(run.output).toEqual({ execution: 1 });
     expect(task(run, "t-gated").attempts).toHaveLength(1);
   });
 });

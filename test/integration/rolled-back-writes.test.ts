@@ -71,7 +71,7 @@ describe("a write that rolls back", () => {
       await until(runId, (r) => task(r, "t-gated").status === "RUNNING");
       // The start's report to the run index has gone out; the run has not written since.
       await vi.waitUntil(() => reports.includes("RUNNING"), { timeout: 10_000, interval: 20 });
-      const refused = await runStub(runId).checkpoint({ task: "t-gated", attempt: 0, invocation: 0, seq: -1, kind: "memo", key: "memo:x" });
+      const refused = await runStub(runId).checkpoint({ task: "t-gated", attempt: 0, invocation: 0, seq: -1, kind: "memo", key: "memo:x", occurrence: 0 });
       expect(refused).toMatchObject({ ok: false, error: { code: "request.invalid" } });
       // The run's next write sends what its outbox still owes.
       expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
