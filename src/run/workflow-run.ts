@@ -194,9 +194,8 @@ export class WorkflowRun extends DurableObject<Env> {
    */
   async heartbeat(ref: DispatchRef): Promise<void> {
     const task = this.hasSchema ? this.tasks.get(ref.task) : null;
-    if (task && task.attempt === ref.attempt && task.invocation === ref.invocation && task.status === "RUNNING") {
-      this.liveness.heard(watchKey(ref), clock.now());
-    }
+    // Only the running claim: a late beat of one that ended (at a wait, too) must not be kept.
+    if (task && isCurrent(task, ref)) this.liveness.heard(watchKey(ref), clock.now());
   }
 
   /** The worker answered. Recorded once, and only for the attempt that is still running. */
