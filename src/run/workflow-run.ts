@@ -36,6 +36,12 @@ import { TimerStore } from "./timer-store";
 
 export type { DispatchRef } from "./machine";
 
+/**
+ * A run's view asks at most this many event buses for its waiting conditions' expression errors
+ * (a durable wait may name any number of event keys): the conditions of the others show none.
+ */
+export const MAX_VIEW_BUSES = 16;
+
 /** A task's watch on its attempt returns after this long with `pending`, and the SDK watches again. */
 export const WATCH_MAX_MS = 60_000;
 
@@ -564,7 +570,7 @@ export class WorkflowRun extends DurableObject<Env> {
     }
     const errors = new Map<string, WaiterError>();
     await Promise.all(
-      [...byBus].map(async ([bus, ids]) => {
+      [...byBus].slice(0, MAX_VIEW_BUSES).map(async ([bus, ids]) => {
         try {
           for (const [id, e] of Object.entries(await this.env.EVENTS.getByName(bus).waiterErrors(ids))) errors.set(id, e);
         } catch (err) {
