@@ -75,8 +75,9 @@ export const MIGRATIONS: readonly Migration[] = [
 /** A lease still held this long after its last send is sent again at the latest. */
 export const RESEND_MAX_MS = 5 * 60_000;
 /**
- * Re-sends of one dispatch before its run is asked instead (about 12.5 minutes of re-sends): a
- * start that throws every time would otherwise be sent forever, holding its slot.
+ * Re-sends of one dispatch; at the expiry after the last (about 17.5 minutes after the first send)
+ * its run is asked instead: a start that throws every time would otherwise be sent forever,
+ * holding its slot.
  */
 export const MAX_DISPATCH_RESENDS = 5;
 
