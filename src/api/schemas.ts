@@ -217,8 +217,6 @@ export const EventBodySchema = z
   .strict()
   .openapi("PushEvent");
 
-export const EventResultSchema = z.object({ eventId: z.string() }).openapi("EventPushed");
-
 /** The most items one bulk request takes. */
 export const MAX_BULK_ITEMS = 1000;
 
@@ -240,5 +238,3 @@ export const BulkEventBodySchema = z
   .object({ events: z.array(EventBodySchema.extend({ idempotencyKey: idempotencyKeyField }).strict()).min(1).max(MAX_BULK_ITEMS) })
   .strict()
   .openapi("BulkPushEvents");
-
-export const BulkEventResultSchema = z.object({ events: z.array(EventResultSchema) }).openapi("BulkEventsPushed");
