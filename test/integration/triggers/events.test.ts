@@ -1,5 +1,9 @@
 import { env, exports } from "cloudflare:workers";
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
+import { EngineService } from "../../../src/api/service";
+import { advanceClock, resetClock } from "../../../src/core/clock";
+import { EVENT_INDEX_SHARDS, START_GRACE_MS } from "../../../src/events/event-index";
 import { api, result, task, trigger, until } from "../helpers";
 
 /** Events that start workflows: key patterns, filters, the input schema, idempotent pushes, the event log. */
@@ -69,6 +73,33 @@ describe("events that start workflows", () => {
     await result(runOf(first, "tr-greet"));
     const runs = await api("GET", `/api/v1/runs?workflow=tr-greet&metadata=eventId:${first.eventId}`);
     expect(runs.body.runs).toHaveLength(1);
+  });
+
+  it("starts the runs of a push whose request died after recording the event, from the event log's alarm", async () => {
+    const probe = crypto.randomUUID();
+    const original = EngineService.prototype.startEventRun;
+    EngineService.prototype.startEventRun = async function () {
+      throw new Error("the request died here");
+    };
+    let res;
+    try {
+      res = await api("POST", "/api/v1/events", { key: "tr:user:created", payload: { name: "Late" }, additionalMetadata: { probe } });
+    } finally {
+      EngineService.prototype.startEventRun = original;
+    }
+    expect(res.status).toBe(500);
+    const runsOfProbe = async () => (await api("GET", `/api/v1/runs?workflow=tr-greet&metadata=probe:${probe}`)).body.runs as any[];
+    try {
+      advanceClock(START_GRACE_MS + 1_000);
+      for (let shard = 0; shard < EVENT_INDEX_SHARDS; shard++) await runDurableObjectAlarm(env.EVENT_INDEX.getByName(`evindex:default:${shard}`));
+    } finally {
+      resetClock();
+    }
+    await vi.waitUntil(async () => (await runsOfProbe()).length === 1, { timeout: 10_000, interval: 50 });
+    const [run] = await runsOfProbe();
+    expect((await result(run.runId)).output).toEqual({ greeted: "Late" });
+    const event = await api("GET", `/api/v1/events/${run.additionalMetadata.eventId}`);
+    expect(event.body.runs).toEqual([{ workflow: "tr-greet", runId: run.runId }]);
   });
 
   it("answers bulkPush with each event's runs", async () => {

@@ -1,4 +1,4 @@
-import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { advanceClock, clock, resetClock } from "../../../src/core/clock";
@@ -29,6 +29,12 @@ describe("one-time schedules", () => {
     advanceClock(HOUR_MS + 1_000);
     expect(await runDurableObjectAlarm(triggers())).toBe(true);
     await runDurableObjectAlarm(triggers());
+    // As if the write that recorded the firing was lost: the alarm fires it again, and finds the same run.
+    await runInDurableObject(triggers(), async (_i, state) => {
+      state.storage.sql.exec("UPDATE schedules SET status = 'SCHEDULED', fired_at = NULL WHERE id = ?", kept.scheduleId);
+      await state.storage.setAlarm(Date.now());
+    });
+    expect(await runDurableObjectAlarm(triggers())).toBe(true);
     const fired = await api("GET", `/api/v1/schedules/${kept.scheduleId}`);
     expect(fired.body).toMatchObject({ scheduleId: kept.scheduleId, workflow: "t-echo", status: "FIRED", runId: expect.any(String), at });
     const run = await result(fired.body.runId);
