@@ -91,6 +91,13 @@ export const RunSchema = z
     finishedAt: z.string().nullable(),
     parent: ParentSchema,
     children: z.array(z.string()),
+    trigger: z
+      .unknown()
+      .optional()
+      .openapi({
+        description:
+          "What started the run when it was not a direct call: `{ kind: \"event\", eventId, eventKey, filterId?, filterPayload? }`, `{ kind: \"cron\", cronId, name, scheduledAt, late, missedTicks }` or `{ kind: \"schedule\", scheduleId, scheduledAt }`.",
+      }),
     tasks: z.array(TaskSchema),
     deadLetters: z
       .array(

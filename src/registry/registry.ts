@@ -243,6 +243,8 @@ export class Registry extends DurableObject<Env> {
         );
       }
     }
+    // Declared crons and filters first: a workflow is never visible to a push without its filters.
+    await this.env.TRIGGERS.getByName(triggersName(tenant)).syncDeclared(tenant, registration.name, await declaredTriggers(registration));
     this.ctx.storage.transactionSync(() => {
       this.ctx.storage.sql.exec(
         `INSERT INTO workers (name, registration, hash, blocked_reason, registered_at) VALUES (?, ?, ?, ?, ?)
@@ -266,7 +268,6 @@ export class Registry extends DurableObject<Env> {
         );
       }
     });
-    await this.env.TRIGGERS.getByName(triggersName(tenant)).syncDeclared(tenant, registration.name, await declaredTriggers(registration));
     const pools: [Pool, number][] = [
       ["regular", registration.slots],
       ["durable", registration.durableSlots],
