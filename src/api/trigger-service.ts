@@ -175,10 +175,19 @@ export class TriggerService {
       if (filter[field] !== undefined && Number.isNaN(Date.parse(filter[field]!))) throw invalid(`query.${field}`, "must be an ISO 8601 date-time");
     }
     const limit = pageSize(filter.limit);
-    const pages = (await Promise.all(Array.from({ length: EVENT_INDEX_SHARDS }, (_, shard) => this.engine.eventIndex(shard).list(filter, limit + 1)))) as Omit<EventView, "woke">[][];
-    const merged = pages.flat().sort((a, b) => (a.eventId < b.eventId ? 1 : a.eventId > b.eventId ? -1 : 0));
+    const pages = (await Promise.all(Array.from({ length: EVENT_INDEX_SHARDS }, (_, shard) => this.engine.eventIndex(shard).list(filter, limit + 1)))) as {
+      events: Omit<EventView, "woke">[];
+      truncated: boolean;
+    }[];
+    // A shard that stopped early (its page was full of large payloads) may hold events older than
+    // its last one: the merged page ends there, and the cursor takes it on from there.
+    const stop = pages.filter((p) => p.truncated).map((p) => p.events[p.events.length - 1]!.eventId).sort().pop();
+    const merged = pages
+      .flatMap((p) => p.events)
+      .filter((e) => stop === undefined || e.eventId >= stop)
+      .sort((a, b) => (a.eventId < b.eventId ? 1 : a.eventId > b.eventId ? -1 : 0));
     const { items, nextCursor } = page(merged, limit, (e) => e.eventId);
-    return { events: await this.withWakes(items), nextCursor };
+    return { events: await this.withWakes(items), nextCursor: nextCursor ?? (stop !== undefined ? items[items.length - 1]!.eventId : null) };
   }
 
   async getEvent(eventId: string): Promise<EventView> {

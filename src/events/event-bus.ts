@@ -106,6 +106,8 @@ export const DELIVERY_MAX_TRIES = 15;
 const backoff = (tries: number) => Math.min(DELIVERY_RETRY_BASE_MS * 2 ** tries, DELIVERY_RETRY_MAX_MS);
 /** Cost units of filter evaluation one transaction may spend (a few expressions at their budget). */
 export const SCAN_ROUND_BUDGET = 5 * CEL_EVALUATION_BUDGET;
+/** The event log shows at most this many of the tasks one event woke. */
+export const MAX_WOKEN_SHOWN = 1_000;
 /** How often a waiter's run is asked whether it still waits. */
 export const WAITER_CHECK_INTERVAL_MS = 10 * 60_000;
 
@@ -393,12 +395,12 @@ export class EventBus extends DurableObject<Env> {
     await this.flush();
   }
 
-  /** The waiting tasks each of these events woke (kept as long as the events). */
+  /** The waiting tasks each of these events woke (kept as long as the events; at most MAX_WOKEN_SHOWN each). */
   async woken(eventIds: string[]): Promise<Record<string, { runId: string; task: string }[]>> {
     const out: Record<string, { runId: string; task: string }[]> = {};
     for (const id of eventIds) {
       out[id] = this.ctx.storage.sql
-        .exec<{ run_id: string; task: string }>("SELECT run_id, task FROM woken WHERE event_id = ? ORDER BY run_id, task", id)
+        .exec<{ run_id: string; task: string }>("SELECT run_id, task FROM woken WHERE event_id = ? ORDER BY run_id, task LIMIT ?", id, MAX_WOKEN_SHOWN)
         .toArray()
         .map((r) => ({ runId: r.run_id, task: r.task }));
     }

@@ -47,6 +47,8 @@ const MIGRATIONS: readonly Migration[] = [
 export const EVENT_INDEX_SHARDS = 4;
 /** Events are listed for this long after their push. */
 export const EVENT_INDEX_RETENTION_MS = 7 * 24 * 3_600_000;
+/** What one shard's page of events may carry (payloads up to 1 MiB each): 4 shards stay well under an RPC's 32 MiB. */
+export const EVENT_PAGE_BYTES = 4 * 1024 * 1024;
 /** A planned run not confirmed started within this is created by the alarm. */
 export const START_GRACE_MS = 30_000;
 
@@ -141,18 +143,26 @@ export class EventIndex extends DurableObject<Env> {
     return r ? this.view(r) : null;
   }
 
-  /** Newest first; `cursor` is the last event id of the previous page. */
-  async list(filter: EventFilter, limit: number): Promise<Omit<EventView, "woke">[]> {
+  /**
+   * Newest first; `cursor` is the last event id of the previous page. At most EVENT_PAGE_BYTES of
+   * payloads (and at least one event): `truncated` says the shard stopped early, so the merged page
+   * must not go past its last event.
+   */
+  async list(filter: EventFilter, limit: number): Promise<{ events: Omit<EventView, "woke">[]; truncated: boolean }> {
     const where: string[] = [];
     const args: SqlStorageValue[] = [];
     if (filter.key) where.push("key = ?"), args.push(filter.key);
     if (filter.since) where.push("at >= ?"), args.push(Date.parse(filter.since));
     if (filter.until) where.push("at < ?"), args.push(Date.parse(filter.until));
     if (filter.cursor) where.push("id < ?"), args.push(filter.cursor);
-    return this.ctx.storage.sql
-      .exec<EventRow>(`SELECT * FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`, ...args, limit)
-      .toArray()
-      .map((r) => this.view(r));
+    const events: Omit<EventView, "woke">[] = [];
+    let bytes = 0;
+    for (const r of this.ctx.storage.sql.exec<EventRow>(`SELECT * FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`, ...args, limit)) {
+      bytes += r.payload.length + r.metadata.length;
+      if (events.length > 0 && bytes > EVENT_PAGE_BYTES) return { events, truncated: true };
+      events.push(this.view(r));
+    }
+    return { events, truncated: false };
   }
 
   /** Finishes plans whose pushing request did not confirm them; prunes old events. */
