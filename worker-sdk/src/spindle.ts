@@ -75,7 +75,9 @@ export class Spindle {
    * `additional_metadata` and `payload` (the filter's own, given to the run as `ctx.filterPayload()`).
    */
   readonly filters = {
-    create: (filter: FilterCreate): Promise<FilterView> => this.client().createFilter(filter),
+    /** `workflow`: its name, or the workflow or task itself. */
+    create: (filter: Omit<FilterCreate, "workflow"> & { workflow: string | { name: string } }): Promise<FilterView> =>
+      this.client().createFilter({ ...filter, workflow: typeof filter.workflow === "string" ? filter.workflow : filter.workflow.name }),
     list: (filter: { workflow?: string; limit?: number; cursor?: string } = {}): Promise<FilterList> => this.client().listFilters(filter),
     delete: (id: string): Promise<FilterView> => this.client().deleteFilter(id),
   };

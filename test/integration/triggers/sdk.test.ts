@@ -22,7 +22,7 @@ describe("triggers through the SDK", () => {
 
   it("creates, lists and deletes filters", async () => {
     const scope = `sdk-${crypto.randomUUID()}`;
-    const filter = await spindle.filters.create({ workflow: trFiltered.name, expression: "input.ok", scope, payload: { via: "sdk" } });
+    const filter = await spindle.filters.create({ workflow: trFiltered, expression: "input.ok", scope, payload: { via: "sdk" } });
     expect((await spindle.filters.list({ workflow: trFiltered.name, limit: 500 })).filters.map((f) => f.id)).toContain(filter.id);
     expect((await spindle.events.push("tr:filtered", { ok: false }, { scope })).runs).toEqual([]);
     const held = await spindle.events.push("tr:filtered", { ok: true }, { scope });
