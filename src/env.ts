@@ -1,9 +1,11 @@
 import type { EventBus } from "./events/event-bus";
+import type { EventIndex } from "./events/event-index";
 import type { IdempotencyKeys } from "./idempotency/idempotency-keys";
 import type { Registry } from "./registry/registry";
 import type { WorkflowRun } from "./run/workflow-run";
 import type { RunIndex } from "./run/run-index";
 import type { TaskQueue } from "./scheduler/task-queue";
+import type { Triggers } from "./triggers/triggers";
 import type { DispatchMessage } from "./scheduler/messages";
 import type { WorkerService } from "./scheduler/worker-service";
 
@@ -14,6 +16,8 @@ export interface Env {
   RUN_INDEX: DurableObjectNamespace<RunIndex>;
   EVENTS: DurableObjectNamespace<EventBus>;
   IDEMPOTENCY: DurableObjectNamespace<IdempotencyKeys>;
+  TRIGGERS: DurableObjectNamespace<Triggers>;
+  EVENT_INDEX: DurableObjectNamespace<EventIndex>;
   DISPATCH: Queue<DispatchMessage>;
   DISPATCH_DURABLE: Queue<DispatchMessage>;
   /** The token of the tenant `default` (a secret: `.dev.vars` locally, `wrangler secret put` deployed). */

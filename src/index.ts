@@ -5,11 +5,13 @@ import type { DispatchMessage } from "./scheduler/messages";
 
 export { Engine } from "./rpc/engine";
 export { EventBus } from "./events/event-bus";
+export { EventIndex } from "./events/event-index";
 export { IdempotencyKeys } from "./idempotency/idempotency-keys";
 export { Registry } from "./registry/registry";
 export { RunIndex } from "./run/run-index";
 export { WorkflowRun } from "./run/workflow-run";
 export { TaskQueue } from "./scheduler/task-queue";
+export { Triggers } from "./triggers/triggers";
 export type { Env } from "./env";
 
 const app = createApp();

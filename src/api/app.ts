@@ -1,4 +1,4 @@
-import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -8,12 +8,10 @@ import { tenantForToken } from "../core/tenants";
 import type { Env } from "../env";
 import {
   BulkEventBodySchema,
-  BulkEventResultSchema,
   BulkTriggerBodySchema,
   BulkTriggerResultSchema,
   ErrorSchema,
   EventBodySchema,
-  EventResultSchema,
   IdempotencyHeaders,
   ListQuery,
   RunIdParams,
@@ -27,11 +25,13 @@ import {
   WorkflowNameParams,
 } from "./schemas";
 import { bodyLimits } from "./body-limits";
+import { registerTriggerRoutes } from "./trigger-routes";
+import { EventPushResultSchema } from "./trigger-schemas";
 import { EngineService } from "./service";
 
-type AppEnv = { Bindings: Env; Variables: { service: EngineService } };
+export type AppEnv = { Bindings: Env; Variables: { service: EngineService } };
 
-const errorResponses = {
+export const errorResponses = {
   400: { description: "Bad request: the message names the failing field (or the body is not JSON, or nests too deep)", content: { "application/json": { schema: ErrorSchema } } },
   401: { description: "Missing or unknown bearer token", content: { "application/json": { schema: ErrorSchema } } },
   404: { description: "Not found", content: { "application/json": { schema: ErrorSchema } } },
@@ -43,14 +43,14 @@ const idempotencyConflict = {
 } as const;
 
 /** Routes that take a payload (an input, an event) refuse one over the size limit. */
-const tooLarge = {
+export const tooLarge = {
   413: {
     description: "A field is over its size limit (`payload.too_large`; `fields` names it and the limit, see the README's Limits)",
     content: { "application/json": { schema: ErrorSchema } },
   },
 } as const;
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
+export const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
 });
@@ -241,10 +241,10 @@ export function createApp(): OpenAPIHono<AppEnv> {
     createRoute({
       method: "post",
       path: "/api/v1/events",
-      summary: "Push an event: it wakes every task waiting for its key whose expression holds",
+      summary: "Push an event: it starts the workflows whose onEvents match its key and wakes every task waiting for it",
       request: { headers: IdempotencyHeaders, body: { required: true, content: { "application/json": { schema: EventBodySchema } } } },
       responses: {
-        200: json(EventResultSchema, "The event was recorded and delivered to its waiters"),
+        200: json(EventPushResultSchema, "The event was recorded, its runs started and its waiters woken"),
         ...tooLarge,
         ...errorResponses,
         ...idempotencyConflict,
@@ -291,7 +291,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       path: "/api/v1/events/bulk",
       summary: "Push many events: every one or none",
       request: { body: { required: true, content: { "application/json": { schema: BulkEventBodySchema } } } },
-      responses: { 200: json(BulkEventResultSchema, "The events' ids, in order"), ...errorResponses, ...idempotencyConflict },
+      responses: { 200: json(z.object({ events: z.array(EventPushResultSchema) }).openapi("BulkEventsPushed"), "The events and their runs, in order"), ...errorResponses, ...idempotencyConflict },
     }),
     async (c) => {
       const { events } = c.req.valid("json");
@@ -319,6 +319,8 @@ export function createApp(): OpenAPIHono<AppEnv> {
     }),
     async (c) => c.json({ workers: await c.var.service.workers() }, 200),
   );
+
+  registerTriggerRoutes(app);
 
   app.doc31("/api/v1/openapi.json", {
     openapi: "3.1.0",

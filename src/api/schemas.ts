@@ -91,6 +91,13 @@ export const RunSchema = z
     finishedAt: z.string().nullable(),
     parent: ParentSchema,
     children: z.array(z.string()),
+    trigger: z
+      .unknown()
+      .optional()
+      .openapi({
+        description:
+          "What started the run when it was not a direct call: `{ kind: \"event\", eventId, eventKey, filterId?, filterPayload? }`, `{ kind: \"cron\", cronId, name, scheduledAt, late, missedTicks }` or `{ kind: \"schedule\", scheduleId, scheduledAt }`.",
+      }),
     tasks: z.array(TaskSchema),
     deadLetters: z
       .array(
@@ -217,8 +224,6 @@ export const EventBodySchema = z
   .strict()
   .openapi("PushEvent");
 
-export const EventResultSchema = z.object({ eventId: z.string() }).openapi("EventPushed");
-
 /** The most items one bulk request takes. */
 export const MAX_BULK_ITEMS = 1000;
 
@@ -240,5 +245,3 @@ export const BulkEventBodySchema = z
   .object({ events: z.array(EventBodySchema.extend({ idempotencyKey: idempotencyKeyField }).strict()).min(1).max(MAX_BULK_ITEMS) })
   .strict()
   .openapi("BulkPushEvents");
-
-export const BulkEventResultSchema = z.object({ events: z.array(EventResultSchema) }).openapi("BulkEventsPushed");

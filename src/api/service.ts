@@ -2,10 +2,12 @@ import type {
   CheckpointReply,
   CheckpointRequest,
   EventPush,
+  EventPushResult,
   ParentLink,
   Reply,
   RunFilter,
   RunList,
+  RunTrigger,
   RunView,
   TriggerRequest,
   TriggerResult,
@@ -17,8 +19,11 @@ import { clock } from "../core/clock";
 import { notFound, SpindleError } from "../core/errors";
 import { checkInput } from "../core/input-schema";
 import { checkIdempotencyKey, fingerprint, idempotencyConflict, idempotencyShard, type IdempotencyClaim, type IdempotencyScope } from "../core/idempotency";
-import { deterministicUlid, isUlid, ulid } from "../core/ids";
-import { eventBusName, idempotencyName, registryName, runIndexName, runObjectName, RUN_INDEX_SHARDS } from "../core/names";
+import { deterministicUlid, fnv1a, isUlid, ulid, ulidTime } from "../core/ids";
+import { eventBusName, eventIndexName, idempotencyName, registryName, runIndexName, runObjectName, triggersName, RUN_INDEX_SHARDS } from "../core/names";
+import { decideFilters, workflowsForEvent } from "../core/triggers";
+import { EVENT_INDEX_SHARDS, type PlannedRun, type RecordedEvent } from "../events/event-index";
+import { TriggerService } from "./trigger-service";
 import type { Env } from "../env";
 import type { ResolvedWorkflow, WorkerInfo } from "../registry/registry";
 import { validateConditions } from "../core/conditions";
@@ -32,10 +37,23 @@ export const DEFAULT_LIST_LIMIT = 50;
 export const MAX_LIST_LIMIT = 500;
 
 const definitions = new Map<string, { resolved: ResolvedWorkflow; at: number }>();
+/** Per tenant: the workflows that events start (`onEvents`), read on every push. */
+const eventTriggered = new Map<string, { workflows: ResolvedWorkflow[]; at: number }>();
 
 /** Forget cached definitions (a registration changed them). */
 export function invalidateDefinitions(tenant: string): void {
   for (const key of definitions.keys()) if (key.startsWith(`${tenant}\u0000`)) definitions.delete(key);
+  eventTriggered.delete(tenant);
+}
+
+/** What a trigger other than a direct call starts: its run id is chosen by the trigger, so a repeat finds the same run. */
+export interface TriggeredStart {
+  workflow: string;
+  input: unknown;
+  additionalMetadata: Record<string, string>;
+  runId: string;
+  trigger: RunTrigger;
+  resolved?: ResolvedWorkflow;
 }
 
 /**
@@ -101,8 +119,9 @@ export class EngineService {
     return this.claimIds("run", keyed, ids);
   }
 
-  private async createRun(req: TriggerRequest, { definition, worker }: ResolvedWorkflow, runId: string): Promise<TriggerResult> {
+  private async createRun(req: TriggerRequest, { definition, worker }: ResolvedWorkflow, runId: string, trigger?: RunTrigger): Promise<TriggerResult> {
     const reply = await this.run(runId).create({
+      ...(trigger ? { trigger } : {}),
       tenant: this.tenant,
       runId,
       definition,
@@ -155,24 +174,122 @@ export class EngineService {
     return unwrap(await this.existingRun(runId).checkpoint(req));
   }
 
-  /** Pushes an event to the waiters of its key; returns its id. */
-  async pushEvent(event: EventPush, keyPath = "idempotencyKey"): Promise<{ eventId: string }> {
+  /**
+   * Pushes an event: it wakes the waiters of its key and starts one run of every workflow whose
+   * `onEvents` match it (and whose filters let it through). Returns its id and the runs it started.
+   */
+  async pushEvent(event: EventPush, keyPath = "idempotencyKey"): Promise<EventPushResult> {
     checkEvent(event);
     this.checkEventSizes(event);
     const [eventId] = await this.eventIds([event], [keyPath]);
-    await this.publish(event, eventId!);
-    return { eventId: eventId! };
+    return this.deliverEvent(event, eventId!);
   }
 
   /** Pushes several events, every one or none: all are checked, and their keys reserved, before any is pushed. */
-  async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
+  async pushEvents(events: EventPush[]): Promise<EventPushResult[]> {
     events.forEach((e, i) => {
       checkEvent(e, `events[${i}].`);
       this.checkEventSizes(e, `events[${i}].`);
     });
     const ids = await this.eventIds(events, events.map((_, i) => `events[${i}].idempotencyKey`));
-    await Promise.all(events.map((e, i) => this.publish(e, ids[i]!)));
-    return ids.map((eventId) => ({ eventId }));
+    return Promise.all(events.map((e, i) => this.deliverEvent(e, ids[i]!)));
+  }
+
+  /**
+   * Records the event with the runs it plans (in its index shard, once per event id: a retried
+   * push gets the first plan back), then wakes its waiters and creates the runs. Run ids derive from
+   * the event and the workflow, so a retry creates nothing twice; a plan left half-done by a dead
+   * request is finished by the index's alarm.
+   */
+  private async deliverEvent(event: EventPush, eventId: string): Promise<EventPushResult> {
+    const recorded: RecordedEvent = {
+      id: eventId,
+      key: event.key,
+      scope: event.scope ?? null,
+      payload: event.payload ?? null,
+      metadata: event.additionalMetadata ?? {},
+      at: ulidTime(eventId),
+    };
+    const index = this.env.EVENT_INDEX.getByName(eventIndexName(this.tenant, eventIndexShard(eventId)));
+    const plan = (await index.record(this.tenant, recorded, await this.planEvent(recorded))) as PlannedRun[];
+    const starting = plan.filter((p): p is Extract<PlannedRun, { runId: string }> => "runId" in p);
+    await Promise.all([this.publish(event, eventId), ...starting.map((p) => this.startEventRun(recorded, p))]);
+    if (starting.length) await index.started(eventId, starting.map((p) => p.workflow));
+    return { eventId, runs: starting.map((p) => ({ workflow: p.workflow, runId: p.runId })) };
+  }
+
+  /** Which workflows the event starts, through which filter, or why not (its payload fails the input schema). */
+  private async planEvent(event: RecordedEvent): Promise<PlannedRun[]> {
+    const candidates = workflowsForEvent(
+      (await this.eventTriggeredWorkflows()).map((r) => ({ ...r, name: r.definition.name, onEvents: r.definition.onEvents })),
+      event.key,
+    );
+    if (candidates.length === 0) return [];
+    const filters = await this.triggersObject().filtersFor(candidates.map((c) => c.name));
+    const plan: PlannedRun[] = [];
+    for (const c of candidates) {
+      const decision = decideFilters(filters[c.name] ?? [], event);
+      if (!decision.run) continue;
+      try {
+        checkInput(c.definition.inputSchema, event.payload);
+      } catch (err) {
+        const data = (err as SpindleError).toData?.() ?? { code: "input.invalid", message: String(err) };
+        plan.push({ workflow: c.name, error: { code: data.code, message: data.message, ...(data.fields ? { fields: data.fields } : {}) } });
+        continue;
+      }
+      const runId = await deterministicUlid(event.at, `${this.tenant}/event/${event.id}/${c.name}`);
+      plan.push({ workflow: c.name, runId, ...(decision.filter ? { filterId: decision.filter.id, filterPayload: decision.filter.payload } : {}) });
+    }
+    return plan;
+  }
+
+  /** Creates the run an event planned (idempotent: its id derives from the event). */
+  async startEventRun(event: RecordedEvent, p: { workflow: string; runId: string; filterId?: string; filterPayload?: unknown }): Promise<TriggerResult> {
+    return this.startTriggered({
+      workflow: p.workflow,
+      input: event.payload,
+      additionalMetadata: { ...event.metadata, eventId: event.id, eventKey: event.key },
+      runId: p.runId,
+      trigger: {
+        kind: "event",
+        eventId: event.id,
+        eventKey: event.key,
+        ...(p.filterId ? { filterId: p.filterId } : {}),
+        ...(p.filterPayload !== undefined ? { filterPayload: p.filterPayload } : {}),
+      },
+    });
+  }
+
+  /** Creates a run for an event, a cron tick or a schedule, under the id the trigger chose (idempotent). */
+  async startTriggered(start: TriggeredStart): Promise<TriggerResult> {
+    const resolved = start.resolved ?? (await this.resolve(start.workflow));
+    return this.createRun({ workflow: start.workflow, input: start.input, additionalMetadata: start.additionalMetadata }, resolved, start.runId, start.trigger);
+  }
+
+  /** The workflow as the worker declares it now (rediscovered if the registry's knowledge is stale). */
+  async currentDefinition(name: string): Promise<ResolvedWorkflow | null> {
+    return this.registry().current(this.tenant, name);
+  }
+
+  private async eventTriggeredWorkflows(): Promise<ResolvedWorkflow[]> {
+    const cached = eventTriggered.get(this.tenant);
+    if (cached && clock.now() - cached.at < DEFINITION_CACHE_MS) return cached.workflows;
+    const workflows = await this.registry().eventTriggered(this.tenant);
+    eventTriggered.set(this.tenant, { workflows, at: clock.now() });
+    return workflows;
+  }
+
+  /** Filters, crons, schedules, webhooks and the event log. */
+  get triggers(): TriggerService {
+    return new TriggerService(this.env, this.tenant, this);
+  }
+
+  triggersObject() {
+    return this.env.TRIGGERS.getByName(triggersName(this.tenant));
+  }
+
+  eventIndex(shard: number) {
+    return this.env.EVENT_INDEX.getByName(eventIndexName(this.tenant, shard));
   }
 
   private eventIds(events: EventPush[], keyPaths: string[]): Promise<string[]> {
@@ -332,6 +449,11 @@ function childRunId(tenant: string, parent: ParentLink): Promise<string> {
   if (parent.checkpoint !== undefined) return deterministicUlid(parent.startedAt, `${at}/c${parent.checkpoint}/${parent.index}`);
   if (parent.seq !== undefined) return deterministicUlid(parent.startedAt, `${at}/d${parent.seq}/${parent.index}`);
   return deterministicUlid(parent.startedAt, `${at}/${parent.attempt}/${parent.index}`);
+}
+
+/** Events spread over the index shards by id. */
+export function eventIndexShard(eventId: string): number {
+  return fnv1a(eventId) % EVENT_INDEX_SHARDS;
 }
 
 /** The HTTP route checks events with zod; the RPC path comes here too, so check again. */

@@ -60,6 +60,10 @@ const STATUS_BY_CODE: Record<string, number> = {
   "registry.forbidden": 403,
   "condition.invalid": 400,
   "payload.too_large": 413,
+  "cron.conflict": 409,
+  "filter.conflict": 409,
+  "schedule.conflict": 409,
+  "webhook.unauthorized": 401,
 };
 
 export function httpStatusOf(code: string): number {

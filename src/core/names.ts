@@ -24,6 +24,8 @@ export function isWorkerBindingName(name: string): boolean {
 }
 
 export const eventBusName = (tenant: string, key: string): string => `events:${tenant}:${key}`;
+export const eventIndexName = (tenant: string, shard: number): string => `evindex:${tenant}:${shard}`;
+export const triggersName = (tenant: string): string => `triggers:${tenant}`;
 
 /** One waiter per arming of a condition leaf: `${runId}|${task}|${seq}|${list}|${group}|${leaf}|${arming}`. */
 export const waiterId = (runId: string, ref: { task: string; seq: number; list: string; group: number; leaf: number; arming: string }): string =>

@@ -56,3 +56,8 @@ export async function tenantForToken(env: TenantSource, token: string): Promise<
 export async function tenantForTokenHash(env: TenantSource, hash: string): Promise<string | null> {
   return (await tenantsByHash(env)).get(hash) ?? null;
 }
+
+/** Whether a tenant of this name exists (a webhook delivery names its tenant in the path). */
+export async function knownTenant(env: TenantSource, tenant: string): Promise<boolean> {
+  return [...(await tenantsByHash(env)).values()].includes(tenant);
+}

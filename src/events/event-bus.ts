@@ -87,6 +87,14 @@ export const EVENT_BUS_MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX waiters_checked_at ON waiters (checked_at)",
     ],
   },
+  {
+    version: 5,
+    description: "the waiting tasks each event woke, for the event log",
+    sql: [
+      "CREATE TABLE woken (event_id TEXT NOT NULL, run_id TEXT NOT NULL, task TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (event_id, run_id, task))",
+      "CREATE INDEX woken_at ON woken (at)",
+    ],
+  },
 ];
 
 /** Events stay this long after their push (the longest lookback, plus a margin). */
@@ -98,6 +106,8 @@ export const DELIVERY_MAX_TRIES = 15;
 const backoff = (tries: number) => Math.min(DELIVERY_RETRY_BASE_MS * 2 ** tries, DELIVERY_RETRY_MAX_MS);
 /** Cost units of filter evaluation one transaction may spend (a few expressions at their budget). */
 export const SCAN_ROUND_BUDGET = 5 * CEL_EVALUATION_BUDGET;
+/** The event log shows at most this many of the tasks one event woke. */
+export const MAX_WOKEN_SHOWN = 1_000;
 /** How often a waiter's run is asked whether it still waits. */
 export const WAITER_CHECK_INTERVAL_MS = 10 * 60_000;
 
@@ -386,14 +396,34 @@ export class EventBus extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     this.ctx.storage.sql.exec("DELETE FROM events WHERE at < ?", clock.now() - EVENT_RETENTION_MS);
+    this.ctx.storage.sql.exec("DELETE FROM woken WHERE at < ?", clock.now() - EVENT_RETENTION_MS);
     this.scanRound();
     const config = this.ctx.storage.sql.exec<{ tenant: string }>("SELECT tenant FROM config WHERE id = 1").toArray()[0];
     if (config) await this.checkWaiters(config.tenant);
     await this.flush();
   }
 
+  /** The waiting tasks each of these events woke (kept as long as the events; at most MAX_WOKEN_SHOWN each). */
+  async woken(eventIds: string[]): Promise<Record<string, { runId: string; task: string }[]>> {
+    const out: Record<string, { runId: string; task: string }[]> = {};
+    for (const id of eventIds) {
+      out[id] = this.ctx.storage.sql
+        .exec<{ run_id: string; task: string }>("SELECT run_id, task FROM woken WHERE event_id = ? ORDER BY run_id, task LIMIT ?", id, MAX_WOKEN_SHOWN)
+        .toArray()
+        .map((r) => ({ runId: r.run_id, task: r.task }));
+    }
+    return out;
+  }
+
   private queueDelivery(w: WaiterRow, event: EventRecord): void {
     const body: ConditionMet = { ...(JSON.parse(w.ref) as ConditionRef), eventId: event.id, payload: event.payload };
+    this.ctx.storage.sql.exec(
+      "INSERT INTO woken (event_id, run_id, task, at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      event.id,
+      w.run_id,
+      body.task,
+      event.at,
+    );
     this.ctx.storage.sql.exec("DELETE FROM waiters WHERE id = ?", w.id);
     this.ctx.storage.sql.exec(
       "INSERT INTO deliveries (waiter, run_id, body, next_at) VALUES (?, ?, ?, ?) ON CONFLICT (waiter) DO NOTHING",

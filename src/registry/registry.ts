@@ -9,12 +9,12 @@ import { clock, iso } from "../core/clock";
 import { validateWorkflow } from "../core/dag";
 import { SpindleError, toErrorData } from "../core/errors";
 import { sha256Hex } from "../core/ids";
-import { isWorkerBindingName, taskQueueName, workerBindingName, type Pool } from "../core/names";
+import { isWorkerBindingName, taskQueueName, triggersName, workerBindingName, type Pool } from "../core/names";
 import { tenantForTokenHash } from "../core/tenants";
 import type { Env } from "../env";
 import type { WorkerService } from "../scheduler/worker-service";
 import { migrate, type Migration } from "../storage/migrate";
-import { validateRegistration } from "./validate-registration";
+import { declaredTriggers, validateRegistration } from "./validate-registration";
 
 /**
  * A tenant's workflow definitions and the workers that run them. Workers are found without a
@@ -133,6 +133,22 @@ export class Registry extends DurableObject<Env> {
     }
   }
 
+  /** The workflows that events start (declared `onEvents`); discovers workers only if it never has. */
+  async eventTriggered(tenant: string): Promise<ResolvedWorkflow[]> {
+    if (this.discoveryAge() === Infinity) await this.discover(tenant);
+    else if (this.discoveryIsStale()) this.ctx.waitUntil(this.discover(tenant).catch(() => undefined));
+    return this.ctx.storage.sql
+      .exec<WorkflowRow>("SELECT * FROM workflows WHERE json_extract(definition, '$.onEvents') IS NOT NULL")
+      .toArray()
+      .map((r) => ({ definition: JSON.parse(r.definition) as WorkflowDefinition, worker: r.worker }));
+  }
+
+  /** A workflow as its worker declares it now: rediscovers first if what is known is stale. */
+  async current(tenant: string, name: string): Promise<ResolvedWorkflow | null> {
+    if (this.discoveryIsStale()) await this.discover(tenant);
+    return this.lookup(name);
+  }
+
   async workflows(tenant: string): Promise<(WorkflowDefinition & { worker: string })[]> {
     if (this.discoveryIsStale()) await this.discover(tenant);
     return this.ctx.storage.sql
@@ -227,6 +243,8 @@ export class Registry extends DurableObject<Env> {
         );
       }
     }
+    // Declared crons and filters first: a workflow is never visible to a push without its filters.
+    await this.env.TRIGGERS.getByName(triggersName(tenant)).syncDeclared(tenant, registration.name, await declaredTriggers(registration));
     this.ctx.storage.transactionSync(() => {
       this.ctx.storage.sql.exec(
         `INSERT INTO workers (name, registration, hash, blocked_reason, registered_at) VALUES (?, ?, ?, ?, ?)

@@ -1,7 +1,11 @@
 import { z } from "zod";
 import type { WorkerRegistration } from "@spindle/worker-sdk/protocol";
 import { SpindleError } from "../core/errors";
+import { checkInput } from "../core/input-schema";
 import { jsonBytes, MAX_DEFINITION_BYTES } from "../core/limits";
+import { sha256Hex } from "../core/ids";
+import { checkCron, checkFilterExpression } from "../core/triggers";
+import type { DeclaredTriggers } from "../triggers/triggers";
 
 /** A registration arrives from another worker: check its shape before trusting any of it. */
 const leaf = z.discriminatedUnion("kind", [
@@ -40,6 +44,10 @@ const workflow = z.object({
   inputSchema: z.record(z.string(), z.unknown()).optional(),
   defaultPriority: z.number().int().min(1).max(3).optional(),
   tasks: z.array(task).min(1),
+  onEvents: z.array(z.string().min(1).max(256)).max(100).optional(),
+  onCrons: z.array(z.string().min(1).max(256)).max(100).optional(),
+  cronInput: z.unknown().optional(),
+  defaultFilters: z.array(z.object({ expression: z.string().min(1), scope: z.string().min(1).max(256).optional(), payload: z.unknown().optional() })).max(100).optional(),
 });
 
 export const registrationSchema = z.object({
@@ -58,6 +66,25 @@ export function validateRegistration(raw: unknown): WorkerRegistration {
       fields,
     });
   }
+  // Triggers are checked where they are declared: a cron that does not parse, a filter that does
+  // not compile, or a cron input its own schema refuses is a registration error naming it.
+  for (const [i, wf] of parsed.data.workflows.entries()) {
+    const at = `registration.workflows.${i}`;
+    try {
+      for (const [j, expression] of (wf.onCrons ?? []).entries()) checkCron(expression, "UTC", { expression: `${at}.onCrons.${j}`, timezone: `${at}.onCrons.${j}` });
+      for (const [j, f] of (wf.defaultFilters ?? []).entries()) checkFilterExpression(f.expression, `${at}.defaultFilters.${j}.expression`);
+      if (wf.onCrons?.length) {
+        try {
+          checkInput(wf.inputSchema, wf.cronInput ?? null);
+        } catch (err) {
+          throw new SpindleError("registration.invalid", `${at}.cronInput: ${(err as Error).message}`, { fields: [{ path: `${at}.cronInput`, message: (err as Error).message }] });
+        }
+      }
+    } catch (err) {
+      const e = err as SpindleError;
+      throw new SpindleError("registration.invalid", `invalid worker registration: ${e.message}`, { fields: e.fields });
+    }
+  }
   // Each run keeps its workflow's definition as one value: bound it here, where it is declared.
   for (const [i, wf] of parsed.data.workflows.entries()) {
     const bytes = jsonBytes(wf);
@@ -68,4 +95,18 @@ export function validateRegistration(raw: unknown): WorkerRegistration {
     }
   }
   return parsed.data as WorkerRegistration;
+}
+
+/** The crons and filters a registration declares; a declared filter's id derives from what it is. */
+export async function declaredTriggers(registration: WorkerRegistration): Promise<DeclaredTriggers> {
+  const crons: DeclaredTriggers["crons"] = [];
+  const filters: DeclaredTriggers["filters"] = [];
+  for (const wf of registration.workflows) {
+    for (const expression of new Set(wf.onCrons ?? [])) crons.push({ workflow: wf.name, expression, input: wf.cronInput ?? null });
+    for (const spec of wf.defaultFilters ?? []) {
+      const id = `decl-${(await sha256Hex(JSON.stringify([wf.name, spec.expression, spec.scope ?? null, spec.payload ?? null]))).slice(0, 24)}`;
+      if (!filters.some((f) => f.id === id)) filters.push({ id, workflow: wf.name, spec });
+    }
+  }
+  return { crons, filters };
 }

@@ -2,7 +2,22 @@ import { WorkerEntrypoint } from "cloudflare:workers";
 import type {
   CheckpointReply,
   CheckpointRequest,
+  CronCreate,
+  CronFilter,
+  CronList,
+  CronView,
+  EventFilter,
+  EventList,
   EventPush,
+  EventPushResult,
+  EventView,
+  FilterCreate,
+  FilterList,
+  FilterView,
+  ScheduleCreate,
+  ScheduleFilter,
+  ScheduleList,
+  ScheduleView,
   Reply,
   RunFilter,
   RunList,
@@ -62,12 +77,60 @@ export class Engine extends WorkerEntrypoint<Env> {
     return this.call(token, (s) => s.checkpoint(runId, req), req);
   }
 
-  pushEvent(token: string, event: EventPush): Promise<Reply<{ eventId: string }>> {
+  pushEvent(token: string, event: EventPush): Promise<Reply<EventPushResult>> {
     return this.call(token, (s) => s.pushEvent(event), event);
   }
 
-  pushEvents(token: string, events: EventPush[]): Promise<Reply<{ eventId: string }[]>> {
+  pushEvents(token: string, events: EventPush[]): Promise<Reply<EventPushResult[]>> {
     return this.call(token, (s) => s.pushEvents(events), events);
+  }
+
+  listEvents(token: string, filter: EventFilter): Promise<Reply<EventList>> {
+    return this.call(token, (s) => s.triggers.listEvents(filter ?? {}), filter);
+  }
+
+  getEvent(token: string, eventId: string): Promise<Reply<EventView>> {
+    return this.call(token, (s) => s.triggers.getEvent(eventId));
+  }
+
+  createFilter(token: string, filter: FilterCreate): Promise<Reply<FilterView>> {
+    return this.call(token, (s) => s.triggers.createFilter(filter), filter);
+  }
+
+  listFilters(token: string, filter: { workflow?: string; limit?: number; cursor?: string }): Promise<Reply<FilterList>> {
+    return this.call(token, (s) => s.triggers.listFilters(filter ?? {}), filter);
+  }
+
+  deleteFilter(token: string, id: string): Promise<Reply<FilterView>> {
+    return this.call(token, (s) => s.triggers.deleteFilter(id));
+  }
+
+  createCron(token: string, workflow: string, cron: CronCreate): Promise<Reply<CronView>> {
+    return this.call(token, (s) => s.triggers.createCron(workflow, cron), cron);
+  }
+
+  listCrons(token: string, filter: CronFilter): Promise<Reply<CronList>> {
+    return this.call(token, (s) => s.triggers.listCrons(filter ?? {}), filter);
+  }
+
+  deleteCron(token: string, id: string): Promise<Reply<CronView>> {
+    return this.call(token, (s) => s.triggers.deleteCron(id));
+  }
+
+  createSchedule(token: string, workflow: string, schedule: ScheduleCreate): Promise<Reply<ScheduleView>> {
+    return this.call(token, (s) => s.triggers.createSchedule(workflow, schedule), schedule);
+  }
+
+  listSchedules(token: string, filter: ScheduleFilter): Promise<Reply<ScheduleList>> {
+    return this.call(token, (s) => s.triggers.listSchedules(filter ?? {}), filter);
+  }
+
+  getSchedule(token: string, id: string): Promise<Reply<ScheduleView>> {
+    return this.call(token, (s) => s.triggers.getSchedule(id));
+  }
+
+  deleteSchedule(token: string, id: string): Promise<Reply<ScheduleView>> {
+    return this.call(token, (s) => s.triggers.deleteSchedule(id));
   }
 
   register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>> {

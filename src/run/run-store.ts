@@ -1,4 +1,4 @@
-import type { ErrorData, ParentLink, RunStatus, WorkflowDefinition } from "@spindle/worker-sdk/protocol";
+import type { ErrorData, ParentLink, RunStatus, RunTrigger, WorkflowDefinition } from "@spindle/worker-sdk/protocol";
 import { parseJson, toJson } from "../storage/migrate";
 
 /** The one row that describes a run. */
@@ -18,6 +18,7 @@ export interface RunRecord {
   startedAt: number | null;
   finishedAt: number | null;
   parent: ParentLink | null;
+  trigger: RunTrigger | null;
 }
 
 interface RunRow extends Record<string, SqlStorageValue> {
@@ -37,6 +38,7 @@ interface RunRow extends Record<string, SqlStorageValue> {
   started_at: number | null;
   finished_at: number | null;
   parent: string | null;
+  trigger: string | null;
 }
 
 export type NewRun = Omit<RunRecord, "status" | "version" | "error" | "startedAt" | "finishedAt">;
@@ -49,8 +51,8 @@ export class RunStore {
 
   insert(run: NewRun): void {
     this.sql.exec(
-      `INSERT INTO run (id, run_id, tenant, workflow, worker, definition, input, metadata, priority, status, created_at, parent)
-       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?)`,
+      `INSERT INTO run (id, run_id, tenant, workflow, worker, definition, input, metadata, priority, status, created_at, parent, trigger)
+       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?)`,
       run.runId,
       run.tenant,
       run.workflow,
@@ -61,6 +63,7 @@ export class RunStore {
       run.priority,
       run.createdAt,
       toJson(run.parent),
+      toJson(run.trigger ?? undefined),
     );
   }
 
@@ -88,6 +91,7 @@ export class RunStore {
       startedAt: r.started_at,
       finishedAt: r.finished_at,
       parent: parseJson<ParentLink>(r.parent),
+      trigger: parseJson<RunTrigger>(r.trigger),
     };
   }
 

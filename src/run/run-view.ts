@@ -31,6 +31,7 @@ export function buildRunView(
     finishedAt: iso(run.finishedAt),
     parent: run.parent ? { runId: run.parent.runId, taskName: run.parent.taskName } : null,
     children,
+    ...(run.trigger ? { trigger: run.trigger } : {}),
     tasks: all.map((t) => {
       const def = byName.get(t.name)!;
       const view: TaskView = {

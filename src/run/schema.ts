@@ -169,4 +169,9 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
       "CREATE UNIQUE INDEX checkpoints_by_identity ON checkpoints (task, kind, key, occurrence)",
     ],
   },
+  {
+    version: 5,
+    description: "triggers: what started the run (an event, a cron tick, a schedule), as JSON",
+    sql: ["ALTER TABLE run ADD COLUMN trigger TEXT"],
+  },
 ];

@@ -4,6 +4,7 @@ import type {
   CheckpointReply,
   CheckpointRequest,
   ParentLink,
+  RunTrigger,
   Reply,
   RunView,
   TaskDefinition,
@@ -54,6 +55,8 @@ export interface RunInit {
   additionalMetadata: Record<string, string>;
   priority: number;
   parent: ParentLink | null;
+  /** What started the run, when it was not a direct trigger. */
+  trigger?: RunTrigger;
 }
 
 /** `release`: whether the refused dispatch's slot lease should be given back (not for a duplicate of a running attempt: that lease is the running attempt's). */
@@ -133,6 +136,7 @@ export class WorkflowRun extends DurableObject<Env> {
         priority: init.priority,
         createdAt: now,
         parent: init.parent,
+        trigger: init.trigger ?? null,
       });
       init.definition.tasks.forEach((t, i) => this.tasks.insert(t.name, i, ulid(now)));
       const run = this.runs.get()!;
@@ -527,6 +531,7 @@ export class WorkflowRun extends DurableObject<Env> {
       firstStartedAt: task.firstStartedAt ?? now,
       maxPayloadBytes: this.limits.maxPayloadBytes,
     };
+    if (run.trigger?.kind === "event" && run.trigger.filterPayload !== undefined) assignment.filterPayload = run.trigger.filterPayload;
     if (def.kind === "durable") {
       assignment.durable = { log: this.machine.checkpointRecords(task.name) };
     }

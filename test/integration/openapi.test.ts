@@ -7,18 +7,33 @@ describe("the OpenAPI document", () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe("3.1.0");
     expect(Object.keys(res.body.paths).sort()).toEqual([
+      "/api/v1/crons",
+      "/api/v1/crons/{id}",
       "/api/v1/events",
       "/api/v1/events/bulk",
+      "/api/v1/events/{eventId}",
+      "/api/v1/filters",
+      "/api/v1/filters/{id}",
       "/api/v1/runs",
       "/api/v1/runs/bulk",
       "/api/v1/runs/{runId}",
       "/api/v1/runs/{runId}/cancel",
       "/api/v1/runs/{runId}/replay",
       "/api/v1/runs/{runId}/result",
+      "/api/v1/schedules",
+      "/api/v1/schedules/{id}",
+      "/api/v1/webhooks",
+      "/api/v1/webhooks/{name}",
       "/api/v1/workers",
       "/api/v1/workflows",
+      "/api/v1/workflows/{name}/crons",
       "/api/v1/workflows/{name}/runs",
+      "/api/v1/workflows/{name}/schedules",
+      "/webhooks/{tenant}/{name}",
     ]);
+    // A webhook delivery takes no bearer token: its signature is the credential.
+    expect(res.body.paths["/webhooks/{tenant}/{name}"].post.security).toEqual([]);
+    expect(res.body.paths["/api/v1/workflows/{name}/crons"].post.responses["201"].content["application/json"].schema.$ref).toBe("#/components/schemas/CronCreated");
     const trigger = res.body.paths["/api/v1/workflows/{name}/runs"].post;
     expect(trigger.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/TriggerRun");
     expect(Object.keys(trigger.responses)).toEqual(expect.arrayContaining(["202", "400", "401", "404"]));

@@ -63,3 +63,13 @@ spindle.durableTask({
     return { ok: true };
   },
 });
+
+// Schedules and crons take the runnable's typed input, like a run.
+expectTypeOf(lower.schedule).parameter(1).toEqualTypeOf<{ Message: string; times?: number | undefined }>();
+expectTypeOf(lower.delay).parameter(1).toEqualTypeOf<{ Message: string; times?: number | undefined }>();
+expectTypeOf(lower.cron).parameter(2).toEqualTypeOf<{ Message: string; times?: number | undefined }>();
+// @ts-expect-error: a cron's input must match the schema too
+void lower.cron("hourly", "@hourly", { message: "lower-case key" });
+// Trigger options on workflows and tasks.
+spindle.workflow({ name: "on-signup", onEvents: ["user:created"], defaultFilters: [{ expression: "input.ok", scope: "s", payload: { p: 1 } }] });
+spindle.task({ name: "nightly", onCrons: ["0 3 * * *"], cronInput: {}, fn: (_input, ctx) => ctx.filterPayload<{ p: number }>()?.p });

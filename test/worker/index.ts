@@ -11,15 +11,16 @@ import { idempotencyWorkflows } from "./idempotency";
 import { limitsWorkflows } from "./limits";
 import { livenessWorkflows } from "./liveness";
 import { replayMatchingWorkflows } from "./replay-matching";
+import { triggerWorkflows } from "./triggers";
 import { regularWorkflows, spindle } from "./workflows";
 
 const testWorker = spindle.worker({
   name: "test",
   slots: 50,
-  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows],
+  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows, ...triggerWorkflows],
 });
 
-export { default, Engine, EventBus, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
+export { default, Engine, EventBus, EventIndex, IdempotencyKeys, Registry, RunIndex, Triggers, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";
 
 export class TestWorker extends testWorker {}

@@ -2,7 +2,22 @@ import { SpindleError } from "./errors";
 import type {
   CheckpointReply,
   CheckpointRequest,
+  CronCreate,
+  CronFilter,
+  CronList,
+  CronView,
+  EventFilter,
+  EventList,
   EventPush,
+  EventPushResult,
+  EventView,
+  FilterCreate,
+  FilterList,
+  FilterView,
+  ScheduleCreate,
+  ScheduleFilter,
+  ScheduleList,
+  ScheduleView,
   Reply,
   RunFilter,
   RunList,
@@ -36,8 +51,26 @@ export interface EngineClient {
   watchTask(runId: string, ref: DispatchRef): Promise<WatchResult>;
   register(registration: WorkerRegistration): Promise<{ workflows: string[] }>;
   checkpoint(runId: string, req: CheckpointRequest): Promise<CheckpointReply>;
-  pushEvent(event: EventPush): Promise<{ eventId: string }>;
-  pushEvents(events: EventPush[]): Promise<{ eventId: string }[]>;
+  pushEvent(event: EventPush): Promise<EventPushResult>;
+  pushEvents(events: EventPush[]): Promise<EventPushResult[]>;
+  listEvents(filter: EventFilter): Promise<EventList>;
+  getEvent(eventId: string): Promise<EventView>;
+  createFilter(filter: FilterCreate): Promise<FilterView>;
+  listFilters(filter: FilterListFilter): Promise<FilterList>;
+  deleteFilter(id: string): Promise<FilterView>;
+  createCron(workflow: string, cron: CronCreate): Promise<CronView>;
+  listCrons(filter: CronFilter): Promise<CronList>;
+  deleteCron(id: string): Promise<CronView>;
+  createSchedule(workflow: string, schedule: ScheduleCreate): Promise<ScheduleView>;
+  listSchedules(filter: ScheduleFilter): Promise<ScheduleList>;
+  getSchedule(id: string): Promise<ScheduleView>;
+  deleteSchedule(id: string): Promise<ScheduleView>;
+}
+
+export interface FilterListFilter {
+  workflow?: string;
+  limit?: number;
+  cursor?: string;
 }
 
 /** The engine's RPC entrypoint as seen through a service binding. */
@@ -52,8 +85,20 @@ export interface EngineBinding {
   watchTask(token: string, runId: string, ref: DispatchRef): Promise<Reply<WatchResult>>;
   register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>>;
   checkpoint(token: string, runId: string, req: CheckpointRequest): Promise<Reply<CheckpointReply>>;
-  pushEvent(token: string, event: EventPush): Promise<Reply<{ eventId: string }>>;
-  pushEvents(token: string, events: EventPush[]): Promise<Reply<{ eventId: string }[]>>;
+  pushEvent(token: string, event: EventPush): Promise<Reply<EventPushResult>>;
+  pushEvents(token: string, events: EventPush[]): Promise<Reply<EventPushResult[]>>;
+  listEvents(token: string, filter: EventFilter): Promise<Reply<EventList>>;
+  getEvent(token: string, eventId: string): Promise<Reply<EventView>>;
+  createFilter(token: string, filter: FilterCreate): Promise<Reply<FilterView>>;
+  listFilters(token: string, filter: FilterListFilter): Promise<Reply<FilterList>>;
+  deleteFilter(token: string, id: string): Promise<Reply<FilterView>>;
+  createCron(token: string, workflow: string, cron: CronCreate): Promise<Reply<CronView>>;
+  listCrons(token: string, filter: CronFilter): Promise<Reply<CronList>>;
+  deleteCron(token: string, id: string): Promise<Reply<CronView>>;
+  createSchedule(token: string, workflow: string, schedule: ScheduleCreate): Promise<Reply<ScheduleView>>;
+  listSchedules(token: string, filter: ScheduleFilter): Promise<Reply<ScheduleList>>;
+  getSchedule(token: string, id: string): Promise<Reply<ScheduleView>>;
+  deleteSchedule(token: string, id: string): Promise<Reply<ScheduleView>>;
 }
 
 /**
@@ -118,6 +163,45 @@ export class RpcClient implements EngineClient {
   async pushEvents(events: EventPush[]) {
     sendable(events);
     return unwrap(await this.binding.pushEvents(this.token, events));
+  }
+  async listEvents(filter: EventFilter) {
+    return unwrap(await this.binding.listEvents(this.token, filter));
+  }
+  async getEvent(eventId: string) {
+    return unwrap(await this.binding.getEvent(this.token, eventId));
+  }
+  async createFilter(filter: FilterCreate) {
+    sendable(filter);
+    return unwrap(await this.binding.createFilter(this.token, filter));
+  }
+  async listFilters(filter: FilterListFilter) {
+    return unwrap(await this.binding.listFilters(this.token, filter));
+  }
+  async deleteFilter(id: string) {
+    return unwrap(await this.binding.deleteFilter(this.token, id));
+  }
+  async createCron(workflow: string, cron: CronCreate) {
+    sendable(cron);
+    return unwrap(await this.binding.createCron(this.token, workflow, cron));
+  }
+  async listCrons(filter: CronFilter) {
+    return unwrap(await this.binding.listCrons(this.token, filter));
+  }
+  async deleteCron(id: string) {
+    return unwrap(await this.binding.deleteCron(this.token, id));
+  }
+  async createSchedule(workflow: string, schedule: ScheduleCreate) {
+    sendable(schedule);
+    return unwrap(await this.binding.createSchedule(this.token, workflow, schedule));
+  }
+  async listSchedules(filter: ScheduleFilter) {
+    return unwrap(await this.binding.listSchedules(this.token, filter));
+  }
+  async getSchedule(id: string) {
+    return unwrap(await this.binding.getSchedule(this.token, id));
+  }
+  async deleteSchedule(id: string) {
+    return unwrap(await this.binding.deleteSchedule(this.token, id));
   }
 }
 
@@ -191,13 +275,51 @@ export class HttpClient implements EngineClient {
   checkpoint(): Promise<CheckpointReply> {
     throw new SpindleError("config.unsupported", "durable tasks run behind a service binding to the engine");
   }
-  pushEvent(e: EventPush): Promise<{ eventId: string }> {
+  pushEvent(e: EventPush): Promise<EventPushResult> {
     const body = { key: e.key, payload: e.payload, additionalMetadata: e.additionalMetadata, scope: e.scope };
     return this.request("POST", "/api/v1/events", body, e.idempotencyKey);
   }
-  async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
+  async pushEvents(events: EventPush[]): Promise<EventPushResult[]> {
     if (events.length === 0) return [];
-    return (await this.request<{ events: { eventId: string }[] }>("POST", "/api/v1/events/bulk", { events })).events;
+    return (await this.request<{ events: EventPushResult[] }>("POST", "/api/v1/events/bulk", { events })).events;
+  }
+  listEvents(filter: EventFilter): Promise<EventList> {
+    return this.request("GET", `/api/v1/events${query(filter)}`);
+  }
+  getEvent(eventId: string): Promise<EventView> {
+    return this.request("GET", `/api/v1/events/${encodeURIComponent(eventId)}`);
+  }
+  async createFilter(filter: FilterCreate): Promise<FilterView> {
+    return this.request("POST", "/api/v1/filters", filter);
+  }
+  listFilters(filter: FilterListFilter): Promise<FilterList> {
+    return this.request("GET", `/api/v1/filters${query(filter)}`);
+  }
+  deleteFilter(id: string): Promise<FilterView> {
+    return this.request("DELETE", `/api/v1/filters/${encodeURIComponent(id)}`);
+  }
+  async createCron(workflow: string, cron: CronCreate): Promise<CronView> {
+    const created = await this.request<{ id: string }>("POST", `/api/v1/workflows/${encodeURIComponent(workflow)}/crons`, cron);
+    return this.request("GET", `/api/v1/crons/${encodeURIComponent(created.id)}`);
+  }
+  listCrons(filter: CronFilter): Promise<CronList> {
+    return this.request("GET", `/api/v1/crons${query(filter)}`);
+  }
+  deleteCron(id: string): Promise<CronView> {
+    return this.request("DELETE", `/api/v1/crons/${encodeURIComponent(id)}`);
+  }
+  async createSchedule(workflow: string, schedule: ScheduleCreate): Promise<ScheduleView> {
+    const created = await this.request<{ scheduleId: string }>("POST", `/api/v1/workflows/${encodeURIComponent(workflow)}/schedules`, schedule);
+    return this.getSchedule(created.scheduleId);
+  }
+  listSchedules(filter: ScheduleFilter): Promise<ScheduleList> {
+    return this.request("GET", `/api/v1/schedules${query(filter)}`);
+  }
+  getSchedule(id: string): Promise<ScheduleView> {
+    return this.request("GET", `/api/v1/schedules/${encodeURIComponent(id)}`);
+  }
+  deleteSchedule(id: string): Promise<ScheduleView> {
+    return this.request("DELETE", `/api/v1/schedules/${encodeURIComponent(id)}`);
   }
 
   private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
@@ -221,4 +343,12 @@ export class HttpClient implements EngineClient {
     }
     return payload as T;
   }
+}
+
+/** A query string of the defined fields (`?a=1&b=x`), or nothing. */
+function query(fields: object): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+  const text = q.toString();
+  return text ? `?${text}` : "";
 }

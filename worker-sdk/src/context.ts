@@ -90,6 +90,11 @@ export class Context<I = unknown> {
     return this.assignment.taskName;
   }
 
+  /** A run started by an event through a filter: that filter's payload (undefined otherwise). */
+  filterPayload<P = unknown>(): P | undefined {
+    return this.assignment.filterPayload as P | undefined;
+  }
+
   /** In an on-failure task: the error message of each failed task, by task name. */
   errors(): Record<string, string> {
     return { ...this.assignment.errors };

@@ -13,7 +13,7 @@ export { DurableContext } from "./durable-context";
 export { SleepCondition, UserEventCondition, ParentCondition, Or, OrGroup } from "./conditions";
 export type { ConditionSpec, LeafSpec } from "./conditions";
 export { Runnable, RunRef, TaskRef } from "./runnable";
-export type { RunOptions, RunManyOptions, RetryOptions, Priority, TaskFn } from "./runnable";
+export type { RunOptions, RunManyOptions, RetryOptions, Priority, TaskFn, ScheduleOptions, CronOptions, TriggerOptions } from "./runnable";
 export { Context } from "./context";
 export type { Logger, ChildSpec } from "./context";
 export type { WorkerOptions, SpindleWorkerClass } from "./worker";
@@ -48,4 +48,22 @@ export type {
   ChildResult,
   CheckpointRecord,
   WaitView,
+  EventPushResult,
+  EventView,
+  EventList,
+  EventFilter,
+  FilterSpec,
+  FilterCreate,
+  FilterView,
+  FilterList,
+  CronCreate,
+  CronView,
+  CronList,
+  CronFilter,
+  ScheduleCreate,
+  ScheduleView,
+  ScheduleList,
+  ScheduleFilter,
+  ScheduleStatus,
+  RunTrigger,
 } from "./protocol";

@@ -119,7 +119,162 @@ export interface WorkflowDefinition {
   inputSchema?: JsonSchema;
   defaultPriority?: number;
   tasks: TaskDefinition[];
+  /** Event keys that start a run (a trailing `*` matches any suffix: `order:*`). */
+  onEvents?: string[];
+  /** Cron expressions that start a run at each tick, with `cronInput` as input. */
+  onCrons?: string[];
+  cronInput?: unknown;
+  /** Filters declared with the workflow (see `FilterSpec`); they follow the registration. */
+  defaultFilters?: FilterSpec[];
 }
+
+// ---------------------------------------------------------------------------------------------
+// Triggers: events that start runs, filters, crons, one-time schedules, webhooks
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A filter on the events that start a workflow: CEL over `input` (the event payload),
+ * `additional_metadata` and `payload` (this filter's own payload, which the run receives as
+ * `ctx.filterPayload()`). A filter with a scope applies to events pushed with that scope; one
+ * without applies to every event. A workflow with filters that apply to an event runs only when
+ * one of them holds.
+ */
+export interface FilterSpec {
+  expression: string;
+  scope?: string;
+  payload?: unknown;
+}
+
+export interface FilterCreate extends FilterSpec {
+  workflow: string;
+}
+
+export interface FilterView {
+  id: string;
+  workflow: string;
+  expression: string;
+  scope: string | null;
+  payload: unknown;
+  /** Declared with the workflow (`defaultFilters`) rather than created through the API. */
+  declared: boolean;
+  createdAt: string;
+}
+
+export interface FilterList {
+  filters: FilterView[];
+  nextCursor: string | null;
+}
+
+/** What a push answers: the event's id and the run it started of each matching workflow. */
+export interface EventPushResult {
+  eventId: string;
+  runs: { workflow: string; runId: string }[];
+}
+
+export interface EventView {
+  eventId: string;
+  key: string;
+  payload: unknown;
+  additionalMetadata: Record<string, string>;
+  scope: string | null;
+  createdAt: string;
+  /** The runs the event started. */
+  runs: { workflow: string; runId: string }[];
+  /** Matching workflows the event did not start, and why (a payload that fails the input schema). */
+  refused: { workflow: string; error: { code: string; message: string; fields?: { path: string; message: string }[] } }[];
+  /** Waiting tasks the event woke. */
+  woke: { runId: string; task: string }[];
+}
+
+export interface EventFilter {
+  key?: string;
+  since?: string;
+  until?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface EventList {
+  events: EventView[];
+  nextCursor: string | null;
+}
+
+export interface CronCreate {
+  name: string;
+  expression: string;
+  input?: unknown;
+  /** An IANA time zone (default UTC). */
+  timezone?: string;
+  additionalMetadata?: Record<string, string>;
+}
+
+export interface CronView {
+  id: string;
+  workflow: string;
+  name: string;
+  expression: string;
+  timezone: string;
+  input: unknown;
+  additionalMetadata: Record<string, string>;
+  /** `declared`: from the workflow's `onCrons` (follows the registration); `api`: created at run time. */
+  source: "declared" | "api";
+  nextRunAt: string | null;
+  lastRunAt: string | null;
+  createdAt: string;
+}
+
+export interface CronList {
+  crons: CronView[];
+  nextCursor: string | null;
+}
+
+export interface CronFilter {
+  workflow?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ScheduleCreate {
+  /** ISO 8601 date-time in the future. */
+  at: string;
+  input?: unknown;
+  additionalMetadata?: Record<string, string>;
+}
+
+export type ScheduleStatus = "SCHEDULED" | "FIRED" | "FAILED";
+
+export interface ScheduleView {
+  scheduleId: string;
+  workflow: string;
+  at: string;
+  input: unknown;
+  additionalMetadata: Record<string, string>;
+  status: ScheduleStatus;
+  /** The run it started, once fired. */
+  runId: string | null;
+  /** Why it could not start its run (`FAILED`). */
+  error: string | null;
+  createdAt: string;
+  firedAt: string | null;
+}
+
+export interface ScheduleList {
+  schedules: ScheduleView[];
+  nextCursor: string | null;
+}
+
+export interface ScheduleFilter {
+  workflow?: string;
+  status?: ScheduleStatus;
+  limit?: number;
+  cursor?: string;
+}
+
+/** What started a run other than a direct trigger; the run's view shows it. */
+export type RunTrigger =
+  | { kind: "event"; eventId: string; eventKey: string; filterId?: string; filterPayload?: unknown }
+  | { kind: "cron"; cronId: string; name: string; scheduledAt: string; late: boolean; missedTicks: number }
+  | { kind: "schedule"; scheduleId: string; scheduledAt: string };
 
 export interface WorkerRegistration {
   name: string;
@@ -165,6 +320,8 @@ export interface Assignment {
   firstStartedAt: number;
   /** The engine's payload limit: a larger output or memo result is refused before it is sent. */
   maxPayloadBytes?: number;
+  /** A run started by an event through a filter: that filter's payload. */
+  filterPayload?: unknown;
   /** Durable tasks: the event log to replay. */
   durable?: DurableAssignment;
 }
@@ -349,6 +506,8 @@ export interface RunView {
   tasks: TaskView[];
   /** Messages this run could not deliver to another object within their tries (kept, never sent). */
   deadLetters?: DeadLetterView[];
+  /** What started the run, when it was an event, a cron or a schedule. */
+  trigger?: RunTrigger;
 }
 
 export interface DeadLetterView {

@@ -6,7 +6,10 @@ import { toMs } from "./duration";
 import { RunCancelledError, RunFailedError, SpindleError } from "./errors";
 import type {
   BackoffData,
+  CronView,
   Duration,
+  FilterSpec,
+  ScheduleView,
   JsonSchema,
   ParentLink,
   RunView,
@@ -30,6 +33,36 @@ export interface RunOptions {
    * `idempotency.conflict`). Ignored for a child run, whose id already derives from its parent.
    */
   idempotencyKey?: string;
+}
+
+export interface ScheduleOptions {
+  additionalMetadata?: Record<string, string>;
+}
+
+export interface CronOptions {
+  /** An IANA time zone (default UTC). */
+  timezone?: string;
+  additionalMetadata?: Record<string, string>;
+}
+
+/** What starts a workflow besides a call: events, crons, and the filters on events. */
+export interface TriggerOptions {
+  /** Event keys that start a run, the payload as input; a trailing `*` matches any suffix (`order:*`). */
+  onEvents?: string[];
+  /** Cron expressions that start a run at each tick (UTC), with `cronInput` as input. */
+  onCrons?: string[];
+  cronInput?: unknown;
+  /** Filters declared with the workflow: an event starts it only when one that applies holds. */
+  defaultFilters?: FilterSpec[];
+}
+
+/** Copies the declared triggers into a definition. */
+export function withTriggers(def: WorkflowDefinition, declaration: TriggerOptions): WorkflowDefinition {
+  if (declaration.onEvents?.length) def.onEvents = [...declaration.onEvents];
+  if (declaration.onCrons?.length) def.onCrons = [...declaration.onCrons];
+  if (declaration.cronInput !== undefined) def.cronInput = declaration.cronInput;
+  if (declaration.defaultFilters?.length) def.defaultFilters = declaration.defaultFilters.map((f) => ({ ...f }));
+  return def;
 }
 
 /** `runMany`'s options: one key per item, derived from the item (e.g. `(order) => \`charge-${order.id}\``). */
@@ -137,6 +170,38 @@ export abstract class Runnable<I, O> {
     );
     const results = await this.client().triggerMany(requests);
     return results.map((r) => this.ref(r.runId));
+  }
+
+  /**
+   * Runs once at `date` (a Date or an ISO 8601 string, in the future). The input is checked now,
+   * here and by the engine, so a schedule that is accepted can fire; it fires once, surviving
+   * restarts, and its run links back to it (`trigger.scheduleId`).
+   */
+  async schedule(date: Date | string, input: I, options: ScheduleOptions = {}): Promise<ScheduleView> {
+    const at = date instanceof Date ? date.toISOString() : date;
+    const req = await this.triggerRequest(input, undefined);
+    return this.client().createSchedule(this.name, { at, input: req.input, ...(options.additionalMetadata ? { additionalMetadata: options.additionalMetadata } : {}) });
+  }
+
+  /** Runs once after `duration` (`"10s"`, `"5m"`, or milliseconds): `schedule(now + duration)`. */
+  async delay(duration: Duration, input: I, options: ScheduleOptions = {}): Promise<ScheduleView> {
+    return this.schedule(new Date(Date.now() + toMs(duration, "duration")), input, options);
+  }
+
+  /**
+   * Runs at every tick of a cron expression (five fields, six with seconds, or `@hourly`...), in
+   * `timezone` (an IANA zone, default UTC). `name` is unique per workflow. Each run carries
+   * `additionalMetadata` `{ cron: name, scheduledAt }`.
+   */
+  async cron(name: string, expression: string, input: I, options: CronOptions = {}): Promise<CronView> {
+    const req = await this.triggerRequest(input, undefined);
+    return this.client().createCron(this.name, {
+      name,
+      expression,
+      input: req.input,
+      ...(options.timezone ? { timezone: options.timezone } : {}),
+      ...(options.additionalMetadata ? { additionalMetadata: options.additionalMetadata } : {}),
+    });
   }
 
   /** @internal */

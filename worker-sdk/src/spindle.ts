@@ -1,7 +1,25 @@
 import { env as workerEnv } from "cloudflare:workers";
 import { HttpClient, RpcClient, type EngineBinding, type EngineClient } from "./client";
 import { SpindleError } from "./errors";
-import type { EventPush, RunFilter, RunList, RunView } from "./protocol";
+import type {
+  CronFilter,
+  CronList,
+  CronView,
+  EventFilter,
+  EventList,
+  EventPush,
+  EventPushResult,
+  EventView,
+  FilterCreate,
+  FilterList,
+  FilterView,
+  RunFilter,
+  RunList,
+  RunView,
+  ScheduleFilter,
+  ScheduleList,
+  ScheduleView,
+} from "./protocol";
 import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task";
 import type { TaskImpl } from "./runnable";
 import { createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker";
@@ -36,17 +54,45 @@ export class Spindle {
   };
 
   /**
-   * Events: a pushed event wakes every task waiting for its key whose expression holds. With an
-   * `idempotencyKey`, a push repeated within 24 h returns the first push's id and wakes nothing.
-   * `bulkPush` pushes every event or none.
+   * Events: a pushed event starts one run of every workflow whose `onEvents` match its key (and
+   * whose filters let it through) and wakes every task waiting for it whose expression holds. With
+   * an `idempotencyKey`, a push repeated within 24 h returns the first push's id and runs and
+   * starts nothing. `bulkPush` pushes every event or none. `list` and `get` read the event log.
    */
   readonly events = {
     push: async (
       key: string,
       payload: unknown,
       options: { additionalMetadata?: Record<string, string>; scope?: string; idempotencyKey?: string } = {},
-    ): Promise<{ eventId: string }> => this.client().pushEvent({ key, payload, ...options }),
-    bulkPush: (events: EventPush[]): Promise<{ eventId: string }[]> => this.client().pushEvents(events),
+    ): Promise<EventPushResult> => this.client().pushEvent({ key, payload, ...options }),
+    bulkPush: (events: EventPush[]): Promise<EventPushResult[]> => this.client().pushEvents(events),
+    list: (filter: EventFilter = {}): Promise<EventList> => this.client().listEvents(filter),
+    get: (eventId: string): Promise<EventView> => this.client().getEvent(eventId),
+  };
+
+  /**
+   * Filters on the events that start a workflow: CEL over `input` (the payload),
+   * `additional_metadata` and `payload` (the filter's own, given to the run as `ctx.filterPayload()`).
+   */
+  readonly filters = {
+    /** `workflow`: its name, or the workflow or task itself. */
+    create: (filter: Omit<FilterCreate, "workflow"> & { workflow: string | { name: string } }): Promise<FilterView> =>
+      this.client().createFilter({ ...filter, workflow: typeof filter.workflow === "string" ? filter.workflow : filter.workflow.name }),
+    list: (filter: { workflow?: string; limit?: number; cursor?: string } = {}): Promise<FilterList> => this.client().listFilters(filter),
+    delete: (id: string): Promise<FilterView> => this.client().deleteFilter(id),
+  };
+
+  /** Crons of every workflow (create one with `workflow.cron(...)`). */
+  readonly crons = {
+    list: (filter: CronFilter = {}): Promise<CronList> => this.client().listCrons(filter),
+    delete: (id: string): Promise<CronView> => this.client().deleteCron(id),
+  };
+
+  /** One-time schedules of every workflow (create one with `workflow.schedule(...)` or `.delay(...)`). */
+  readonly schedules = {
+    list: (filter: ScheduleFilter = {}): Promise<ScheduleList> => this.client().listSchedules(filter),
+    get: (id: string): Promise<ScheduleView> => this.client().getSchedule(id),
+    delete: (id: string): Promise<ScheduleView> => this.client().deleteSchedule(id),
   };
 
   private constructor(private readonly options: SpindleOptions) {}

@@ -3,10 +3,10 @@ import type { EngineClient } from "./client";
 import type { Context } from "./context";
 import type { DurableContext } from "./durable-context";
 import type { Priority, RetryOptions, TaskFn, TaskImpl } from "./runnable";
-import { jsonSchemaOf, Runnable, taskDefinition } from "./runnable";
+import { jsonSchemaOf, Runnable, taskDefinition, withTriggers, type TriggerOptions } from "./runnable";
 import type { WorkflowDefinition } from "./protocol";
 
-export interface TaskDeclaration<I, O> extends RetryOptions {
+export interface TaskDeclaration<I, O> extends RetryOptions, TriggerOptions {
   name: string;
   description?: string;
   /** A zod schema: the engine refuses input that does not match, and the task receives it parsed. */
@@ -35,7 +35,7 @@ export class Task<I, O> extends Runnable<I, O> {
     if (schema) def.inputSchema = schema;
     if (this.declaration.priority !== undefined) def.defaultPriority = this.declaration.priority;
     if (this.declaration.description) def.description = this.declaration.description;
-    return def;
+    return withTriggers(def, this.declaration);
   }
 
   implementation(task: string): TaskImpl | undefined {

@@ -6,9 +6,9 @@ import type { DurableContext } from "./durable-context";
 import { SpindleError } from "./errors";
 import type { TaskDefinition, WorkflowDefinition } from "./protocol";
 import type { Priority, RetryOptions, TaskFn, TaskImpl } from "./runnable";
-import { jsonSchemaOf, Runnable, taskDefinition, TaskRef } from "./runnable";
+import { jsonSchemaOf, Runnable, taskDefinition, TaskRef, withTriggers, type TriggerOptions } from "./runnable";
 
-export interface WorkflowDeclaration<I> {
+export interface WorkflowDeclaration<I> extends TriggerOptions {
   name: string;
   description?: string;
   input?: z.ZodType<I>;
@@ -97,7 +97,7 @@ export class Workflow<I, O = Record<string, unknown>> extends Runnable<I, O> {
     if (schema) def.inputSchema = schema;
     if (this.declaration.defaultPriority !== undefined) def.defaultPriority = this.declaration.defaultPriority;
     if (this.declaration.description) def.description = this.declaration.description;
-    return def;
+    return withTriggers(def, this.declaration);
   }
 
   implementation(task: string): TaskImpl | undefined {

@@ -7,6 +7,7 @@ import { nonRetryable, retries } from "./retries";
 import { simple } from "./simple";
 import { spindle } from "./spindle";
 import { cancellation, timeout } from "./timeout";
+import { onCron, onEvent, orderAudit } from "./triggers";
 
 /**
  * The example worker. Its default export is the entrypoint the engine dispatches to (through the
@@ -35,5 +36,8 @@ export default spindle.worker({
     dagConditions,
     slowTask,
     durableCheckout,
+    onEvent,
+    orderAudit,
+    onCron,
   ],
 });
