@@ -1,4 +1,5 @@
 import type { EventBus } from "./events/event-bus";
+import type { FlowLimits } from "./flow/flow-limits";
 import type { IdempotencyKeys } from "./idempotency/idempotency-keys";
 import type { Registry } from "./registry/registry";
 import type { WorkflowRun } from "./run/workflow-run";
@@ -14,6 +15,7 @@ export interface Env {
   RUN_INDEX: DurableObjectNamespace<RunIndex>;
   EVENTS: DurableObjectNamespace<EventBus>;
   IDEMPOTENCY: DurableObjectNamespace<IdempotencyKeys>;
+  FLOW: DurableObjectNamespace<FlowLimits>;
   DISPATCH: Queue<DispatchMessage>;
   DISPATCH_DURABLE: Queue<DispatchMessage>;
   /** The token of the tenant `default` (a secret: `.dev.vars` locally, `wrangler secret put` deployed). */

@@ -3,6 +3,8 @@ import type {
   CheckpointReply,
   CheckpointRequest,
   EventPush,
+  RateLimitDuration,
+  RateLimitView,
   Reply,
   RunFilter,
   RunList,
@@ -68,6 +70,14 @@ export class Engine extends WorkerEntrypoint<Env> {
 
   pushEvents(token: string, events: EventPush[]): Promise<Reply<{ eventId: string }[]>> {
     return this.call(token, (s) => s.pushEvents(events), events);
+  }
+
+  upsertRateLimit(token: string, key: string, limit: number, duration: RateLimitDuration): Promise<Reply<RateLimitView>> {
+    return this.call(token, (s) => s.upsertRateLimit(key, limit, duration), key);
+  }
+
+  listRateLimits(token: string): Promise<Reply<RateLimitView[]>> {
+    return this.call(token, (s) => s.rateLimits());
   }
 
   register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>> {

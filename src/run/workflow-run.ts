@@ -3,6 +3,7 @@ import type {
   Assignment,
   CheckpointReply,
   CheckpointRequest,
+  ErrorData,
   ParentLink,
   Reply,
   RunView,
@@ -19,7 +20,8 @@ import { errorData, SpindleError, toErrorData } from "../core/errors";
 import { ulid } from "../core/ids";
 import { jsonBytes, limitsOf, type Limits } from "../core/limits";
 import { evaluateFilter } from "../core/cel";
-import { eventBusName, runObjectName, waiterId } from "../core/names";
+import { eventBusName, poolOf, runObjectName, taskQueueName, waiterId } from "../core/names";
+import { dispatchKey } from "../scheduler/messages";
 import type { Env } from "../env";
 import type { ConditionLost, ConditionMet, ConditionRef, WaiterError } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
@@ -275,11 +277,12 @@ export class WorkflowRun extends DurableObject<Env> {
     await this.afterWrite();
   }
 
-  async cancel(): Promise<Reply<RunView>> {
+  /** `error`: why, when a concurrency strategy cancels it (the run's error says which key and strategy). */
+  async cancel(error?: ErrorData): Promise<Reply<RunView>> {
     const run = this.current();
     if (!run) return notFound();
     if (!isTerminal(run.status)) {
-      this.write(() => this.machine.cancel(run, clock.now()));
+      this.write(() => this.machine.cancel(run, clock.now(), error));
       await this.afterWrite();
     }
     return ok(this.view(this.runs.get()!));
@@ -302,7 +305,39 @@ export class WorkflowRun extends DurableObject<Env> {
 
   async get(): Promise<Reply<RunView>> {
     const run = this.current();
-    return run ? ok(this.view(run, await this.waiterErrors(run))) : notFound();
+    return run ? ok(await this.withQueueReasons(run, this.view(run, await this.waiterErrors(run)))) : notFound();
+  }
+
+  /** Whether these holders of concurrency keys (the run, or one of its attempts) still hold them. */
+  async flowHeld(holders: string[]): Promise<boolean[]> {
+    const run = this.current();
+    return run ? this.machine.flowHeld(run, holders) : holders.map(() => false);
+  }
+
+  /**
+   * Why each queued task waits, asked of its task queue when the run does not know: a concurrency
+   * key, a rate limit, or no free slot. A queue that cannot answer leaves the reason out.
+   */
+  private async withQueueReasons(run: RunRecord, view: RunView): Promise<RunView> {
+    const asks = view.tasks
+      .map((t) => ({ view: t, record: this.tasks.get(t.name)! }))
+      .filter(({ view }) => view.status === "QUEUED" && view.queuedReason === null);
+    const byQueue = new Map<string, typeof asks>();
+    for (const a of asks) {
+      const queue = taskQueueName(run.tenant, run.worker, poolOf(this.machine.taskDef(run, a.view.name)));
+      byQueue.set(queue, [...(byQueue.get(queue) ?? []), a]);
+    }
+    await Promise.all(
+      [...byQueue].map(async ([queue, list]) => {
+        try {
+          const reasons = await this.env.TASK_QUEUES.getByName(queue).whyQueued(list.map((a) => dispatchKey(run.runId, a.record.name, a.record.attempt, a.record.invocation)));
+          list.forEach((a, i) => (a.view.queuedReason = reasons[i] ?? null));
+        } catch (err) {
+          console.error(`could not ask ${queue} why tasks wait`, err);
+        }
+      }),
+    );
+    return view;
   }
 
   /** The run once it has ended, or as it stands after `waitMs`. */
@@ -320,7 +355,7 @@ export class WorkflowRun extends DurableObject<Env> {
       });
     }
     const ended = this.runs.get()!;
-    return ok(this.view(ended, await this.waiterErrors(ended)));
+    return ok(await this.withQueueReasons(ended, this.view(ended, await this.waiterErrors(ended))));
   }
 
   /**

@@ -19,7 +19,7 @@ const testWorker = spindle.worker({
   workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows],
 });
 
-export { default, Engine, EventBus, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
+export { default, Engine, EventBus, FlowLimits, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";
 
 export class TestWorker extends testWorker {}

@@ -3,6 +3,8 @@ import type {
   CheckpointReply,
   CheckpointRequest,
   EventPush,
+  RateLimitDuration,
+  RateLimitView,
   Reply,
   RunFilter,
   RunList,
@@ -38,6 +40,8 @@ export interface EngineClient {
   checkpoint(runId: string, req: CheckpointRequest): Promise<CheckpointReply>;
   pushEvent(event: EventPush): Promise<{ eventId: string }>;
   pushEvents(events: EventPush[]): Promise<{ eventId: string }[]>;
+  upsertRateLimit(key: string, limit: number, duration: RateLimitDuration): Promise<RateLimitView>;
+  listRateLimits(): Promise<RateLimitView[]>;
 }
 
 /** The engine's RPC entrypoint as seen through a service binding. */
@@ -54,6 +58,8 @@ export interface EngineBinding {
   checkpoint(token: string, runId: string, req: CheckpointRequest): Promise<Reply<CheckpointReply>>;
   pushEvent(token: string, event: EventPush): Promise<Reply<{ eventId: string }>>;
   pushEvents(token: string, events: EventPush[]): Promise<Reply<{ eventId: string }[]>>;
+  upsertRateLimit(token: string, key: string, limit: number, duration: RateLimitDuration): Promise<Reply<RateLimitView>>;
+  listRateLimits(token: string): Promise<Reply<RateLimitView[]>>;
 }
 
 /**
@@ -118,6 +124,12 @@ export class RpcClient implements EngineClient {
   async pushEvents(events: EventPush[]) {
     sendable(events);
     return unwrap(await this.binding.pushEvents(this.token, events));
+  }
+  async upsertRateLimit(key: string, limit: number, duration: RateLimitDuration) {
+    return unwrap(await this.binding.upsertRateLimit(this.token, key, limit, duration));
+  }
+  async listRateLimits() {
+    return unwrap(await this.binding.listRateLimits(this.token));
   }
 }
 
@@ -198,6 +210,12 @@ export class HttpClient implements EngineClient {
   async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
     if (events.length === 0) return [];
     return (await this.request<{ events: { eventId: string }[] }>("POST", "/api/v1/events/bulk", { events })).events;
+  }
+  async upsertRateLimit(key: string, limit: number, duration: RateLimitDuration): Promise<RateLimitView> {
+    return this.request("PUT", `/api/v1/rate-limits/${encodeURIComponent(key)}`, { limit, duration });
+  }
+  async listRateLimits(): Promise<RateLimitView[]> {
+    return (await this.request<{ rateLimits: RateLimitView[] }>("GET", "/api/v1/rate-limits")).rateLimits;
   }
 
   private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {

@@ -1,7 +1,8 @@
 import { env as workerEnv } from "cloudflare:workers";
 import { HttpClient, RpcClient, type EngineBinding, type EngineClient } from "./client";
 import { SpindleError } from "./errors";
-import type { EventPush, RunFilter, RunList, RunView } from "./protocol";
+import type { EventPush, RateLimitDuration, RateLimitView, RunFilter, RunList, RunView } from "./protocol";
+import { RATE_LIMIT_DURATIONS } from "./protocol";
 import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task";
 import type { TaskImpl } from "./runnable";
 import { createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker";
@@ -47,6 +48,26 @@ export class Spindle {
       options: { additionalMetadata?: Record<string, string>; scope?: string; idempotencyKey?: string } = {},
     ): Promise<{ eventId: string }> => this.client().pushEvent({ key, payload, ...options }),
     bulkPush: (events: EventPush[]): Promise<{ eventId: string }[]> => this.client().pushEvents(events),
+  };
+
+  /**
+   * Static rate limits: `upsert` defines (or changes) one that tasks name with `{ staticKey }`;
+   * `list` shows every key with its units left and next refill (dynamic keys in use too).
+   */
+  readonly rateLimits = {
+    upsert: (limit: { key: string; limit: number; duration: RateLimitDuration }): Promise<RateLimitView> => {
+      if (typeof limit.key !== "string" || limit.key.length === 0 || limit.key.length > 256) {
+        throw new SpindleError("request.invalid", "key: a rate limit's key is 1 to 256 characters", { fields: [{ path: "key", message: "1 to 256 characters" }] });
+      }
+      if (!Number.isInteger(limit.limit) || limit.limit < 1) {
+        throw new SpindleError("request.invalid", `limit: must be an integer of at least 1, got ${JSON.stringify(limit.limit)}`, { fields: [{ path: "limit", message: "an integer of at least 1" }] });
+      }
+      if (!(RATE_LIMIT_DURATIONS as readonly string[]).includes(limit.duration)) {
+        throw new SpindleError("request.invalid", `duration: one of ${RATE_LIMIT_DURATIONS.join(", ")}`, { fields: [{ path: "duration", message: `one of ${RATE_LIMIT_DURATIONS.join(", ")}` }] });
+      }
+      return this.client().upsertRateLimit(limit.key, limit.limit, limit.duration);
+    },
+    list: (): Promise<RateLimitView[]> => this.client().listRateLimits(),
   };
 
   private constructor(private readonly options: SpindleOptions) {}
