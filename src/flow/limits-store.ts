@@ -55,6 +55,14 @@ export const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
+/**
+ * A unit comes back this long after its `duration`: units are taken at admission and the task
+ * starts a dispatch later, so without the margin two starts could sit closer than the limit allows
+ * (admissions spaced exactly `duration` apart, the first dispatched slower than the next).
+ */
+export const RATE_UNIT_MARGIN_MS = 250;
+const windowMs = (duration: RateLimitDuration): number => DURATION_MS[duration] + RATE_UNIT_MARGIN_MS;
+
 /** An attempt asking for what it needs from one flow object: all of it, or none. */
 export interface AcquireRequest {
   runId: string;
@@ -144,7 +152,7 @@ export class LimitsStore {
   private holds(need: Need, now: number): boolean {
     if (need.kind === "concurrency") return this.sql.exec("SELECT 1 FROM holders WHERE id = ? AND holder = ?", need.id, need.holder).toArray().length > 0;
     const limit = this.rateLimit(need.key);
-    const window = limit ? DURATION_MS[limit.duration] : 0;
+    const window = limit ? windowMs(limit.duration) : 0;
     return this.sql.exec("SELECT 1 FROM rate_units WHERE key = ? AND holder = ? AND at > ?", need.key, need.holder, now - window).toArray().length > 0;
   }
 
@@ -227,7 +235,7 @@ export class LimitsStore {
       limit = { kind: "dynamic", lim: need.dynamic.limit, duration: need.dynamic.duration };
     }
     if (!limit) return { ok: false, reason: reasons.rateUndefined(need.key), retryAt: null };
-    const window = DURATION_MS[limit.duration];
+    const window = windowMs(limit.duration);
     if (this.sql.exec("SELECT 1 FROM rate_units WHERE key = ? AND holder = ? AND at > ?", need.key, need.holder, now - window).toArray().length > 0) {
       return { ok: true };
     }
@@ -291,7 +299,7 @@ export class LimitsStore {
   rateLimits(now: number): RateLimitView[] {
     const rows = this.sql.exec<{ key: string; kind: string; lim: number; duration: string }>("SELECT * FROM rate_limits ORDER BY key").toArray();
     return rows.map((r) => {
-      const window = DURATION_MS[r.duration as RateLimitDuration];
+      const window = windowMs(r.duration as RateLimitDuration);
       const taken = this.sql
         .exec<{ used: number | null; first: number | null }>("SELECT SUM(units) AS used, MIN(at) AS first FROM rate_units WHERE key = ? AND at > ?", r.key, now - window)
         .toArray()[0];
@@ -331,7 +339,7 @@ export class LimitsStore {
   collect(now: number, staleBefore: number): void {
     this.sql.exec("DELETE FROM waiters WHERE seen_at < ?", staleBefore);
     for (const r of this.sql.exec<{ key: string; duration: string }>("SELECT key, duration FROM rate_limits").toArray()) {
-      this.sql.exec("DELETE FROM rate_units WHERE key = ? AND at <= ?", r.key, now - DURATION_MS[r.duration as RateLimitDuration]);
+      this.sql.exec("DELETE FROM rate_units WHERE key = ? AND at <= ?", r.key, now - windowMs(r.duration as RateLimitDuration));
     }
     this.sql.exec(
       "DELETE FROM keys WHERE NOT EXISTS (SELECT 1 FROM holders h WHERE h.id = keys.id) AND NOT EXISTS (SELECT 1 FROM waiters w WHERE w.id = keys.id)",

@@ -329,6 +329,11 @@ export class RunMachine {
     this.sendRelease(run, own, (n) => ({ id: n.id, holder: n.holder }), now);
   }
 
+  /** A worker answered for an attempt of this ended run: its code has stopped, so what the run held goes back. */
+  lateAnswer(run: RunRecord, task: TaskRecord, now: number): void {
+    if (isTerminal(run.status) && task.status === "CANCELLED") this.releaseRun(run, now);
+  }
+
   /** The run ended: every key it or its attempts hold, in every flow object they live in. */
   private releaseRun(run: RunRecord, now: number): void {
     const needs = run.definition.tasks.flatMap((def) => {
@@ -505,6 +510,9 @@ export class RunMachine {
   /** `error`: why, when something other than a request cancelled it (a concurrency strategy). */
   cancel(run: RunRecord, now: number, error?: ErrorData): void {
     const cancelled = error ?? errorData("run.cancelled", "CancelledError", "the run was cancelled");
+    // An invocation running now holds its keys until its code has stopped: the worker's (late)
+    // answer gives them back (`lateAnswer`), or the flow objects find the run ended (their holder check).
+    const live = this.s.tasks.all().some((t) => t.status === "RUNNING" && !t.evicted);
     for (const task of this.s.tasks.all()) {
       if (isTerminal(task.status)) continue;
       if (task.status === "QUEUED") this.dequeue(run, task);
@@ -515,7 +523,7 @@ export class RunMachine {
       this.effects.watch(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }), { reason: "cancelled" });
     }
     for (const child of this.s.runs.children()) this.s.outbox.add("cancel_run", runObjectName(run.tenant, child), {}, now);
-    this.endRun(run, "CANCELLED", now, error);
+    this.endRun(run, "CANCELLED", now, error, live);
   }
 
   /** Resets failed and cancelled tasks (and what is downstream) of a finished run and runs them again. */
@@ -541,7 +549,7 @@ export class RunMachine {
     this.advance(reopened, now);
   }
 
-  endRun(run: RunRecord, status: "COMPLETED" | "FAILED" | "CANCELLED", now: number, cancelError?: ErrorData): void {
+  endRun(run: RunRecord, status: "COMPLETED" | "FAILED" | "CANCELLED", now: number, cancelError?: ErrorData, keepFlow = false): void {
     const tasks = this.s.tasks.all();
     let error: ErrorData | null = cancelError ?? null;
     if (status === "FAILED") {
@@ -549,7 +557,7 @@ export class RunMachine {
       error = failed?.error ? { ...failed.error, task: failed.name } : errorData("run.failed", "RunFailedError", "the run failed");
     }
     this.s.runs.end(status, now, error);
-    this.releaseRun(run, now);
+    if (!keepFlow) this.releaseRun(run, now);
     const ended = this.s.runs.get()!;
     this.reportToIndex(ended, now);
     if (ended.parent) {

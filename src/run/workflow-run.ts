@@ -197,6 +197,7 @@ export class WorkflowRun extends DurableObject<Env> {
       // Logs of a late attempt are still worth keeping: they say what the attempt did.
       this.tasks.appendLogs(ref.task, ref.attempt, ref.invocation, outcome.logs);
       if (current && !isTerminal(run.status)) this.machine.complete(run, task, outcome, clock.now());
+      else if (task.attempt === ref.attempt) this.machine.lateAnswer(run, task, clock.now());
     });
     await this.afterWrite();
     return ok({ accepted: current && !isTerminal(run.status) });

@@ -5,6 +5,7 @@
  * (`exports.default.fetch`), the SDK, and the runtime's own hooks (alarms, eviction).
  */
 import { durableWorkflows, tightWorker } from "./durable";
+import { flowSerialWorker, flowSlotsWorker, flowWorkflows } from "./flow";
 import { serialWorker, slottedWorker } from "./pools";
 import { edgeCaseWorkflows } from "./edge-cases";
 import { idempotencyWorkflows } from "./idempotency";
@@ -16,7 +17,7 @@ import { regularWorkflows, spindle } from "./workflows";
 const testWorker = spindle.worker({
   name: "test",
   slots: 50,
-  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows],
+  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows, ...flowWorkflows],
 });
 
 export { default, Engine, EventBus, FlowLimits, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
@@ -26,3 +27,5 @@ export class TestWorker extends testWorker {}
 export class SlottedWorker extends slottedWorker {}
 export class SerialWorker extends serialWorker {}
 export class TightWorker extends tightWorker {}
+export class FlowSerialWorker extends flowSerialWorker {}
+export class FlowSlotsWorker extends flowSlotsWorker {}
