@@ -114,6 +114,30 @@ describe("schema migrations", () => {
     });
   });
 
+  it("upgrades a task queue from version 2 to 3 (flow control), keeping its ready tasks and leases, and running again changes nothing", async () => {
+    const stub = env.TASK_QUEUES.getByName("tq:default:migration-scratch-3:regular");
+    await runInDurableObject(stub, (_instance, state) => {
+      wipe(state);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS.filter((m) => m.version <= 2))).toBe(2);
+      const insert = "INSERT INTO ready (key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms) VALUES (?, 'r', 't', 1, 0, ?, ?, 1000)";
+      state.storage.sql.exec(insert, "low", 1, 0);
+      state.storage.sql.exec(insert, "high", 3, 1);
+      state.storage.sql.exec(
+        "INSERT INTO leases (key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms, expires_at) VALUES ('leased', 'r', 't', 1, 0, 1, 0, 1000, 5)",
+      );
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS)).toBe(3);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS)).toBe(3);
+      const ready = state.storage.sql.exec<{ key: string; slot_cost: number; turn: number; blocked_until: number | null }>(
+        "SELECT key, slot_cost, turn, blocked_until FROM ready ORDER BY (invocation > 0) DESC, priority DESC, turn, enqueued_at, seq",
+      );
+      expect(ready.toArray()).toEqual([
+        { key: "high", slot_cost: 1, turn: 0, blocked_until: null },
+        { key: "low", slot_cost: 1, turn: 0, blocked_until: null },
+      ]);
+      expect(state.storage.sql.exec("SELECT key, slot_cost, state FROM leases").toArray()).toEqual([{ key: "leased", slot_cost: 1, state: "sent" }]);
+    });
+  });
+
   it("leaves a failed migration unapplied, so the previous version stays intact", async () => {
     const stub = env.RUNS.getByName(`run:default:migration-failure`);
     await runInDurableObject(stub, (_instance, state) => {
