@@ -1,5 +1,6 @@
 import { DurableObject, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
 import type { EventPush, Reply, RunView, TriggerRequest, TriggerResult } from "@spindle/worker-sdk/protocol";
+import { flowBench } from "./flow";
 import { durableBench, type DurableEnv } from "./durable";
 
 export { BenchSpindleWorker, StepsWorkflow } from "./durable";
@@ -247,6 +248,11 @@ export default {
     try {
       if (url.pathname === "/") return Response.json({ ok: true, systems: SYSTEMS });
       if (url.pathname.startsWith("/durable/")) return Response.json(await durableBench(env, url));
+      if (url.pathname === "/flow") {
+        const variant = url.searchParams.get("variant");
+        if (variant !== "rr" && variant !== "plain") throw new Error("?variant must be rr or plain");
+        return Response.json(await flowBench(env, variant, int(url, "n", 1_000, 10_000), int(url, "keys", 100, 10_000)));
+      }
       const system = url.searchParams.get("system") as System;
       if (!SYSTEMS.includes(system)) throw new Error(`?system must be one of ${SYSTEMS.join(", ")}`);
       if (system === "spindle" && !env.SPINDLE_API_TOKEN) throw new Error("SPINDLE_API_TOKEN is not set (bench/.dev.vars)");
