@@ -91,7 +91,7 @@ function writeEngineConfig(token) {
   if (!base.includes('main = "../src/index.ts"')) fail("wrangler.toml: expected main = \"src/index.ts\"");
   writeFileSync(
     join(dir, "engine.wrangler.toml"),
-    `# Written by bench/run.mjs: the engine's wrangler.toml plus the bench worker's binding.\n${base}\n[[services]]\nbinding = "WORKER_BENCH"\nservice = "spindle-bench"\nentrypoint = "BenchSpindleWorker"\n`,
+    `# Written by bench/run.mjs: the engine's wrangler.toml plus the bench worker's binding.\n${base}\n[[services]]\nbinding = "WORKER_BENCH"\nservice = "spindle-bench"\nentrypoint = "BenchSpindleWorker"\n\n[[services]]\nbinding = "WORKER_BENCH_SHARDED"\nservice = "spindle-bench"\nentrypoint = "BenchShardedWorker"\n`,
   );
   writeFileSync(join(dir, ".dev.vars"), `SPINDLE_API_TOKEN=${token}\n`);
 }
@@ -363,9 +363,10 @@ async function bench(server) {
     }
   }
   // Flow control's overhead: the same job with and without a round-robin key, rounds alternating.
-  raw.flow = { rr: [], plain: [] };
+  // And the task queue sharded: the same job without a key, on a pool of the same size served by 4 queues.
+  raw.flow = { rr: [], plain: [], sharded: [] };
   for (let round = 0; round < CONFIG.throughputRounds; round++) {
-    const order = round % 2 === 0 ? ["rr", "plain"] : ["plain", "rr"];
+    const order = round % 2 === 0 ? ["rr", "plain", "sharded"] : ["sharded", "plain", "rr"];
     for (const variant of order) {
       phase(`flow round ${round + 1}/${CONFIG.throughputRounds}: ${variant}, ${CONFIG.flowN} runs over ${CONFIG.flowKeys} keys`);
       const body = await call(server, `/flow?variant=${variant}&n=${CONFIG.flowN}&keys=${CONFIG.flowKeys}`, THROUGHPUT_CALL_TIMEOUT_MS);
@@ -415,7 +416,14 @@ function summarize(raw) {
   }
   if (raw.flow) {
     const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    out.flow = { rrMs: mean(raw.flow.rr), plainMs: mean(raw.flow.plain), rrRounds: raw.flow.rr, plainRounds: raw.flow.plain };
+    out.flow = {
+      rrMs: mean(raw.flow.rr),
+      plainMs: mean(raw.flow.plain),
+      shardedMs: mean(raw.flow.sharded),
+      rrRounds: raw.flow.rr,
+      plainRounds: raw.flow.plain,
+      shardedRounds: raw.flow.sharded,
+    };
   }
   const d = raw.durable;
   if (d) {
@@ -514,8 +522,9 @@ function report(summary, meta) {
       "|---|---:|---:|",
       `| with a round-robin key (maxRuns 5) | ${fmtMs(fw.rrMs)} (${fw.rrRounds.map(fmtMs).join(", ")}) | ${rate(fw.rrMs)} |`,
       `| the same, no concurrency | ${fmtMs(fw.plainMs)} (${fw.plainRounds.map(fmtMs).join(", ")}) | ${rate(fw.plainMs)} |`,
+      `| the same, no concurrency, task queue sharded (4 queues x 25 slots) | ${fmtMs(fw.shardedMs)} (${fw.shardedRounds.map(fmtMs).join(", ")}) | ${rate(fw.shardedMs)} |`,
       "",
-      `Concurrency overhead: ${fmtX(fw.rrMs / fw.plainMs)} the wall time (target: under 1.5x).`,
+      `Concurrency overhead: ${fmtX(fw.rrMs / fw.plainMs)} the wall time (target: under 1.5x). Sharded over unsharded throughput: ${fmtX(fw.plainMs / fw.shardedMs)}.`,
     );
   }
   return lines.join("\n");

@@ -103,12 +103,13 @@ export class EngineService {
     return this.claimIds("run", keyed, ids);
   }
 
-  private async createRun(req: TriggerRequest, { definition, worker }: ResolvedWorkflow, runId: string): Promise<TriggerResult> {
+  private async createRun(req: TriggerRequest, { definition, worker, queueShards }: ResolvedWorkflow, runId: string): Promise<TriggerResult> {
     const reply = await this.run(runId).create({
       tenant: this.tenant,
       runId,
       definition,
       worker,
+      queueShards,
       input: req.input ?? null,
       additionalMetadata: req.additionalMetadata ?? {},
       priority: req.priority ?? definition.defaultPriority ?? 1,

@@ -9,7 +9,7 @@ import { clock, iso } from "../core/clock";
 import { validateWorkflow } from "../core/dag";
 import { SpindleError, toErrorData } from "../core/errors";
 import { sha256Hex } from "../core/ids";
-import { isWorkerBindingName, taskQueueName, workerBindingName, type Pool } from "../core/names";
+import { isWorkerBindingName, shardSlots, taskQueueName, workerBindingName, type Pool } from "../core/names";
 import { tenantForTokenHash } from "../core/tenants";
 import type { Env } from "../env";
 import type { WorkerService } from "../scheduler/worker-service";
@@ -59,6 +59,8 @@ const DESCRIBE_TIMEOUT_MS = 5_000;
 export interface ResolvedWorkflow {
   definition: WorkflowDefinition;
   worker: string;
+  /** How many task queues share each pool of the worker. */
+  queueShards: number;
 }
 
 export interface WorkerInfo {
@@ -254,12 +256,15 @@ export class Registry extends DurableObject<Env> {
       ["regular", registration.slots],
       ["durable", registration.durableSlots],
     ];
+    const shards = registration.queueShards ?? 1;
     await Promise.all(
-      pools.map(([pool, slots]) =>
-        this.env.TASK_QUEUES.getByName(taskQueueName(tenant, registration.name, pool)).configure(
-          { tenant, worker: registration.name, pool },
-          slots,
-          blockedReason,
+      pools.flatMap(([pool, slots]) =>
+        Array.from({ length: shards }, (_, shard) =>
+          this.env.TASK_QUEUES.getByName(taskQueueName(tenant, registration.name, pool, shard)).configure(
+            { tenant, worker: registration.name, pool, shard },
+            shardSlots(slots, shards, shard),
+            blockedReason,
+          ),
         ),
       ),
     );
@@ -268,7 +273,10 @@ export class Registry extends DurableObject<Env> {
 
   private lookup(name: string): ResolvedWorkflow | null {
     const row = this.ctx.storage.sql.exec<WorkflowRow>("SELECT * FROM workflows WHERE name = ?", name).toArray()[0];
-    return row ? { definition: JSON.parse(row.definition) as WorkflowDefinition, worker: row.worker } : null;
+    if (!row) return null;
+    const worker = this.ctx.storage.sql.exec<{ registration: string }>("SELECT registration FROM workers WHERE name = ?", row.worker).toArray()[0];
+    const queueShards = worker ? ((JSON.parse(worker.registration) as WorkerRegistration).queueShards ?? 1) : 1;
+    return { definition: JSON.parse(row.definition) as WorkflowDefinition, worker: row.worker, queueShards };
   }
 
   private discoveryAge(): number {

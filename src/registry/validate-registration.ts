@@ -2,6 +2,7 @@ import { z } from "zod";
 import { CONCURRENCY_LIMIT_STRATEGIES, RATE_LIMIT_DURATIONS, type WorkerRegistration } from "@spindle/worker-sdk/protocol";
 import { checkExpression, MAX_EXPRESSION_LENGTH } from "../core/cel";
 import { MAX_FLOW_KEY_LENGTH } from "../core/flow";
+import { MAX_QUEUE_SHARDS } from "../core/names";
 import { SpindleError } from "../core/errors";
 import { jsonBytes, MAX_DEFINITION_BYTES } from "../core/limits";
 
@@ -71,6 +72,7 @@ export const registrationSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, "letters, digits, '_' and '-', at most 63"),
   slots: z.number().int().min(0).max(10_000),
   durableSlots: z.number().int().min(0).max(10_000),
+  queueShards: z.number().int().min(1).max(MAX_QUEUE_SHARDS).optional(),
   workflows: z.array(workflow),
   sdkVersion: z.string(),
 });

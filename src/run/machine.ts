@@ -14,7 +14,7 @@ import { errorData, SpindleError } from "../core/errors";
 import { fnv1a } from "../core/ids";
 import { formatMs } from "../core/format";
 import { jsonBytes, MAX_ASSIGNMENT_PAYLOAD_BYTES, type Limits } from "../core/limits";
-import { poolOf, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
+import { poolOf, queueShardOf, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
 import { decideRetry } from "../core/retry";
 import { planRun, runOutput } from "../core/run-machine";
 import type { ConditionLost, ConditionMet } from "../events/event-bus";
@@ -172,10 +172,11 @@ export class RunMachine {
     if (def.slotCost !== undefined && def.slotCost !== 1) item.slotCost = def.slotCost;
     if (flow && flow.needs.length > 0) item.flow = flow;
     const pool = poolOf(def);
+    const shard = queueShardOf(run.runId, run.queueShards);
     this.s.outbox.add(
       "enqueue",
-      taskQueueName(run.tenant, run.worker, pool),
-      { identity: { tenant: run.tenant, worker: run.worker, pool }, items: [item] } satisfies OutboxPayloads["enqueue"],
+      taskQueueName(run.tenant, run.worker, pool, shard),
+      { identity: { tenant: run.tenant, worker: run.worker, pool, ...(shard > 0 ? { shard } : {}) }, items: [item] } satisfies OutboxPayloads["enqueue"],
       now,
     );
   }
@@ -371,7 +372,7 @@ export class RunMachine {
     const pool = poolOf(this.taskDef(run, task.name));
     this.s.outbox.add(
       "dequeue",
-      taskQueueName(run.tenant, run.worker, pool),
+      taskQueueName(run.tenant, run.worker, pool, queueShardOf(run.runId, run.queueShards)),
       { keys: [dispatchKey(run.runId, task.name, task.attempt, task.invocation)] } satisfies OutboxPayloads["dequeue"],
       clock.now(),
     );

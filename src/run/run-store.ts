@@ -18,6 +18,8 @@ export interface RunRecord {
   startedAt: number | null;
   finishedAt: number | null;
   parent: ParentLink | null;
+  /** How many task queues share each pool of its worker (fixed when the run is created). */
+  queueShards: number;
 }
 
 interface RunRow extends Record<string, SqlStorageValue> {
@@ -37,6 +39,7 @@ interface RunRow extends Record<string, SqlStorageValue> {
   started_at: number | null;
   finished_at: number | null;
   parent: string | null;
+  queue_shards: number;
 }
 
 export type NewRun = Omit<RunRecord, "status" | "version" | "error" | "startedAt" | "finishedAt">;
@@ -49,8 +52,8 @@ export class RunStore {
 
   insert(run: NewRun): void {
     this.sql.exec(
-      `INSERT INTO run (id, run_id, tenant, workflow, worker, definition, input, metadata, priority, status, created_at, parent)
-       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?)`,
+      `INSERT INTO run (id, run_id, tenant, workflow, worker, definition, input, metadata, priority, status, created_at, parent, queue_shards)
+       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?)`,
       run.runId,
       run.tenant,
       run.workflow,
@@ -61,6 +64,7 @@ export class RunStore {
       run.priority,
       run.createdAt,
       toJson(run.parent),
+      run.queueShards,
     );
   }
 
@@ -88,6 +92,7 @@ export class RunStore {
       startedAt: r.started_at,
       finishedAt: r.finished_at,
       parent: parseJson<ParentLink>(r.parent),
+      queueShards: r.queue_shards,
     };
   }
 

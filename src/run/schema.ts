@@ -169,4 +169,9 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
       "CREATE UNIQUE INDEX checkpoints_by_identity ON checkpoints (task, kind, key, occurrence)",
     ],
   },
+  {
+    version: 5,
+    description: "run: how many task queues share each pool of its worker",
+    sql: ["ALTER TABLE run ADD COLUMN queue_shards INTEGER NOT NULL DEFAULT 1"],
+  },
 ];

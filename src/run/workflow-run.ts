@@ -20,7 +20,7 @@ import { errorData, SpindleError, toErrorData } from "../core/errors";
 import { ulid } from "../core/ids";
 import { jsonBytes, limitsOf, type Limits } from "../core/limits";
 import { evaluateFilter } from "../core/cel";
-import { eventBusName, poolOf, runObjectName, taskQueueName, waiterId } from "../core/names";
+import { eventBusName, poolOf, queueShardOf, runObjectName, taskQueueName, waiterId } from "../core/names";
 import { dispatchKey } from "../scheduler/messages";
 import type { Env } from "../env";
 import type { ConditionLost, ConditionMet, ConditionRef, WaiterError } from "../events/event-bus";
@@ -46,6 +46,8 @@ export interface RunInit {
   runId: string;
   definition: WorkflowDefinition;
   worker: string;
+  /** How many task queues share each pool of the worker (default 1). */
+  queueShards?: number;
   input: unknown;
   additionalMetadata: Record<string, string>;
   priority: number;
@@ -129,6 +131,7 @@ export class WorkflowRun extends DurableObject<Env> {
         priority: init.priority,
         createdAt: now,
         parent: init.parent,
+        queueShards: init.queueShards ?? 1,
       });
       init.definition.tasks.forEach((t, i) => this.tasks.insert(t.name, i, ulid(now)));
       const run = this.runs.get()!;
@@ -325,7 +328,7 @@ export class WorkflowRun extends DurableObject<Env> {
       .filter(({ view }) => view.status === "QUEUED" && view.queuedReason === null);
     const byQueue = new Map<string, typeof asks>();
     for (const a of asks) {
-      const queue = taskQueueName(run.tenant, run.worker, poolOf(this.machine.taskDef(run, a.view.name)));
+      const queue = taskQueueName(run.tenant, run.worker, poolOf(this.machine.taskDef(run, a.view.name)), queueShardOf(run.runId, run.queueShards));
       byQueue.set(queue, [...(byQueue.get(queue) ?? []), a]);
     }
     await Promise.all(

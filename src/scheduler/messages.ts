@@ -30,6 +30,8 @@ export interface TaskQueueIdentity {
   tenant: string;
   worker: string;
   pool: Pool;
+  /** Which of the pool's task queues (0 when it has one). */
+  shard?: number;
 }
 
 /** The message on the dispatch queue: ids only; the consumer fetches the payload from the run. */

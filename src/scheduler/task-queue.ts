@@ -101,6 +101,11 @@ export const MIGRATIONS: readonly Migration[] = [
       "CREATE INDEX ready_turn ON ready (turn)",
     ],
   },
+  {
+    version: 4,
+    description: "which of its pool's task queues this is",
+    sql: ["ALTER TABLE config ADD COLUMN shard INTEGER NOT NULL DEFAULT 0"],
+  },
 ];
 
 /** A lease still held this long after its last send is sent again at the latest. */
@@ -116,6 +121,7 @@ interface ConfigRow extends Record<string, SqlStorageValue> {
   pool: string;
   slots: number;
   blocked_reason: string | null;
+  shard: number;
 }
 
 interface TaskRow extends Record<string, SqlStorageValue> {
@@ -312,7 +318,13 @@ export class TaskQueue extends DurableObject<Env> {
   private ensureIdentity(identity: TaskQueueIdentity): ConfigRow {
     const existing = this.config();
     if (existing) return existing;
-    this.ctx.storage.sql.exec("INSERT INTO config (id, tenant, worker, pool) VALUES (1, ?, ?, ?)", identity.tenant, identity.worker, identity.pool);
+    this.ctx.storage.sql.exec(
+      "INSERT INTO config (id, tenant, worker, pool, shard) VALUES (1, ?, ?, ?, ?)",
+      identity.tenant,
+      identity.worker,
+      identity.pool,
+      identity.shard ?? 0,
+    );
     return this.config()!;
   }
 
@@ -463,7 +475,7 @@ export class TaskQueue extends DurableObject<Env> {
   }
 }
 
-const taskQueueNameOf = (config: ConfigRow): string => taskQueueName(config.tenant, config.worker, config.pool as Pool);
+const taskQueueNameOf = (config: ConfigRow): string => taskQueueName(config.tenant, config.worker, config.pool as Pool, config.shard);
 
 function blockedReason(config: ConfigRow): string | null {
   if (config.blocked_reason) return config.blocked_reason;
@@ -476,6 +488,7 @@ function toMessage(config: ConfigRow, r: TaskRow): DispatchMessage {
     tenant: config.tenant,
     worker: config.worker,
     pool: config.pool as DispatchMessage["pool"],
+    ...(config.shard > 0 ? { shard: config.shard } : {}),
     key: r.key,
     runId: r.run_id,
     task: r.task,

@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { ConcurrencyKeyView, RateLimitView } from "@spindle/worker-sdk/protocol";
 import { flowLog, flowOpened } from "../worker/flow";
+import { queueShardOf } from "../../src/core/names";
 import { maxOverlap } from "../support/overlap";
 import { api, getRun, result, trigger, until } from "./helpers";
 
@@ -188,5 +189,22 @@ describe("slot cost", () => {
     const entries = flowLog.filter((e) => [...heavy, light].includes(e.runId));
     // 3 slots: two heavy tasks (2 + 2) never overlap; a heavy one and a light one may.
     expect(maxOverlap(entries.filter((e) => e.workflow === "f-slot-cost")).get("slots")).toBe(1);
+  });
+});
+
+describe("a sharded task queue", () => {
+  it("divides the pool's slots among its queues: never more in flight than the pool has, every run completes", async () => {
+    const ids = await Promise.all(Array.from({ length: 16 }, () => trigger("f-sharded", { ms: 150 })));
+    const runs = await Promise.all(ids.map((id) => result(id)));
+    expect(runs.every((r) => r.status === "COMPLETED")).toBe(true);
+    const entries = flowLog.filter((e) => e.workflow === "f-sharded" && ids.includes(e.runId));
+    expect(maxOverlap(entries).get("pool")).toBeLessThanOrEqual(3);
+    const shard0 = await env.TASK_QUEUES.getByName("tq:default:flowsharded:regular").stats();
+    const shard1 = await env.TASK_QUEUES.getByName("tq:default:flowsharded:regular:1").stats();
+    expect([shard0?.slots, shard1?.slots]).toEqual([2, 1]);
+    // Both queues carried some of the runs (a run's tasks go to the queue its id hashes to).
+    expect(new Set(ids.map((id) => queueShardOf(id, 2)))).toEqual(new Set([0, 1]));
+    expect(shard0?.ready).toBe(0);
+    expect(shard1?.ready).toBe(0);
   });
 });

@@ -139,4 +139,10 @@ export const slotCostOne = spindle.task({
 
 export const flowWorkflows = [rr, cancelInProgress, cancelNewest, debounce, multi, dynamicMax, rate, rateStatic, rateUndefined, unitsTooBig, both];
 export const flowSerialWorker = spindle.worker({ name: "flowserial", slots: 1, workflows: [rrSerial] });
+/** A pool of 3 slots served by 2 task queues (2 + 1 slots). */
+export const sharded = spindle.task({
+  name: "f-sharded",
+  fn: async (input: { ms?: number }, ctx) => held("f-sharded", ctx.workflowRunId(), ["pool"], input.ms ?? 100, ctx.abortSignal),
+});
+export const flowShardedWorker = spindle.worker({ name: "flowsharded", slots: 3, queueShards: 2, workflows: [sharded] });
 export const flowSlotsWorker = spindle.worker({ name: "flowslots", slots: 3, workflows: [slotCost, slotCostOne] });

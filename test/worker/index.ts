@@ -5,7 +5,7 @@
  * (`exports.default.fetch`), the SDK, and the runtime's own hooks (alarms, eviction).
  */
 import { durableWorkflows, tightWorker } from "./durable";
-import { flowSerialWorker, flowSlotsWorker, flowWorkflows } from "./flow";
+import { flowSerialWorker, flowShardedWorker, flowSlotsWorker, flowWorkflows } from "./flow";
 import { serialWorker, slottedWorker } from "./pools";
 import { edgeCaseWorkflows } from "./edge-cases";
 import { idempotencyWorkflows } from "./idempotency";
@@ -29,3 +29,4 @@ export class SerialWorker extends serialWorker {}
 export class TightWorker extends tightWorker {}
 export class FlowSerialWorker extends flowSerialWorker {}
 export class FlowSlotsWorker extends flowSlotsWorker {}
+export class FlowShardedWorker extends flowShardedWorker {}

@@ -179,6 +179,8 @@ export interface WorkerRegistration {
   name: string;
   slots: number;
   durableSlots: number;
+  /** How many task queues share each of its pools (default 1): its slots are divided among them. */
+  queueShards?: number;
   workflows: WorkflowDefinition[];
   sdkVersion: string;
 }
