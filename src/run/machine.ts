@@ -221,7 +221,8 @@ export class RunMachine {
 
   /** The worker's answer for a running attempt (the caller checked it is the current one). */
   complete(run: RunRecord, task: TaskRecord, outcome: TaskOutcome, now: number): void {
-    if (outcome.status !== "suspended") this.releaseAttempt(run, task.name, task.attempt, now);
+    // A failed attempt gives its keys back in failAttempt; a suspended one keeps them while it waits.
+    if (outcome.status === "completed") this.releaseAttempt(run, task.name, task.attempt, now);
     this.s.timers.clear("exec_timeout", task.name, task.attempt);
     this.s.timers.clear("liveness", task.name, task.attempt);
     this.liveness.forget(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }));
@@ -362,9 +363,11 @@ export class RunMachine {
     return holders.map((h) => {
       if (isTerminal(run.status)) return false;
       if (h === run.runId) return true;
-      const [, name, attempt] = h.split("/");
-      const task = name ? this.s.tasks.get(name) : null;
-      return !!task && String(task.attempt) === attempt && !isTerminal(task.status);
+      // `runId/task/attempt`: a task's name may hold a '/', an id and an attempt never do.
+      const rest = h.slice(run.runId.length + 1);
+      const cut = rest.lastIndexOf("/");
+      const task = h.startsWith(`${run.runId}/`) && cut > 0 ? this.s.tasks.get(rest.slice(0, cut)) : null;
+      return !!task && String(task.attempt) === rest.slice(cut + 1) && !isTerminal(task.status);
     });
   }
 
