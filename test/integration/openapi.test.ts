@@ -7,8 +7,11 @@ describe("the OpenAPI document", () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe("3.1.0");
     expect(Object.keys(res.body.paths).sort()).toEqual([
+      "/api/v1/concurrency",
       "/api/v1/events",
       "/api/v1/events/bulk",
+      "/api/v1/rate-limits",
+      "/api/v1/rate-limits/{key}",
       "/api/v1/runs",
       "/api/v1/runs/bulk",
       "/api/v1/runs/{runId}",
