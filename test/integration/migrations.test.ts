@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { EVENT_BUS_MIGRATIONS } from "../../src/events/event-bus";
+import { MIGRATIONS as FLOW_MIGRATIONS } from "../../src/flow/limits-store";
 import { RUN_MIGRATIONS } from "../../src/run/schema";
 import { MIGRATIONS as TASK_QUEUE_MIGRATIONS } from "../../src/scheduler/task-queue";
 import { migrate, schemaVersion, type Migration } from "../../src/storage/migrate";
@@ -135,6 +136,32 @@ describe("schema migrations", () => {
         { key: "low", slot_cost: 1, turn: 0, blocked_until: null },
       ]);
       expect(state.storage.sql.exec("SELECT key, slot_cost, state FROM leases").toArray()).toEqual([{ key: "leased", slot_cost: 1, state: "sent" }]);
+    });
+  });
+
+  it("upgrades a run object from version 4 to 5 (task queue shards), its run on one queue, and running again changes nothing", async () => {
+    const stub = env.RUNS.getByName("run:default:migration-scratch-5");
+    await runInDurableObject(stub, (_instance, state) => {
+      wipe(state);
+      expect(migrate(state.storage, RUN_MIGRATIONS.filter((m) => m.version <= 4))).toBe(4);
+      state.storage.sql.exec(
+        `INSERT INTO run (id, run_id, tenant, workflow, worker, definition, metadata, priority, status, created_at)
+         VALUES (1, 'r', 'default', 'w', 'test', '{}', '{}', 1, 'RUNNING', 0)`,
+      );
+      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(5);
+      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(5);
+      expect(state.storage.sql.exec("SELECT run_id, status, queue_shards FROM run").toArray()).toEqual([{ run_id: "r", status: "RUNNING", queue_shards: 1 }]);
+    });
+  });
+
+  it("creates a flow object's tables once, and running again changes nothing", async () => {
+    const stub = env.FLOW.getByName("flow:default:migration-scratch");
+    await runInDurableObject(stub, (_instance, state) => {
+      wipe(state);
+      expect(migrate(state.storage, FLOW_MIGRATIONS)).toBe(1);
+      state.storage.sql.exec("INSERT INTO rate_limits (key, kind, lim, duration) VALUES ('k', 'static', 3, 'minute')");
+      expect(migrate(state.storage, FLOW_MIGRATIONS)).toBe(1);
+      expect(state.storage.sql.exec("SELECT key, lim FROM rate_limits").toArray()).toEqual([{ key: "k", lim: 3 }]);
     });
   });
 
