@@ -43,6 +43,8 @@ CONFIG.checkpoints = num("BENCH_CHECKPOINTS", 1000);
 CONFIG.durableRounds = num("BENCH_DURABLE_ROUNDS", 3);
 CONFIG.wakeN = num("BENCH_WAKE_N", 20);
 CONFIG.fanoutN = num("BENCH_FANOUT_N", 1000);
+CONFIG.flowN = num("BENCH_FLOW_N", 1000);
+CONFIG.flowKeys = num("BENCH_FLOW_KEYS", 100);
 const VERBOSE = process.env.BENCH_VERBOSE === "1";
 
 const STARTUP_TIMEOUT_MS = 120_000;
@@ -89,7 +91,7 @@ function writeEngineConfig(token) {
   if (!base.includes('main = "../src/index.ts"')) fail("wrangler.toml: expected main = \"src/index.ts\"");
   writeFileSync(
     join(dir, "engine.wrangler.toml"),
-    `# Written by bench/run.mjs: the engine's wrangler.toml plus the bench worker's binding.\n${base}\n[[services]]\nbinding = "WORKER_BENCH"\nservice = "spindle-bench"\nentrypoint = "BenchSpindleWorker"\n`,
+    `# Written by bench/run.mjs: the engine's wrangler.toml plus the bench worker's binding.\n${base}\n[[services]]\nbinding = "WORKER_BENCH"\nservice = "spindle-bench"\nentrypoint = "BenchSpindleWorker"\n\n[[services]]\nbinding = "WORKER_BENCH_SHARDED"\nservice = "spindle-bench"\nentrypoint = "BenchShardedWorker"\n`,
   );
   writeFileSync(join(dir, ".dev.vars"), `SPINDLE_API_TOKEN=${token}\n`);
 }
@@ -360,6 +362,20 @@ async function bench(server) {
       await sleep(SETTLE_MS);
     }
   }
+  // Flow control's overhead: the same job with and without a round-robin key, rounds alternating.
+  // And the task queue sharded: the same job without a key, on a pool of the same size served by 4 queues.
+  raw.flow = { rr: [], plain: [], sharded: [] };
+  for (let round = 0; round < CONFIG.throughputRounds; round++) {
+    const order = round % 2 === 0 ? ["rr", "plain", "sharded"] : ["sharded", "plain", "rr"];
+    for (const variant of order) {
+      phase(`flow round ${round + 1}/${CONFIG.throughputRounds}: ${variant}, ${CONFIG.flowN} runs over ${CONFIG.flowKeys} keys`);
+      const body = await call(server, `/flow?variant=${variant}&n=${CONFIG.flowN}&keys=${CONFIG.flowKeys}`, THROUGHPUT_CALL_TIMEOUT_MS);
+      if (body.errors.length > 0) throw new BenchError(`flow ${variant}: ${body.errors.length} runs failed, first: ${body.errors[0]}`);
+      raw.flow[variant].push(body.elapsedMs);
+      checkNoReload();
+      await sleep(SETTLE_MS);
+    }
+  }
   phase("done");
   return raw;
 }
@@ -397,6 +413,17 @@ function summarize(raw) {
       }
     }
     out[system] = s;
+  }
+  if (raw.flow) {
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    out.flow = {
+      rrMs: mean(raw.flow.rr),
+      plainMs: mean(raw.flow.plain),
+      shardedMs: mean(raw.flow.sharded),
+      rrRounds: raw.flow.rr,
+      plainRounds: raw.flow.plain,
+      shardedRounds: raw.flow.sharded,
+    };
   }
   const d = raw.durable;
   if (d) {
@@ -481,6 +508,23 @@ function report(summary, meta) {
       `| ${f}-child fan-out, wall time (ms) | ${fmtMs(du.fanoutMs)} | ${fmtMs(floor1000)} (floor: ${nRuns} runs) / ${fmtMs(wf1000)} (Workflows: ${nRuns} instances) | ${fmtX(du.fanoutMs / floor1000)} / ${fmtX(du.fanoutMs / wf1000)} |`,
       "",
       `Replaying costs ${du.perReplayedCheckpointMs.toFixed(3)} ms per recorded checkpoint.`,
+    );
+  }
+  const fw = summary.flow;
+  if (fw) {
+    const n = CONFIG.flowN.toLocaleString("en-US");
+    const rate = (ms) => fmtRate((CONFIG.flowN / ms) * 1000);
+    lines.push(
+      "",
+      `Flow control (${n} one-task runs triggered at once over ${CONFIG.flowKeys} keys; mean of ${fw.rrRounds.length} rounds, each in brackets):`,
+      "",
+      "| Runs | Wall time (ms) | Throughput (runs/s) |",
+      "|---|---:|---:|",
+      `| with a round-robin key (maxRuns 5) | ${fmtMs(fw.rrMs)} (${fw.rrRounds.map(fmtMs).join(", ")}) | ${rate(fw.rrMs)} |`,
+      `| the same, no concurrency | ${fmtMs(fw.plainMs)} (${fw.plainRounds.map(fmtMs).join(", ")}) | ${rate(fw.plainMs)} |`,
+      `| the same, no concurrency, task queue sharded (4 queues x 25 slots) | ${fmtMs(fw.shardedMs)} (${fw.shardedRounds.map(fmtMs).join(", ")}) | ${rate(fw.shardedMs)} |`,
+      "",
+      `Concurrency overhead: ${fmtX(fw.rrMs / fw.plainMs)} the wall time (target: under 1.5x). Sharded over unsharded throughput: ${fmtX(fw.plainMs / fw.shardedMs)}.`,
     );
   }
   return lines.join("\n");

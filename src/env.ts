@@ -1,5 +1,6 @@
 import type { EventBus } from "./events/event-bus";
 import type { EventIndex } from "./events/event-index";
+import type { FlowLimits } from "./flow/flow-limits";
 import type { IdempotencyKeys } from "./idempotency/idempotency-keys";
 import type { Registry } from "./registry/registry";
 import type { WorkflowRun } from "./run/workflow-run";
@@ -18,6 +19,7 @@ export interface Env {
   IDEMPOTENCY: DurableObjectNamespace<IdempotencyKeys>;
   TRIGGERS: DurableObjectNamespace<Triggers>;
   EVENT_INDEX: DurableObjectNamespace<EventIndex>;
+  FLOW: DurableObjectNamespace<FlowLimits>;
   DISPATCH: Queue<DispatchMessage>;
   DISPATCH_DURABLE: Queue<DispatchMessage>;
   /** The token of the tenant `default` (a secret: `.dev.vars` locally, `wrangler secret put` deployed). */

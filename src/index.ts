@@ -6,6 +6,7 @@ import type { DispatchMessage } from "./scheduler/messages";
 export { Engine } from "./rpc/engine";
 export { EventBus } from "./events/event-bus";
 export { EventIndex } from "./events/event-index";
+export { FlowLimits } from "./flow/flow-limits";
 export { IdempotencyKeys } from "./idempotency/idempotency-keys";
 export { Registry } from "./registry/registry";
 export { RunIndex } from "./run/run-index";

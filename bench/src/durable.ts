@@ -2,6 +2,7 @@ import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloud
 import { z } from "zod";
 import { Spindle } from "@spindle/worker-sdk";
 import type { RunView } from "@spindle/worker-sdk/protocol";
+import { flowPlain, flowRr } from "./flow";
 import { sink, type Env } from "./index";
 
 /**
@@ -71,7 +72,7 @@ export class BenchSpindleWorker extends spindle.worker({
   name: "bench",
   slots: 100,
   durableSlots: 1_000,
-  workflows: [memoChain, replay, wake, leaf, fanout],
+  workflows: [memoChain, replay, wake, leaf, fanout, flowRr, flowPlain],
 }) {}
 
 /** The Workflows counterpart of `bench-memo`: `n` sequential `step.do` calls. */

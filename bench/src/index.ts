@@ -1,8 +1,10 @@
 import { DurableObject, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
 import type { EventPush, Reply, RunView, TriggerRequest, TriggerResult } from "@spindle/worker-sdk/protocol";
+import { FLOW_VARIANTS, flowBench, type FlowVariant } from "./flow";
 import { durableBench, type DurableEnv } from "./durable";
 
 export { BenchSpindleWorker, StepsWorkflow } from "./durable";
+export { BenchShardedWorker } from "./flow";
 
 /**
  * The benchmark worker behind `npm run bench`. It runs in the same `wrangler dev` (the same workerd)
@@ -247,6 +249,11 @@ export default {
     try {
       if (url.pathname === "/") return Response.json({ ok: true, systems: SYSTEMS });
       if (url.pathname.startsWith("/durable/")) return Response.json(await durableBench(env, url));
+      if (url.pathname === "/flow") {
+        const variant = url.searchParams.get("variant") as FlowVariant;
+        if (!FLOW_VARIANTS.includes(variant)) throw new Error(`?variant must be one of ${FLOW_VARIANTS.join(", ")}`);
+        return Response.json(await flowBench(env, variant, int(url, "n", 1_000, 10_000), int(url, "keys", 100, 10_000)));
+      }
       const system = url.searchParams.get("system") as System;
       if (!SYSTEMS.includes(system)) throw new Error(`?system must be one of ${SYSTEMS.join(", ")}`);
       if (system === "spindle" && !env.SPINDLE_API_TOKEN) throw new Error("SPINDLE_API_TOKEN is not set (bench/.dev.vars)");

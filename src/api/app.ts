@@ -13,7 +13,12 @@ import {
   ErrorSchema,
   EventBodySchema,
   IdempotencyHeaders,
+  ConcurrencyListSchema,
   ListQuery,
+  RateLimitBodySchema,
+  RateLimitKeyParams,
+  RateLimitListSchema,
+  RateLimitSchema,
   RunIdParams,
   RunListSchema,
   RunSchema,
@@ -321,6 +326,41 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   registerTriggerRoutes(app);
+  app.openapi(
+    createRoute({
+      method: "put",
+      path: "/api/v1/rate-limits/{key}",
+      summary: "Define (or change) a static rate limit",
+      description: "Tasks name it with `rateLimits: [{ staticKey }]`; a task that names a key not defined here waits, saying so.",
+      request: { params: RateLimitKeyParams, body: { required: true, content: { "application/json": { schema: RateLimitBodySchema } } } },
+      responses: { 200: json(RateLimitSchema, "The rate limit as it stands"), ...errorResponses },
+    }),
+    async (c) => {
+      const { key } = c.req.valid("param");
+      const { limit, duration } = c.req.valid("json");
+      return c.json(await c.var.service.upsertRateLimit(key, limit, duration), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/rate-limits",
+      summary: "Rate limits: static ones, and dynamic ones in use",
+      responses: { 200: json(RateLimitListSchema, "Each key with its limit, duration, units left and next refill"), ...errorResponses },
+    }),
+    async (c) => c.json({ rateLimits: await c.var.service.rateLimits() }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/concurrency",
+      summary: "Concurrency keys that hold or queue runs",
+      responses: { 200: json(ConcurrencyListSchema, "Each active key: running, queued, maxRuns"), ...errorResponses },
+    }),
+    async (c) => c.json({ concurrency: await c.var.service.concurrency() }, 200),
+  );
 
   app.doc31("/api/v1/openapi.json", {
     openapi: "3.1.0",

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { CONCURRENCY_LIMIT_STRATEGIES, RATE_LIMIT_DURATIONS, type ConcurrencyKeyView, type RateLimitView } from "@spindle/worker-sdk/protocol";
 
 /** Request and response shapes of the HTTP API; the OpenAPI document is generated from these. */
 
@@ -245,3 +246,42 @@ export const BulkEventBodySchema = z
   .object({ events: z.array(EventBodySchema.extend({ idempotencyKey: idempotencyKeyField }).strict()).min(1).max(MAX_BULK_ITEMS) })
   .strict()
   .openapi("BulkPushEvents");
+
+export const RateLimitKeyParams = z.object({
+  key: z.string().min(1).max(256).openapi({ param: { name: "key", in: "path" }, example: "external-api" }),
+});
+
+export const RateLimitBodySchema = z
+  .object({
+    limit: z.number().int().min(1).max(1_000_000_000).openapi({ example: 10 }),
+    duration: z.enum(RATE_LIMIT_DURATIONS).openapi({ example: "minute" }),
+  })
+  .strict()
+  .openapi("RateLimitDefinition");
+
+export const RateLimitSchema = z
+  .object({
+    key: z.string(),
+    kind: z.enum(["static", "dynamic"]),
+    limit: z.number(),
+    duration: z.enum(RATE_LIMIT_DURATIONS),
+    unitsLeft: z.number(),
+    nextRefillAt: z.string().nullable().openapi({ description: "When the oldest unit in use comes back (null: none in use)." }),
+  })
+  .openapi("RateLimit") satisfies z.ZodType<RateLimitView>;
+
+export const RateLimitListSchema = z.object({ rateLimits: z.array(RateLimitSchema) }).openapi("RateLimitList");
+
+export const ConcurrencyKeySchema = z
+  .object({
+    key: z.string(),
+    workflow: z.string(),
+    task: z.string().nullable().openapi({ description: "The task that declared the key; null for a workflow-level key." }),
+    limitStrategy: z.enum(CONCURRENCY_LIMIT_STRATEGIES),
+    running: z.number(),
+    queued: z.number().openapi({ description: "Runs waiting for this key (not those waiting only for a slot)." }),
+    maxRuns: z.number(),
+  })
+  .openapi("ConcurrencyKey") satisfies z.ZodType<ConcurrencyKeyView>;
+
+export const ConcurrencyListSchema = z.object({ concurrency: z.array(ConcurrencyKeySchema) }).openapi("ConcurrencyList");

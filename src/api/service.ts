@@ -15,7 +15,9 @@ import type {
   WorkerRegistration,
   WorkflowDefinition,
 } from "@spindle/worker-sdk/protocol";
+import type { ConcurrencyKeyView, RateLimitDuration, RateLimitView } from "@spindle/worker-sdk/protocol";
 import { clock } from "../core/clock";
+import { FLOW_SHARDS, flowLimitsName, flowShardOf } from "../core/flow";
 import { notFound, SpindleError } from "../core/errors";
 import { checkInput } from "../core/input-schema";
 import { checkIdempotencyKey, fingerprint, idempotencyConflict, idempotencyShard, type IdempotencyClaim, type IdempotencyScope } from "../core/idempotency";
@@ -119,13 +121,14 @@ export class EngineService {
     return this.claimIds("run", keyed, ids);
   }
 
-  private async createRun(req: TriggerRequest, { definition, worker }: ResolvedWorkflow, runId: string, trigger?: RunTrigger): Promise<TriggerResult> {
+  private async createRun(req: TriggerRequest, { definition, worker, queueShards }: ResolvedWorkflow, runId: string, trigger?: RunTrigger): Promise<TriggerResult> {
     const reply = await this.run(runId).create({
       ...(trigger ? { trigger } : {}),
       tenant: this.tenant,
       runId,
       definition,
       worker,
+      queueShards,
       input: req.input ?? null,
       additionalMetadata: req.additionalMetadata ?? {},
       priority: req.priority ?? definition.defaultPriority ?? 1,
@@ -388,6 +391,22 @@ export class EngineService {
 
   async workflows(): Promise<(WorkflowDefinition & { worker: string })[]> {
     return this.registry().workflows(this.tenant);
+  }
+
+  async upsertRateLimit(key: string, limit: number, duration: RateLimitDuration): Promise<RateLimitView> {
+    const shard = flowShardOf({ kind: "rate", key, holder: "", units: 1, dynamic: null });
+    return this.env.FLOW.getByName(flowLimitsName(this.tenant, shard)).upsertRateLimit(this.tenant, key, limit, duration);
+  }
+
+  /** Every flow object of the tenant, merged (FLOW_SHARDS calls). */
+  async rateLimits(): Promise<RateLimitView[]> {
+    const all = await Promise.all(Array.from({ length: FLOW_SHARDS }, (_, shard) => this.env.FLOW.getByName(flowLimitsName(this.tenant, shard)).rateLimits()));
+    return all.flat().sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async concurrency(): Promise<ConcurrencyKeyView[]> {
+    const all = await Promise.all(Array.from({ length: FLOW_SHARDS }, (_, shard) => this.env.FLOW.getByName(flowLimitsName(this.tenant, shard)).concurrency()));
+    return all.flat().sort((a, b) => a.workflow.localeCompare(b.workflow) || a.key.localeCompare(b.key));
   }
 
   async workers(): Promise<WorkerInfo[]> {

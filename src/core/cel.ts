@@ -235,6 +235,23 @@ export function evaluateFilter(expression: string | undefined | null, context: R
   }
 }
 
+/** Evaluates an expression to its value within `budget` cost units; an error or an exhausted budget says why. */
+export function evaluateValue(expression: string, context: Record<string, unknown>, budget = CEL_EVALUATION_BUDGET): { value: unknown } | { error: string } {
+  const m = new Meter(budget);
+  meter = m;
+  operands = "none";
+  try {
+    const value = compile(expression)(context);
+    if (m.exceeded) return { error: new BudgetExceeded(budget).message };
+    return { value };
+  } catch (err) {
+    return { error: m.exceeded ? new BudgetExceeded(budget).message : ((err as Error).message ?? String(err)).split("\n")[0]! };
+  } finally {
+    meter = null;
+    operands = "none";
+  }
+}
+
 /** Whether the filter holds; an error or an exhausted budget is false. */
 export function matches(expression: string | undefined, context: Record<string, unknown>): boolean {
   return evaluateFilter(expression, context).matched;

@@ -1,4 +1,5 @@
 import type { TaskDefinition } from "@spindle/worker-sdk/protocol";
+import { fnv1a } from "./ids";
 
 /**
  * Names of Durable Objects and bindings. Every object name carries the tenant, so two tenants can
@@ -12,7 +13,17 @@ export const runObjectName = (tenant: string, runId: string): string => `run:${t
 export const registryName = (tenant: string): string => `registry:${tenant}`;
 export const runIndexName = (tenant: string, shard: number): string => `index:${tenant}:${shard}`;
 export const idempotencyName = (tenant: string, shard: number): string => `idem:${tenant}:${shard}`;
-export const taskQueueName = (tenant: string, worker: string, pool: Pool): string => `tq:${tenant}:${worker}:${pool}`;
+/** A pool's task queue `shard` (shard 0 keeps the unsharded name). */
+export const taskQueueName = (tenant: string, worker: string, pool: Pool, shard = 0): string =>
+  shard === 0 ? `tq:${tenant}:${worker}:${pool}` : `tq:${tenant}:${worker}:${pool}:${shard}`;
+
+export const MAX_QUEUE_SHARDS = 16;
+
+/** The task queue shard of a run's tasks: by run id. */
+export const queueShardOf = (runId: string, shards: number): number => (shards > 1 ? fnv1a(runId) % shards : 0);
+
+/** Shard `shard` of `shards` gets this many of a pool's `slots`. */
+export const shardSlots = (slots: number, shards: number, shard: number): number => Math.floor(slots / shards) + (shard < slots % shards ? 1 : 0);
 
 /** The engine reaches a worker named `my-worker` through the service binding `WORKER_MY_WORKER`. */
 export function workerBindingName(worker: string): string {

@@ -9,7 +9,7 @@ import { clock, iso } from "../core/clock";
 import { validateWorkflow } from "../core/dag";
 import { SpindleError, toErrorData } from "../core/errors";
 import { sha256Hex } from "../core/ids";
-import { isWorkerBindingName, taskQueueName, triggersName, workerBindingName, type Pool } from "../core/names";
+import { isWorkerBindingName, shardSlots, taskQueueName, triggersName, workerBindingName, type Pool } from "../core/names";
 import { tenantForTokenHash } from "../core/tenants";
 import type { Env } from "../env";
 import type { WorkerService } from "../scheduler/worker-service";
@@ -59,6 +59,8 @@ const DESCRIBE_TIMEOUT_MS = 5_000;
 export interface ResolvedWorkflow {
   definition: WorkflowDefinition;
   worker: string;
+  /** How many task queues share each pool of the worker. */
+  queueShards: number;
 }
 
 export interface WorkerInfo {
@@ -140,7 +142,7 @@ export class Registry extends DurableObject<Env> {
     return this.ctx.storage.sql
       .exec<WorkflowRow>("SELECT * FROM workflows WHERE json_extract(definition, '$.onEvents') IS NOT NULL")
       .toArray()
-      .map((r) => ({ definition: JSON.parse(r.definition) as WorkflowDefinition, worker: r.worker }));
+      .map((r) => this.resolved(r));
   }
 
   /** A workflow as its worker declares it now: rediscovers first if what is known is stale. */
@@ -272,12 +274,15 @@ export class Registry extends DurableObject<Env> {
       ["regular", registration.slots],
       ["durable", registration.durableSlots],
     ];
+    const shards = registration.queueShards ?? 1;
     await Promise.all(
-      pools.map(([pool, slots]) =>
-        this.env.TASK_QUEUES.getByName(taskQueueName(tenant, registration.name, pool)).configure(
-          { tenant, worker: registration.name, pool },
-          slots,
-          blockedReason,
+      pools.flatMap(([pool, slots]) =>
+        Array.from({ length: shards }, (_, shard) =>
+          this.env.TASK_QUEUES.getByName(taskQueueName(tenant, registration.name, pool, shard)).configure(
+            { tenant, worker: registration.name, pool, shard },
+            shardSlots(slots, shards, shard),
+            blockedReason,
+          ),
         ),
       ),
     );
@@ -286,7 +291,13 @@ export class Registry extends DurableObject<Env> {
 
   private lookup(name: string): ResolvedWorkflow | null {
     const row = this.ctx.storage.sql.exec<WorkflowRow>("SELECT * FROM workflows WHERE name = ?", name).toArray()[0];
-    return row ? { definition: JSON.parse(row.definition) as WorkflowDefinition, worker: row.worker } : null;
+    return row ? this.resolved(row) : null;
+  }
+
+  private resolved(row: WorkflowRow): ResolvedWorkflow {
+    const worker = this.ctx.storage.sql.exec<{ registration: string }>("SELECT registration FROM workers WHERE name = ?", row.worker).toArray()[0];
+    const queueShards = worker ? ((JSON.parse(worker.registration) as WorkerRegistration).queueShards ?? 1) : 1;
+    return { definition: JSON.parse(row.definition) as WorkflowDefinition, worker: row.worker, queueShards };
   }
 
   private discoveryAge(): number {

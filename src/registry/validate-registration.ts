@@ -1,5 +1,8 @@
 import { z } from "zod";
-import type { WorkerRegistration } from "@spindle/worker-sdk/protocol";
+import { CONCURRENCY_LIMIT_STRATEGIES, RATE_LIMIT_DURATIONS, type WorkerRegistration } from "@spindle/worker-sdk/protocol";
+import { checkExpression, MAX_EXPRESSION_LENGTH } from "../core/cel";
+import { MAX_FLOW_KEY_LENGTH } from "../core/flow";
+import { MAX_QUEUE_SHARDS } from "../core/names";
 import { SpindleError } from "../core/errors";
 import { checkInput } from "../core/input-schema";
 import { jsonBytes, MAX_DEFINITION_BYTES } from "../core/limits";
@@ -22,6 +25,25 @@ const leaf = z.discriminatedUnion("kind", [
 ]);
 const condition = z.union([leaf, z.object({ kind: z.literal("or"), conditions: z.array(leaf).min(1) })]);
 
+const celOrCount = z.union([z.number().int().min(1), z.string().min(1).max(MAX_EXPRESSION_LENGTH)]);
+const concurrency = z
+  .array(
+    z.object({
+      expression: z.string().min(1).max(MAX_EXPRESSION_LENGTH),
+      maxRuns: celOrCount,
+      limitStrategy: z.enum(CONCURRENCY_LIMIT_STRATEGIES),
+    }),
+  )
+  .max(16);
+const rateLimits = z
+  .array(
+    z.union([
+      z.object({ staticKey: z.string().min(1).max(MAX_FLOW_KEY_LENGTH), units: celOrCount }),
+      z.object({ dynamicKey: z.string().min(1).max(MAX_EXPRESSION_LENGTH), units: celOrCount, limit: celOrCount, duration: z.enum(RATE_LIMIT_DURATIONS) }),
+    ]),
+  )
+  .max(16);
+
 const task = z.object({
   name: z.string().min(1).max(128),
   kind: z.enum(["task", "durable"]),
@@ -35,6 +57,9 @@ const task = z.object({
   waitFor: z.array(condition).optional(),
   skipIf: z.array(condition).optional(),
   cancelIf: z.array(condition).optional(),
+  concurrency: concurrency.optional(),
+  rateLimits: rateLimits.optional(),
+  slotCost: z.number().int().min(1).max(10_000).optional(),
 });
 
 const workflow = z.object({
@@ -43,6 +68,7 @@ const workflow = z.object({
   kind: z.enum(["task", "workflow"]),
   inputSchema: z.record(z.string(), z.unknown()).optional(),
   defaultPriority: z.number().int().min(1).max(3).optional(),
+  concurrency: concurrency.optional(),
   tasks: z.array(task).min(1),
   onEvents: z.array(z.string().min(1).max(256)).max(100).optional(),
   onCrons: z.array(z.string().min(1).max(256)).max(100).optional(),
@@ -54,6 +80,7 @@ export const registrationSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, "letters, digits, '_' and '-', at most 63"),
   slots: z.number().int().min(0).max(10_000),
   durableSlots: z.number().int().min(0).max(10_000),
+  queueShards: z.number().int().min(1).max(MAX_QUEUE_SHARDS).optional(),
   workflows: z.array(workflow),
   sdkVersion: z.string(),
 });
@@ -87,6 +114,7 @@ export function validateRegistration(raw: unknown): WorkerRegistration {
   }
   // Each run keeps its workflow's definition as one value: bound it here, where it is declared.
   for (const [i, wf] of parsed.data.workflows.entries()) {
+    checkFlowExpressions(wf, `registration.workflows.${i}`);
     const bytes = jsonBytes(wf);
     if (bytes > MAX_DEFINITION_BYTES) {
       const path = `registration.workflows.${i}`;
@@ -109,4 +137,34 @@ export async function declaredTriggers(registration: WorkerRegistration): Promis
     }
   }
   return { crons, filters };
+}
+
+/** Every CEL expression of a workflow's flow control parses (the SDK checks too; a raw registration may not). */
+function checkFlowExpressions(wf: z.infer<typeof workflow>, path: string): void {
+  const check = (expression: string | number, at: string) => {
+    if (typeof expression !== "string") return;
+    try {
+      checkExpression(expression);
+    } catch (err) {
+      const message = (err as Error).message;
+      throw new SpindleError("registration.invalid", `invalid worker registration: ${at}: ${message}`, { fields: [{ path: at, message }] });
+    }
+  };
+  const checkConcurrency = (list: z.infer<typeof concurrency> | undefined, at: string) =>
+    list?.forEach((c, j) => {
+      check(c.expression, `${at}.concurrency.${j}.expression`);
+      check(c.maxRuns, `${at}.concurrency.${j}.maxRuns`);
+    });
+  checkConcurrency(wf.concurrency, path);
+  wf.tasks.forEach((t, k) => {
+    checkConcurrency(t.concurrency, `${path}.tasks.${k}`);
+    t.rateLimits?.forEach((r, j) => {
+      const at = `${path}.tasks.${k}.rateLimits.${j}`;
+      check(r.units, `${at}.units`);
+      if ("dynamicKey" in r) {
+        check(r.dynamicKey, `${at}.dynamicKey`);
+        check(r.limit, `${at}.limit`);
+      }
+    });
+  });
 }

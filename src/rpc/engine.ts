@@ -18,6 +18,8 @@ import type {
   ScheduleFilter,
   ScheduleList,
   ScheduleView,
+  RateLimitDuration,
+  RateLimitView,
   Reply,
   RunFilter,
   RunList,
@@ -131,6 +133,14 @@ export class Engine extends WorkerEntrypoint<Env> {
 
   deleteSchedule(token: string, id: string): Promise<Reply<ScheduleView>> {
     return this.call(token, (s) => s.triggers.deleteSchedule(id));
+  }
+
+  upsertRateLimit(token: string, key: string, limit: number, duration: RateLimitDuration): Promise<Reply<RateLimitView>> {
+    return this.call(token, (s) => s.upsertRateLimit(key, limit, duration), key);
+  }
+
+  listRateLimits(token: string): Promise<Reply<RateLimitView[]>> {
+    return this.call(token, (s) => s.rateLimits());
   }
 
   register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>> {

@@ -9,11 +9,12 @@ import type {
 } from "@spindle/worker-sdk/protocol";
 import { clock } from "../core/clock";
 import { descendants, isTerminal } from "../core/dag";
+import { flowLimitsName, flowShardOf, resolveFlow, type ConcurrencyNeed, type Need } from "../core/flow";
 import { errorData, SpindleError } from "../core/errors";
 import { fnv1a } from "../core/ids";
 import { formatMs } from "../core/format";
 import { jsonBytes, MAX_ASSIGNMENT_PAYLOAD_BYTES, type Limits } from "../core/limits";
-import { poolOf, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
+import { poolOf, queueShardOf, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
 import { decideRetry } from "../core/retry";
 import { planRun, runOutput } from "../core/run-machine";
 import type { ConditionLost, ConditionMet } from "../events/event-bus";
@@ -149,6 +150,13 @@ export class RunMachine {
    */
   dispatch(run: RunRecord, name: string, attempt: number, invocation: number, now: number): void {
     const def = this.taskDef(run, name);
+    // Only an attempt's first dispatch takes its limits: a later invocation holds them already.
+    const flow = invocation === 0 ? this.flowOf(run, def, attempt) : null;
+    if (flow && "error" in flow) {
+      const task = this.s.tasks.get(name)!;
+      this.failAttempt(run, task, errorData("flow.invalid", "FlowControlError", `task '${name}' can never run: ${flow.error}`, { retryable: false }), now);
+      return;
+    }
     if (invocation === 0) this.s.timers.set("schedule_timeout", name, attempt, now + def.scheduleTimeoutMs, String(invocation));
     this.s.tasks.setQueuedReason(name, attempt, null);
     const item: EnqueueItem = {
@@ -161,11 +169,14 @@ export class RunMachine {
       enqueuedAt: now,
       leaseMs: DISPATCH_RESEND_MS,
     };
+    if (def.slotCost !== undefined && def.slotCost !== 1) item.slotCost = def.slotCost;
+    if (flow && flow.needs.length > 0) item.flow = flow;
     const pool = poolOf(def);
+    const shard = queueShardOf(run.runId, run.queueShards);
     this.s.outbox.add(
       "enqueue",
-      taskQueueName(run.tenant, run.worker, pool),
-      { identity: { tenant: run.tenant, worker: run.worker, pool }, items: [item] } satisfies OutboxPayloads["enqueue"],
+      taskQueueName(run.tenant, run.worker, pool, shard),
+      { identity: { tenant: run.tenant, worker: run.worker, pool, ...(shard > 0 ? { shard } : {}) }, items: [item] } satisfies OutboxPayloads["enqueue"],
       now,
     );
   }
@@ -210,6 +221,8 @@ export class RunMachine {
 
   /** The worker's answer for a running attempt (the caller checked it is the current one). */
   complete(run: RunRecord, task: TaskRecord, outcome: TaskOutcome, now: number): void {
+    // A failed attempt gives its keys back in failAttempt; a suspended one keeps them while it waits.
+    if (outcome.status === "completed") this.releaseAttempt(run, task.name, task.attempt, now);
     this.s.timers.clear("exec_timeout", task.name, task.attempt);
     this.s.timers.clear("liveness", task.name, task.attempt);
     this.liveness.forget(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }));
@@ -230,6 +243,7 @@ export class RunMachine {
 
   failAttempt(run: RunRecord, task: TaskRecord, error: ErrorData, now: number): void {
     const def = this.taskDef(run, task.name);
+    this.releaseAttempt(run, task.name, task.attempt, now);
     const decision = decideRetry(def, task.retryCount, error);
     if (decision.retry) {
       // A durable task's log outlives the attempt: the retry replays it and goes on from there.
@@ -286,6 +300,7 @@ export class RunMachine {
     } else if (timer.kind === "schedule_timeout") {
       if (task.status !== "QUEUED" || String(task.invocation) !== (timer.data ?? "0")) return;
       this.dequeue(run, task);
+      this.releaseAttempt(run, task.name, task.attempt, now);
       const error = errorData(
         "task.schedule_timeout",
         "ScheduleTimeoutError",
@@ -298,11 +313,69 @@ export class RunMachine {
     }
   }
 
+  // -------------------------------------------------------------------------------------------
+  // Flow control: what an attempt takes before it starts, and gives back when it ends
+  // -------------------------------------------------------------------------------------------
+
+  /** The attempt's needs (null when it has none); the same for the same run, task and attempt. */
+  private flowOf(run: RunRecord, def: TaskDefinition, attempt: number): ReturnType<typeof resolveFlow> | null {
+    if (!run.definition.concurrency?.length && !def.concurrency?.length && !def.rateLimits?.length) return null;
+    return resolveFlow({ workflow: run.definition, task: def, runId: run.runId, attempt, input: run.input, metadata: run.metadata });
+  }
+
+  /** The concurrency keys of an attempt (its task's own), given back when the attempt ends. */
+  releaseAttempt(run: RunRecord, name: string, attempt: number, now: number): void {
+    const flow = this.flowOf(run, this.taskDef(run, name), attempt);
+    if (!flow || "error" in flow) return;
+    const own = flow.needs.filter((n): n is ConcurrencyNeed => n.kind === "concurrency" && n.task !== null);
+    this.sendRelease(run, own, (n) => ({ id: n.id, holder: n.holder }), now);
+  }
+
+  /** A worker answered for an attempt of this ended run: its code has stopped, so what the run held goes back. */
+  lateAnswer(run: RunRecord, task: TaskRecord, now: number): void {
+    if (isTerminal(run.status) && task.status === "CANCELLED") this.releaseRun(run, now);
+  }
+
+  /** The run ended: every key it or its attempts hold, in every flow object they live in. */
+  private releaseRun(run: RunRecord, now: number): void {
+    const needs = run.definition.tasks.flatMap((def) => {
+      const flow = this.flowOf(run, def, 1);
+      return flow && !("error" in flow) ? flow.needs.filter((n) => n.kind === "concurrency") : [];
+    });
+    this.sendRelease(run, needs, null, now);
+  }
+
+  private sendRelease(run: RunRecord, needs: Need[], holder: ((n: ConcurrencyNeed) => { id: string; holder: string }) | null, now: number): void {
+    const byShard = new Map<number, { id: string; holder: string }[]>();
+    for (const n of needs) {
+      if (n.kind !== "concurrency") continue;
+      const shard = flowShardOf(n);
+      byShard.set(shard, [...(byShard.get(shard) ?? []), ...(holder ? [holder(n)] : [])]);
+    }
+    for (const [shard, holders] of byShard) {
+      const payload: OutboxPayloads["flow_release"] = { tenant: run.tenant, runId: run.runId, holders: holder ? holders : null };
+      this.s.outbox.add("flow_release", flowLimitsName(run.tenant, shard), payload, now);
+    }
+  }
+
+  /** Whether these holders (the run's id, or `runId/task/attempt`) still hold their keys: the flow objects ask. */
+  flowHeld(run: RunRecord, holders: string[]): boolean[] {
+    return holders.map((h) => {
+      if (isTerminal(run.status)) return false;
+      if (h === run.runId) return true;
+      // `runId/task/attempt`: a task's name may hold a '/', an id and an attempt never do.
+      const rest = h.slice(run.runId.length + 1);
+      const cut = rest.lastIndexOf("/");
+      const task = h.startsWith(`${run.runId}/`) && cut > 0 ? this.s.tasks.get(rest.slice(0, cut)) : null;
+      return !!task && String(task.attempt) === rest.slice(cut + 1) && !isTerminal(task.status);
+    });
+  }
+
   dequeue(run: RunRecord, task: TaskRecord): void {
     const pool = poolOf(this.taskDef(run, task.name));
     this.s.outbox.add(
       "dequeue",
-      taskQueueName(run.tenant, run.worker, pool),
+      taskQueueName(run.tenant, run.worker, pool, queueShardOf(run.runId, run.queueShards)),
       { keys: [dispatchKey(run.runId, task.name, task.attempt, task.invocation)] } satisfies OutboxPayloads["dequeue"],
       clock.now(),
     );
@@ -448,8 +521,12 @@ export class RunMachine {
   // The run as a whole
   // -------------------------------------------------------------------------------------------
 
-  cancel(run: RunRecord, now: number): void {
-    const cancelled = errorData("run.cancelled", "CancelledError", "the run was cancelled");
+  /** `error`: why, when something other than a request cancelled it (a concurrency strategy). */
+  cancel(run: RunRecord, now: number, error?: ErrorData): void {
+    const cancelled = error ?? errorData("run.cancelled", "CancelledError", "the run was cancelled");
+    // An invocation running now holds its keys until its code has stopped: the worker's (late)
+    // answer gives them back (`lateAnswer`), or the flow objects find the run ended (their holder check).
+    const live = this.s.tasks.all().some((t) => t.status === "RUNNING" && !t.evicted);
     for (const task of this.s.tasks.all()) {
       if (isTerminal(task.status)) continue;
       if (task.status === "QUEUED") this.dequeue(run, task);
@@ -460,7 +537,7 @@ export class RunMachine {
       this.effects.watch(watchKey({ task: task.name, attempt: task.attempt, invocation: task.invocation }), { reason: "cancelled" });
     }
     for (const child of this.s.runs.children()) this.s.outbox.add("cancel_run", runObjectName(run.tenant, child), {}, now);
-    this.endRun(run, "CANCELLED", now);
+    this.endRun(run, "CANCELLED", now, error, live);
   }
 
   /** Resets failed and cancelled tasks (and what is downstream) of a finished run and runs them again. */
@@ -486,14 +563,15 @@ export class RunMachine {
     this.advance(reopened, now);
   }
 
-  endRun(_run: RunRecord, status: "COMPLETED" | "FAILED" | "CANCELLED", now: number): void {
+  endRun(run: RunRecord, status: "COMPLETED" | "FAILED" | "CANCELLED", now: number, cancelError?: ErrorData, keepFlow = false): void {
     const tasks = this.s.tasks.all();
-    let error: ErrorData | null = null;
+    let error: ErrorData | null = cancelError ?? null;
     if (status === "FAILED") {
       const failed = tasks.find((t) => t.status === "FAILED" && t.error);
       error = failed?.error ? { ...failed.error, task: failed.name } : errorData("run.failed", "RunFailedError", "the run failed");
     }
     this.s.runs.end(status, now, error);
+    if (!keepFlow) this.releaseRun(run, now);
     const ended = this.s.runs.get()!;
     this.reportToIndex(ended, now);
     if (ended.parent) {

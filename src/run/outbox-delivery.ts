@@ -15,6 +15,8 @@ export interface OutboxPayloads {
   child_lost: ChildLost;
   subscribe: { tenant: string; key: string; waiters: Waiter[] };
   unsubscribe: { ids: string[] };
+  /** `holders` null: every key the run holds in that flow object (the run ended). */
+  flow_release: { tenant: string; runId: string; holders: { id: string; holder: string }[] | null };
 }
 
 export interface ChildEnded {
@@ -74,6 +76,14 @@ export async function deliver(env: Env, kind: OutboxKind, target: string, messag
     }
     case "unsubscribe": {
       await env.EVENTS.getByName(target).unsubscribe(messages.flatMap((m) => (m.payload as OutboxPayloads["unsubscribe"]).ids));
+      return { kind: "other" };
+    }
+    case "flow_release": {
+      const stub = env.FLOW.getByName(target);
+      for (const m of messages) {
+        const p = m.payload as OutboxPayloads["flow_release"];
+        await stub.release(p.tenant, p.runId, p.holders);
+      }
       return { kind: "other" };
     }
     case "child_ended": {

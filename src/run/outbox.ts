@@ -18,7 +18,8 @@ export type OutboxKind =
   | "child_ended"
   | "child_lost"
   | "subscribe"
-  | "unsubscribe";
+  | "unsubscribe"
+  | "flow_release";
 
 export interface OutboxMessage {
   id: number;

@@ -19,6 +19,8 @@ export interface RunRecord {
   finishedAt: number | null;
   parent: ParentLink | null;
   trigger: RunTrigger | null;
+  /** How many task queues share each pool of its worker (fixed when the run is created). */
+  queueShards: number;
 }
 
 interface RunRow extends Record<string, SqlStorageValue> {
@@ -39,6 +41,7 @@ interface RunRow extends Record<string, SqlStorageValue> {
   finished_at: number | null;
   parent: string | null;
   trigger: string | null;
+  queue_shards: number;
 }
 
 export type NewRun = Omit<RunRecord, "status" | "version" | "error" | "startedAt" | "finishedAt">;
@@ -51,8 +54,8 @@ export class RunStore {
 
   insert(run: NewRun): void {
     this.sql.exec(
-      `INSERT INTO run (id, run_id, tenant, workflow, worker, definition, input, metadata, priority, status, created_at, parent, trigger)
-       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?)`,
+      `INSERT INTO run (id, run_id, tenant, workflow, worker, definition, input, metadata, priority, status, created_at, parent, trigger, queue_shards)
+       VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, ?)`,
       run.runId,
       run.tenant,
       run.workflow,
@@ -64,6 +67,7 @@ export class RunStore {
       run.createdAt,
       toJson(run.parent),
       toJson(run.trigger ?? undefined),
+      run.queueShards,
     );
   }
 
@@ -92,6 +96,7 @@ export class RunStore {
       finishedAt: r.finished_at,
       parent: parseJson<ParentLink>(r.parent),
       trigger: parseJson<RunTrigger>(r.trigger),
+      queueShards: r.queue_shards,
     };
   }
 

@@ -174,4 +174,9 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
     description: "triggers: what started the run (an event, a cron tick, a schedule), as JSON",
     sql: ["ALTER TABLE run ADD COLUMN trigger TEXT"],
   },
+  {
+    version: 6,
+    description: "run: how many task queues share each pool of its worker",
+    sql: ["ALTER TABLE run ADD COLUMN queue_shards INTEGER NOT NULL DEFAULT 1"],
+  },
 ];

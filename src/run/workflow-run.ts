@@ -3,6 +3,7 @@ import type {
   Assignment,
   CheckpointReply,
   CheckpointRequest,
+  ErrorData,
   ParentLink,
   RunTrigger,
   Reply,
@@ -20,7 +21,8 @@ import { errorData, SpindleError, toErrorData } from "../core/errors";
 import { ulid } from "../core/ids";
 import { jsonBytes, limitsOf, type Limits } from "../core/limits";
 import { evaluateFilter } from "../core/cel";
-import { eventBusName, runObjectName, waiterId } from "../core/names";
+import { eventBusName, poolOf, queueShardOf, runObjectName, taskQueueName, waiterId } from "../core/names";
+import { dispatchKey } from "../scheduler/messages";
 import type { Env } from "../env";
 import type { ConditionLost, ConditionMet, ConditionRef, WaiterError } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
@@ -51,6 +53,8 @@ export interface RunInit {
   runId: string;
   definition: WorkflowDefinition;
   worker: string;
+  /** How many task queues share each pool of the worker (default 1). */
+  queueShards?: number;
   input: unknown;
   additionalMetadata: Record<string, string>;
   priority: number;
@@ -137,6 +141,7 @@ export class WorkflowRun extends DurableObject<Env> {
         createdAt: now,
         parent: init.parent,
         trigger: init.trigger ?? null,
+        queueShards: init.queueShards ?? 1,
       });
       init.definition.tasks.forEach((t, i) => this.tasks.insert(t.name, i, ulid(now)));
       const run = this.runs.get()!;
@@ -220,6 +225,7 @@ export class WorkflowRun extends DurableObject<Env> {
       // Logs of a late attempt are still worth keeping: they say what the attempt did.
       this.tasks.appendLogs(ref.task, ref.attempt, ref.invocation, outcome.logs);
       if (current && !isTerminal(run.status)) this.machine.complete(run, task, outcome, clock.now());
+      else if (task.attempt === ref.attempt) this.machine.lateAnswer(run, task, clock.now());
     });
     await this.afterWrite();
     return ok({ accepted: current && !isTerminal(run.status) });
@@ -300,11 +306,12 @@ export class WorkflowRun extends DurableObject<Env> {
     await this.afterWrite();
   }
 
-  async cancel(): Promise<Reply<RunView>> {
+  /** `error`: why, when a concurrency strategy cancels it (the run's error says which key and strategy). */
+  async cancel(error?: ErrorData): Promise<Reply<RunView>> {
     const run = this.current();
     if (!run) return notFound();
     if (!isTerminal(run.status)) {
-      this.write(() => this.machine.cancel(run, clock.now()));
+      this.write(() => this.machine.cancel(run, clock.now(), error));
       await this.afterWrite();
     }
     return ok(this.view(this.runs.get()!));
@@ -327,7 +334,39 @@ export class WorkflowRun extends DurableObject<Env> {
 
   async get(): Promise<Reply<RunView>> {
     const run = this.current();
-    return run ? ok(this.view(run, await this.waiterErrors(run))) : notFound();
+    return run ? ok(await this.withQueueReasons(run, this.view(run, await this.waiterErrors(run)))) : notFound();
+  }
+
+  /** Whether these holders of concurrency keys (the run, or one of its attempts) still hold them. */
+  async flowHeld(holders: string[]): Promise<boolean[]> {
+    const run = this.current();
+    return run ? this.machine.flowHeld(run, holders) : holders.map(() => false);
+  }
+
+  /**
+   * Why each queued task waits, asked of its task queue when the run does not know: a concurrency
+   * key, a rate limit, or no free slot. A queue that cannot answer leaves the reason out.
+   */
+  private async withQueueReasons(run: RunRecord, view: RunView): Promise<RunView> {
+    const asks = view.tasks
+      .map((t) => ({ view: t, record: this.tasks.get(t.name)! }))
+      .filter(({ view }) => view.status === "QUEUED" && view.queuedReason === null);
+    const byQueue = new Map<string, typeof asks>();
+    for (const a of asks) {
+      const queue = taskQueueName(run.tenant, run.worker, poolOf(this.machine.taskDef(run, a.view.name)), queueShardOf(run.runId, run.queueShards));
+      byQueue.set(queue, [...(byQueue.get(queue) ?? []), a]);
+    }
+    await Promise.all(
+      [...byQueue].map(async ([queue, list]) => {
+        try {
+          const reasons = await this.env.TASK_QUEUES.getByName(queue).whyQueued(list.map((a) => dispatchKey(run.runId, a.record.name, a.record.attempt, a.record.invocation)));
+          list.forEach((a, i) => (a.view.queuedReason = reasons[i] ?? null));
+        } catch (err) {
+          console.error(`could not ask ${queue} why tasks wait`, err);
+        }
+      }),
+    );
+    return view;
   }
 
   /** The run once it has ended, or as it stands after `waitMs`. */
@@ -345,7 +384,7 @@ export class WorkflowRun extends DurableObject<Env> {
       });
     }
     const ended = this.runs.get()!;
-    return ok(this.view(ended, await this.waiterErrors(ended)));
+    return ok(await this.withQueueReasons(ended, this.view(ended, await this.waiterErrors(ended))));
   }
 
   /**

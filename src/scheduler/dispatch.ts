@@ -34,7 +34,7 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
       // A stub whose call threw may stay broken (its object was reset): each retry takes a new one.
       const runObject = () => env.RUNS.getByName(runObjectName(m.tenant, m.runId));
       const run = runObject();
-      const queue = env.TASK_QUEUES.getByName(taskQueueName(m.tenant, m.worker, m.pool));
+      const queue = env.TASK_QUEUES.getByName(taskQueueName(m.tenant, m.worker, m.pool, m.shard ?? 0));
       let started: Reply<StartReply>;
       try {
         // The stub's mapped return type loses the union's discriminant; the value is ours.

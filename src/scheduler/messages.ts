@@ -1,3 +1,4 @@
+import type { Need } from "../core/flow";
 import type { Pool } from "../core/names";
 
 /** A task attempt (or durable invocation) that is ready to start, as the run hands it to a queue. */
@@ -12,6 +13,10 @@ export interface EnqueueItem {
   enqueuedAt: number;
   /** How long after sending it the queue sends the dispatch again if it has not been released. */
   leaseMs: number;
+  /** Slots of the pool it takes (default 1). */
+  slotCost?: number;
+  /** What it must take from the flow objects before it starts, and its round-robin key. */
+  flow?: { needs: Need[]; group: string | null };
 }
 
 /**
@@ -25,6 +30,8 @@ export interface TaskQueueIdentity {
   tenant: string;
   worker: string;
   pool: Pool;
+  /** Which of the pool's task queues (0 when it has one). */
+  shard?: number;
 }
 
 /** The message on the dispatch queue: ids only; the consumer fetches the payload from the run. */

@@ -1,9 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
 import { clock } from "../core/clock";
-import { runObjectName } from "../core/names";
+import { runObjectName, taskQueueName, type Pool } from "../core/names";
 import { Rounds } from "../core/rounds";
 import type { Env } from "../env";
 import { migrate, type Migration } from "../storage/migrate";
+import { type Need } from "../core/flow";
+import { giveBack, takeFlow, type FlowItem } from "./flow-admission";
 import type { DispatchMessage, EnqueueItem, EnqueueReply, TaskQueueIdentity } from "./messages";
 
 /**
@@ -21,9 +23,20 @@ import type { DispatchMessage, EnqueueItem, EnqueueReply, TaskQueueIdentity } fr
  * already seen, or frees the slot of one that is no longer current. A dispatch sent
  * MAX_DISPATCH_RESENDS times more and still leased is not sent again: its run is asked, and fails
  * the task if it never started (its start keeps throwing, or every message was lost).
+ *
+ * Flow control: a task with concurrency keys or rate limits is admitted only when its slots and
+ * everything it needs from the `FlowLimits` objects are all taken (`takeFlow`): while those are
+ * asked its lease is `acquiring` (an eviction then asks again: taking is idempotent per holder),
+ * and a task refused anywhere gives back what it took and waits in `ready`, blocked on what
+ * refused it, until that object says it freed up (or FLOW_RECHECK_MS, or a rate limit's next
+ * unit). Round-robin keys take turns (`turn`), so no key's backlog holds up another's.
  */
-/** Admission order: resumed invocations (invocation > 0) first, then priority, then arrival. */
-const ADMISSION_ORDER = "(invocation > 0) DESC, priority DESC, enqueued_at, seq";
+/** Admission order: resumed invocations (invocation > 0) first, then priority, then turns of round-robin keys, then arrival. */
+const ADMISSION_ORDER = "(invocation > 0) DESC, priority DESC, turn, enqueued_at, seq";
+/** A task blocked by a limit asks again this often even if no release tells it to. */
+const FLOW_RECHECK_MS = 10_000;
+/** An admission still `acquiring` this long after it began (the queue was evicted meanwhile) starts over. */
+const ACQUIRE_TIMEOUT_MS = 15_000;
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -68,7 +81,32 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 2,
     description: "resumed invocations are admitted ahead of new work",
-    sql: ["DROP INDEX ready_order", `CREATE INDEX ready_order ON ready (${ADMISSION_ORDER})`],
+    sql: ["DROP INDEX ready_order", "CREATE INDEX ready_order ON ready ((invocation > 0) DESC, priority DESC, enqueued_at, seq)"],
+  },
+  {
+    version: 3,
+    description: "flow control: slot costs, needs, round-robin turns, blocked tasks, leases being acquired",
+    sql: [
+      "ALTER TABLE ready ADD COLUMN slot_cost INTEGER NOT NULL DEFAULT 1",
+      "ALTER TABLE ready ADD COLUMN needs TEXT",
+      "ALTER TABLE ready ADD COLUMN grp TEXT",
+      "ALTER TABLE ready ADD COLUMN turn INTEGER NOT NULL DEFAULT 0",
+      "ALTER TABLE ready ADD COLUMN blocked_on TEXT",
+      "ALTER TABLE ready ADD COLUMN blocked_until INTEGER",
+      "ALTER TABLE ready ADD COLUMN blocked_reason TEXT",
+      "ALTER TABLE leases ADD COLUMN slot_cost INTEGER NOT NULL DEFAULT 1",
+      "ALTER TABLE leases ADD COLUMN state TEXT NOT NULL DEFAULT 'sent' CHECK (state IN ('acquiring','sent'))",
+      "CREATE TABLE turns (grp TEXT PRIMARY KEY, next INTEGER NOT NULL)",
+      "DROP INDEX ready_order",
+      `CREATE INDEX ready_order ON ready (${ADMISSION_ORDER})`,
+      "CREATE INDEX ready_blocked ON ready (blocked_on)",
+      "CREATE INDEX ready_turn ON ready (turn)",
+    ],
+  },
+  {
+    version: 4,
+    description: "which of its pool's task queues this is",
+    sql: ["ALTER TABLE config ADD COLUMN shard INTEGER NOT NULL DEFAULT 0"],
   },
 ];
 
@@ -91,6 +129,7 @@ interface ConfigRow extends Record<string, SqlStorageValue> {
   pool: string;
   slots: number;
   blocked_reason: string | null;
+  shard: number;
 }
 
 interface TaskRow extends Record<string, SqlStorageValue> {
@@ -102,6 +141,14 @@ interface TaskRow extends Record<string, SqlStorageValue> {
   priority: number;
   enqueued_at: number;
   lease_ms: number;
+  slot_cost: number;
+}
+
+interface ReadyRow extends TaskRow {
+  needs: string | null;
+  blocked_on: string | null;
+  blocked_until: number | null;
+  blocked_reason: string | null;
 }
 
 export interface TaskQueueStats {
@@ -113,9 +160,9 @@ export interface TaskQueueStats {
   blockedReason: string | null;
 }
 
-const COLUMNS = "key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms";
+const COLUMNS = "key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms, slot_cost";
 /** A task's values in COLUMNS order. */
-const values = (r: TaskRow): SqlStorageValue[] => [r.key, r.run_id, r.task, r.attempt, r.invocation, r.priority, r.enqueued_at, r.lease_ms];
+const values = (r: TaskRow): SqlStorageValue[] => [r.key, r.run_id, r.task, r.attempt, r.invocation, r.priority, r.enqueued_at, r.lease_ms, r.slot_cost];
 
 export class TaskQueue extends DurableObject<Env> {
   private readonly pumps = new Rounds(() => this.pumpRound());
@@ -140,27 +187,80 @@ export class TaskQueue extends DurableObject<Env> {
 
   async enqueue(identity: TaskQueueIdentity, items: EnqueueItem[]): Promise<EnqueueReply> {
     const config = this.ensureIdentity(identity);
-    for (const item of items) {
-      const row: TaskRow = {
-        key: item.key,
-        run_id: item.runId,
-        task: item.task,
-        attempt: item.attempt,
-        invocation: item.invocation,
-        priority: item.priority,
-        enqueued_at: item.enqueuedAt,
-        lease_ms: item.leaseMs,
-      };
-      // A duplicate enqueue (an outbox resend) hits the UNIQUE key, or finds the task leased, and changes nothing.
-      this.ctx.storage.sql.exec(
-        `INSERT INTO ready (${COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM leases WHERE key = ?)
-         ON CONFLICT (key) DO NOTHING`,
-        ...values(row),
-        item.key,
-      );
-    }
+    this.ctx.storage.transactionSync(() => {
+      for (const item of items) {
+        const row: TaskRow = {
+          key: item.key,
+          run_id: item.runId,
+          task: item.task,
+          attempt: item.attempt,
+          invocation: item.invocation,
+          priority: item.priority,
+          enqueued_at: item.enqueuedAt,
+          lease_ms: item.leaseMs,
+          slot_cost: item.slotCost ?? 1,
+        };
+        const sql = this.ctx.storage.sql;
+        if (sql.exec("SELECT 1 FROM leases WHERE key = ? UNION ALL SELECT 1 FROM ready WHERE key = ?", item.key, item.key).toArray().length > 0) {
+          // A duplicate enqueue (an outbox resend) finds the task ready or leased, and changes nothing.
+          continue;
+        }
+        const group = item.flow?.group ?? null;
+        const turn = this.turnOf(group);
+        sql.exec(
+          `INSERT INTO ready (${COLUMNS}, needs, grp, turn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          ...values(row),
+          item.flow && item.flow.needs.length > 0 ? JSON.stringify(item.flow.needs) : null,
+          group,
+          turn,
+        );
+      }
+    });
     await this.pump();
     return { blockedReason: blockedReason(config) };
+  }
+
+  /**
+   * Round-robin turns: a key's n-th waiting task takes turn n (counted from the oldest turn still
+   * waiting), so keys queued as AAABBBCCC are admitted ABCABCABC.
+   */
+  private turnOf(group: string | null): number {
+    const sql = this.ctx.storage.sql;
+    const floor = sql.exec<{ t: number | null }>("SELECT MIN(turn) AS t FROM ready").toArray()[0]?.t ?? 0;
+    if (group === null) return floor;
+    const next = sql.exec<{ next: number }>("SELECT next FROM turns WHERE grp = ?", group).toArray()[0]?.next ?? 0;
+    const turn = Math.max(next, floor);
+    sql.exec("INSERT INTO turns (grp, next) VALUES (?, ?) ON CONFLICT (grp) DO UPDATE SET next = excluded.next", group, turn + 1);
+    return turn;
+  }
+
+  /** A `FlowLimits` object freed some of what these ids name: the tasks blocked on them try again now. */
+  async flowFreed(ids: string[]): Promise<void> {
+    let woken = 0;
+    for (const id of ids) {
+      woken += this.ctx.storage.sql.exec("UPDATE ready SET blocked_until = NULL WHERE blocked_on = ? AND blocked_until IS NOT NULL", id).rowsWritten;
+    }
+    if (woken > 0) await this.pump();
+  }
+
+  /** Why each of these queued tasks has not started (null: it is on its way, or not here). */
+  async whyQueued(keys: string[]): Promise<(string | null)[]> {
+    const config = this.config();
+    const now = clock.now();
+    const used = this.usedSlots();
+    return keys.map((key) => {
+      const r = this.ctx.storage.sql.exec<ReadyRow>("SELECT * FROM ready WHERE key = ?", key).toArray()[0];
+      if (!r || !config) return null;
+      if (blockedReason(config)) return blockedReason(config);
+      if (r.blocked_until !== null && r.blocked_until > now && r.blocked_reason) {
+        return r.blocked_on?.startsWith("rate\u0000") && r.blocked_reason.includes("exhausted")
+          ? `${r.blocked_reason}, next unit in ${((r.blocked_until - now) / 1000).toFixed(1)} s`
+          : r.blocked_reason;
+      }
+      if (r.slot_cost > config.slots) return `needs ${r.slot_cost} slots; worker '${config.worker}' has ${config.slots} ${config.pool} slots`;
+      if (config.slots - used < r.slot_cost) return `no free slot on worker '${config.worker}'`;
+      return null;
+    });
   }
 
   /** The attempt behind `key` no longer holds its slot. */
@@ -190,7 +290,7 @@ export class TaskQueue extends DurableObject<Env> {
       worker: config.worker,
       pool: config.pool,
       slots: config.slots,
-      inFlight: count("leases"),
+      inFlight: this.usedSlots(),
       ready: count("ready"),
       blockedReason: blockedReason(config),
     };
@@ -202,7 +302,14 @@ export class TaskQueue extends DurableObject<Env> {
     this.retryAt = null;
     const config = this.config();
     const now = clock.now();
-    const expired = this.ctx.storage.sql.exec<TaskRow & { resent: number }>("SELECT * FROM leases WHERE expires_at <= ?", now).toArray();
+    // An admission that was asking its flow objects when the queue went away starts over: taking is idempotent per holder.
+    this.ctx.storage.transactionSync(() => {
+      for (const lease of this.ctx.storage.sql.exec<{ key: string }>("SELECT key FROM leases WHERE state = 'acquiring' AND expires_at <= ?", now).toArray()) {
+        this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", lease.key);
+        this.ctx.storage.sql.exec("UPDATE ready SET blocked_until = NULL WHERE key = ?", lease.key);
+      }
+    });
+    const expired = this.ctx.storage.sql.exec<TaskRow & { resent: number }>("SELECT * FROM leases WHERE state = 'sent' AND expires_at <= ?", now).toArray();
     for (const lease of expired) {
       const next = Math.min(RESEND_MAX_MS, lease.lease_ms * 2 ** (lease.resent + 1));
       this.ctx.storage.sql.exec("UPDATE leases SET resent = resent + 1, expires_at = ? WHERE key = ?", now + next, lease.key);
@@ -240,7 +347,13 @@ export class TaskQueue extends DurableObject<Env> {
   private ensureIdentity(identity: TaskQueueIdentity): ConfigRow {
     const existing = this.config();
     if (existing) return existing;
-    this.ctx.storage.sql.exec("INSERT INTO config (id, tenant, worker, pool) VALUES (1, ?, ?, ?)", identity.tenant, identity.worker, identity.pool);
+    this.ctx.storage.sql.exec(
+      "INSERT INTO config (id, tenant, worker, pool, shard) VALUES (1, ?, ?, ?, ?)",
+      identity.tenant,
+      identity.worker,
+      identity.pool,
+      identity.shard ?? 0,
+    );
     return this.config()!;
   }
 
@@ -256,8 +369,10 @@ export class TaskQueue extends DurableObject<Env> {
   private async pumpRound(): Promise<boolean> {
     const config = this.config();
     if (!config || blockedReason(config)) return false;
-    const admitted = this.admit(config);
-    if (admitted.length === 0) return false;
+    const candidates = this.admit(config);
+    if (candidates.length === 0) return false;
+    const admitted = await this.takeFlow(config, candidates);
+    if (admitted.length === 0) return true;
     try {
       await this.send(config, admitted);
     } catch (err) {
@@ -270,35 +385,105 @@ export class TaskQueue extends DurableObject<Env> {
     return true;
   }
 
-  /** Moves the next ready tasks into free slots, in one write; plans the lease-expiry alarm. */
-  private admit(config: ConfigRow): TaskRow[] {
-    let rows: TaskRow[] = [];
+  private usedSlots(): number {
+    return this.ctx.storage.sql.exec<{ n: number | null }>("SELECT SUM(slot_cost) AS n FROM leases").toArray()[0]?.n ?? 0;
+  }
+
+  /**
+   * Leases the next ready tasks that fit in the free slots, in order, in one write: a task with no
+   * limits is leased outright (its ready row goes); one with limits is leased `acquiring` and keeps
+   * its ready row, marked taken, until `takeFlow` decides. A task that needs more slots than the
+   * next free ones waits, and nothing behind it passes (it would starve); one that needs more than
+   * the pool has is passed over (it waits, saying so).
+   */
+  private admit(config: ConfigRow): ReadyRow[] {
+    let rows: ReadyRow[] = [];
     this.ctx.storage.transactionSync(() => {
-      const leased = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM leases").toArray()[0]?.n ?? 0;
-      const free = Math.min(config.slots - leased, SEND_BATCH_LIMIT);
+      let free = config.slots - this.usedSlots();
       if (free <= 0) return;
-      rows = this.ctx.storage.sql
-        .exec<TaskRow & { seq: number }>(`SELECT seq, ${COLUMNS} FROM ready ORDER BY ${ADMISSION_ORDER} LIMIT ?`, free)
-        .toArray();
       const now = clock.now();
-      for (const r of rows) {
-        this.ctx.storage.sql.exec("DELETE FROM ready WHERE key = ?", r.key);
-        this.ctx.storage.sql.exec(
-          `INSERT INTO leases (${COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
-          ...values(r),
-          now + r.lease_ms,
-        );
+      const candidates = this.ctx.storage.sql
+        .exec<ReadyRow>(
+          `SELECT ${COLUMNS}, needs, blocked_on, blocked_until, blocked_reason FROM ready
+           WHERE (blocked_until IS NULL OR blocked_until <= ?) AND slot_cost <= ? ORDER BY ${ADMISSION_ORDER} LIMIT ?`,
+          now,
+          config.slots,
+          SEND_BATCH_LIMIT,
+        )
+        .toArray();
+      for (const r of candidates) {
+        if (r.slot_cost > free) break;
+        free -= r.slot_cost;
+        rows.push(r);
+        if (r.needs) {
+          this.ctx.storage.sql.exec("UPDATE ready SET blocked_until = ? WHERE key = ?", now + ACQUIRE_TIMEOUT_MS, r.key);
+          this.ctx.storage.sql.exec(
+            `INSERT INTO leases (${COLUMNS}, expires_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'acquiring') ON CONFLICT (key) DO NOTHING`,
+            ...values(r),
+            now + ACQUIRE_TIMEOUT_MS,
+          );
+        } else {
+          this.ctx.storage.sql.exec("DELETE FROM ready WHERE key = ?", r.key);
+          this.ctx.storage.sql.exec(
+            `INSERT INTO leases (${COLUMNS}, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`,
+            ...values(r),
+            now + r.lease_ms,
+          );
+        }
       }
     });
     if (rows.length > 0) this.planAlarm();
     return rows;
   }
 
+  /**
+   * Takes the flow needs of the leased tasks that have some; returns the tasks to send: those with
+   * none, and those granted everything. A refused task loses its lease and waits, blocked on what
+   * refused it; a task removed meanwhile (its run cancelled it) gives back what it was granted.
+   */
+  private async takeFlow(config: ConfigRow, rows: ReadyRow[]): Promise<TaskRow[]> {
+    const flowRows = rows.filter((r) => r.needs);
+    if (flowRows.length === 0) return rows;
+    const items: FlowItem[] = flowRows.map((r) => ({ key: r.key, runId: r.run_id, queuedAt: r.enqueued_at, needs: JSON.parse(r.needs!) as Need[] }));
+    const queue = taskQueueNameOf(config);
+    const outcomes = await takeFlow(this.env, config.tenant, queue, items);
+    const now = clock.now();
+    const vanished: FlowItem[] = [];
+    const granted = new Set<string>();
+    this.ctx.storage.transactionSync(() => {
+      const sql = this.ctx.storage.sql;
+      flowRows.forEach((r, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.granted) {
+          const still = sql.exec("UPDATE leases SET state = 'sent', expires_at = ? WHERE key = ? AND state = 'acquiring'", now + r.lease_ms, r.key).rowsWritten;
+          if (still > 0) {
+            sql.exec("DELETE FROM ready WHERE key = ?", r.key);
+            granted.add(r.key);
+          } else vanished.push(items[i]!);
+          return;
+        }
+        sql.exec("DELETE FROM leases WHERE key = ? AND state = 'acquiring'", r.key);
+        const until = outcome.retryAt ?? now + FLOW_RECHECK_MS;
+        sql.exec(
+          "UPDATE ready SET blocked_on = ?, blocked_until = ?, blocked_reason = ? WHERE key = ?",
+          outcome.blockedOn,
+          Math.min(until, now + FLOW_RECHECK_MS),
+          outcome.reason,
+          r.key,
+        );
+      });
+    });
+    this.planAlarm();
+    for (const item of vanished) this.ctx.waitUntil(giveBack(this.env, config.tenant, item, () => false));
+    return rows.filter((r) => !r.needs || granted.has(r.key));
+  }
+
   private putBack(rows: TaskRow[]): void {
     this.ctx.storage.transactionSync(() => {
       for (const r of rows) {
-        this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", r.key);
-        this.ctx.storage.sql.exec(`INSERT INTO ready (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`, ...values(r));
+        const held = this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", r.key).rowsWritten > 0;
+        // What a task took from its flow objects stays taken for its next try; a task removed meanwhile stays out.
+        if (held) this.ctx.storage.sql.exec(`INSERT INTO ready (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING`, ...values(r));
       }
     });
   }
@@ -311,12 +496,15 @@ export class TaskQueue extends DurableObject<Env> {
   /** Points the alarm at the earliest lease expiry or send retry, without waiting for it. */
   private planAlarm(): void {
     const expiry = this.ctx.storage.sql.exec<{ next: number | null }>("SELECT MIN(expires_at) AS next FROM leases").toArray()[0]?.next ?? null;
-    const next = [expiry, this.retryAt].filter((t): t is number => t !== null).sort((a, b) => a - b)[0] ?? null;
+    const blocked = this.ctx.storage.sql.exec<{ next: number | null }>("SELECT MIN(blocked_until) AS next FROM ready").toArray()[0]?.next ?? null;
+    const next = [expiry, blocked, this.retryAt].filter((t): t is number => t !== null).sort((a, b) => a - b)[0] ?? null;
     if (next === null || (this.alarmAt !== null && this.alarmAt !== undefined && this.alarmAt <= next)) return;
     this.alarmAt = next;
     this.ctx.storage.setAlarm(next).catch((err: unknown) => console.error("could not set the task queue's alarm", err));
   }
 }
+
+const taskQueueNameOf = (config: ConfigRow): string => taskQueueName(config.tenant, config.worker, config.pool as Pool, config.shard);
 
 function blockedReason(config: ConfigRow): string | null {
   if (config.blocked_reason) return config.blocked_reason;
@@ -329,6 +517,7 @@ function toMessage(config: ConfigRow, r: TaskRow): DispatchMessage {
     tenant: config.tenant,
     worker: config.worker,
     pool: config.pool as DispatchMessage["pool"],
+    ...(config.shard > 0 ? { shard: config.shard } : {}),
     key: r.key,
     runId: r.run_id,
     task: r.task,

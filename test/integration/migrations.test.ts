@@ -2,6 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { EVENT_BUS_MIGRATIONS } from "../../src/events/event-bus";
+import { MIGRATIONS as FLOW_MIGRATIONS } from "../../src/flow/limits-store";
 import { RUN_MIGRATIONS } from "../../src/run/schema";
 import { MIGRATIONS as TASK_QUEUE_MIGRATIONS } from "../../src/scheduler/task-queue";
 import { migrate, schemaVersion, type Migration } from "../../src/storage/migrate";
@@ -111,6 +112,56 @@ describe("schema migrations", () => {
       expect(state.storage.sql.exec<{ key: string }>(order).toArray().map((r) => r.key)).toEqual(["resumed-low", "new-high", "new-low"]);
       const plan = state.storage.sql.exec<{ detail: string }>(`EXPLAIN QUERY PLAN ${order}`).toArray().map((r) => r.detail).join("; ");
       expect(plan).toContain("ready_order");
+    });
+  });
+
+  it("upgrades a task queue from version 2 to 3 (flow control), keeping its ready tasks and leases, and running again changes nothing", async () => {
+    const stub = env.TASK_QUEUES.getByName("tq:default:migration-scratch-3:regular");
+    await runInDurableObject(stub, (_instance, state) => {
+      wipe(state);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS.filter((m) => m.version <= 2))).toBe(2);
+      const insert = "INSERT INTO ready (key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms) VALUES (?, 'r', 't', 1, 0, ?, ?, 1000)";
+      state.storage.sql.exec(insert, "low", 1, 0);
+      state.storage.sql.exec(insert, "high", 3, 1);
+      state.storage.sql.exec(
+        "INSERT INTO leases (key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms, expires_at) VALUES ('leased', 'r', 't', 1, 0, 1, 0, 1000, 5)",
+      );
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS)).toBe(3);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS)).toBe(3);
+      const ready = state.storage.sql.exec<{ key: string; slot_cost: number; turn: number; blocked_until: number | null }>(
+        "SELECT key, slot_cost, turn, blocked_until FROM ready ORDER BY (invocation > 0) DESC, priority DESC, turn, enqueued_at, seq",
+      );
+      expect(ready.toArray()).toEqual([
+        { key: "high", slot_cost: 1, turn: 0, blocked_until: null },
+        { key: "low", slot_cost: 1, turn: 0, blocked_until: null },
+      ]);
+      expect(state.storage.sql.exec("SELECT key, slot_cost, state FROM leases").toArray()).toEqual([{ key: "leased", slot_cost: 1, state: "sent" }]);
+    });
+  });
+
+  it("upgrades a run object from version 4 to 6 (triggers, task queue shards), its run on one queue, and running again changes nothing", async () => {
+    const stub = env.RUNS.getByName("run:default:migration-scratch-5");
+    await runInDurableObject(stub, (_instance, state) => {
+      wipe(state);
+      expect(migrate(state.storage, RUN_MIGRATIONS.filter((m) => m.version <= 4))).toBe(4);
+      state.storage.sql.exec(
+        `INSERT INTO run (id, run_id, tenant, workflow, worker, definition, metadata, priority, status, created_at)
+         VALUES (1, 'r', 'default', 'w', 'test', '{}', '{}', 1, 'RUNNING', 0)`,
+      );
+      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(6);
+      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(6);
+      expect(state.storage.sql.exec("SELECT run_id, status, queue_shards FROM run").toArray()).toEqual([{ run_id: "r", status: "RUNNING", queue_shards: 1 }]);
+    });
+  });
+
+  it("creates a flow object's tables once, and running again changes nothing", async () => {
+    const stub = env.FLOW.getByName("flow:default:migration-scratch");
+    await runInDurableObject(stub, (_instance, state) => {
+      wipe(state);
+      expect(migrate(state.storage, FLOW_MIGRATIONS)).toBe(1);
+      state.storage.sql.exec("INSERT INTO rate_limits (key, kind, lim, duration) VALUES ('k', 'static', 3, 'minute')");
+      expect(migrate(state.storage, FLOW_MIGRATIONS)).toBe(1);
+      expect(state.storage.sql.exec("SELECT key, lim FROM rate_limits").toArray()).toEqual([{ key: "k", lim: 3 }]);
     });
   });
 

@@ -7,6 +7,7 @@ describe("the OpenAPI document", () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe("3.1.0");
     expect(Object.keys(res.body.paths).sort()).toEqual([
+      "/api/v1/concurrency",
       "/api/v1/crons",
       "/api/v1/crons/{id}",
       "/api/v1/events",
@@ -14,6 +15,8 @@ describe("the OpenAPI document", () => {
       "/api/v1/events/{eventId}",
       "/api/v1/filters",
       "/api/v1/filters/{id}",
+      "/api/v1/rate-limits",
+      "/api/v1/rate-limits/{key}",
       "/api/v1/runs",
       "/api/v1/runs/bulk",
       "/api/v1/runs/{runId}",

@@ -3,7 +3,7 @@
  */
 import { expectTypeOf } from "vitest";
 import { z } from "zod";
-import { Or, Spindle, type Context, type DurableContext, type RunRef } from "@spindle/worker-sdk";
+import { ConcurrencyLimitStrategy, Or, Spindle, type Context, type DurableContext, type RateLimitView, type RunRef } from "@spindle/worker-sdk";
 
 const spindle = Spindle.init({ token: "t", env: {} });
 
@@ -73,3 +73,16 @@ void lower.cron("hourly", "@hourly", { message: "lower-case key" });
 // Trigger options on workflows and tasks.
 spindle.workflow({ name: "on-signup", onEvents: ["user:created"], defaultFilters: [{ expression: "input.ok", scope: "s", payload: { p: 1 } }] });
 spindle.task({ name: "nightly", onCrons: ["0 3 * * *"], cronInput: {}, fn: (_input, ctx) => ctx.filterPayload<{ p: number }>()?.p });
+// Flow control: strategies are a closed set; a static and a dynamic rate limit have their own shapes.
+spindle.task({
+  name: "flow-typed",
+  concurrency: [{ expression: "input.user", maxRuns: "input.pro ? 5 : 1", limitStrategy: ConcurrencyLimitStrategy.CANCEL_IN_PROGRESS }, { expression: "'global'", maxRuns: 10 }],
+  rateLimits: [{ staticKey: "api" }, { dynamicKey: "input.user", units: 1, limit: 10, duration: "minute" }],
+  slotCost: 2,
+  fn: () => null,
+});
+// @ts-expect-error: not a strategy
+spindle.task({ name: "flow-bad", concurrency: { expression: "'k'", maxRuns: 1, limitStrategy: "FIFO" }, fn: () => null });
+// @ts-expect-error: a dynamic key needs its limit and duration
+spindle.task({ name: "flow-bad-2", rateLimits: [{ dynamicKey: "'k'", units: 1 }], fn: () => null });
+expectTypeOf(spindle.rateLimits.list).returns.resolves.toEqualTypeOf<RateLimitView[]>();

@@ -5,6 +5,7 @@
  * (`exports.default.fetch`), the SDK, and the runtime's own hooks (alarms, eviction).
  */
 import { durableWorkflows, tightWorker } from "./durable";
+import { flowSerialWorker, flowShardedWorker, flowSlotsWorker, flowWorkflows } from "./flow";
 import { serialWorker, slottedWorker } from "./pools";
 import { edgeCaseWorkflows } from "./edge-cases";
 import { idempotencyWorkflows } from "./idempotency";
@@ -17,13 +18,16 @@ import { regularWorkflows, spindle } from "./workflows";
 const testWorker = spindle.worker({
   name: "test",
   slots: 50,
-  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows, ...triggerWorkflows],
+  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows, ...triggerWorkflows, ...flowWorkflows],
 });
 
-export { default, Engine, EventBus, EventIndex, IdempotencyKeys, Registry, RunIndex, Triggers, WorkflowRun, TaskQueue } from "../../src/index";
+export { default, Engine, EventBus, EventIndex, FlowLimits, IdempotencyKeys, Registry, RunIndex, Triggers, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";
 
 export class TestWorker extends testWorker {}
 export class SlottedWorker extends slottedWorker {}
 export class SerialWorker extends serialWorker {}
 export class TightWorker extends tightWorker {}
+export class FlowSerialWorker extends flowSerialWorker {}
+export class FlowSlotsWorker extends flowSlotsWorker {}
+export class FlowShardedWorker extends flowShardedWorker {}

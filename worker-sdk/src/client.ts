@@ -18,6 +18,8 @@ import type {
   ScheduleFilter,
   ScheduleList,
   ScheduleView,
+  RateLimitDuration,
+  RateLimitView,
   Reply,
   RunFilter,
   RunList,
@@ -65,6 +67,8 @@ export interface EngineClient {
   listSchedules(filter: ScheduleFilter): Promise<ScheduleList>;
   getSchedule(id: string): Promise<ScheduleView>;
   deleteSchedule(id: string): Promise<ScheduleView>;
+  upsertRateLimit(key: string, limit: number, duration: RateLimitDuration): Promise<RateLimitView>;
+  listRateLimits(): Promise<RateLimitView[]>;
 }
 
 export interface FilterListFilter {
@@ -99,6 +103,8 @@ export interface EngineBinding {
   listSchedules(token: string, filter: ScheduleFilter): Promise<Reply<ScheduleList>>;
   getSchedule(token: string, id: string): Promise<Reply<ScheduleView>>;
   deleteSchedule(token: string, id: string): Promise<Reply<ScheduleView>>;
+  upsertRateLimit(token: string, key: string, limit: number, duration: RateLimitDuration): Promise<Reply<RateLimitView>>;
+  listRateLimits(token: string): Promise<Reply<RateLimitView[]>>;
 }
 
 /**
@@ -202,6 +208,12 @@ export class RpcClient implements EngineClient {
   }
   async deleteSchedule(id: string) {
     return unwrap(await this.binding.deleteSchedule(this.token, id));
+  }
+  async upsertRateLimit(key: string, limit: number, duration: RateLimitDuration) {
+    return unwrap(await this.binding.upsertRateLimit(this.token, key, limit, duration));
+  }
+  async listRateLimits() {
+    return unwrap(await this.binding.listRateLimits(this.token));
   }
 }
 
@@ -320,6 +332,12 @@ export class HttpClient implements EngineClient {
   }
   deleteSchedule(id: string): Promise<ScheduleView> {
     return this.request("DELETE", `/api/v1/schedules/${encodeURIComponent(id)}`);
+  }
+  async upsertRateLimit(key: string, limit: number, duration: RateLimitDuration): Promise<RateLimitView> {
+    return this.request("PUT", `/api/v1/rate-limits/${encodeURIComponent(key)}`, { limit, duration });
+  }
+  async listRateLimits(): Promise<RateLimitView[]> {
+    return (await this.request<{ rateLimits: RateLimitView[] }>("GET", "/api/v1/rate-limits")).rateLimits;
   }
 
   private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {

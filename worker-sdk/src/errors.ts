@@ -166,3 +166,15 @@ function withStack(data: ErrorData, err: Error): ErrorData {
   if (err.stack) data.stack = err.stack.split("\n").slice(0, 20).join("\n");
   return data;
 }
+
+/**
+ * A `concurrency`, `rateLimits` or `slotCost` declaration that can never work: a CEL expression that
+ * does not parse, `maxRuns` below 1, constant `units` above a constant `limit`, an unknown strategy
+ * or duration. Thrown when the task or workflow is declared; `fields` names the option.
+ */
+export class FlowDeclarationError extends SpindleError {
+  constructor(path: string, message: string) {
+    super("flow.invalid", `${path}: ${message}`, { fields: [{ path, message }] });
+    this.name = "FlowDeclarationError";
+  }
+}

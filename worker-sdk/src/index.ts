@@ -15,6 +15,9 @@ export type { ConditionSpec, LeafSpec } from "./conditions";
 export { Runnable, RunRef, TaskRef } from "./runnable";
 export type { RunOptions, RunManyOptions, RetryOptions, Priority, TaskFn, ScheduleOptions, CronOptions, TriggerOptions } from "./runnable";
 export { Context } from "./context";
+export { ConcurrencyLimitStrategy } from "./flow";
+export type { ConcurrencyOptions, ConcurrencyDeclaration, RateLimitDeclaration, FlowOptions } from "./flow";
+export type { TaskFlowOptions } from "./runnable";
 export type { Logger, ChildSpec } from "./context";
 export type { WorkerOptions, SpindleWorkerClass } from "./worker";
 
@@ -28,6 +31,7 @@ export {
   NonDeterminismError,
   ChildRunError,
   PayloadTooLargeError,
+  FlowDeclarationError,
 } from "./errors";
 
 export { toMs } from "./duration";
@@ -66,4 +70,7 @@ export type {
   ScheduleFilter,
   ScheduleStatus,
   RunTrigger,
+  RateLimitDuration,
+  RateLimitView,
+  ConcurrencyKeyView,
 } from "./protocol";

@@ -109,6 +109,58 @@ export interface TaskDefinition {
   waitFor?: ConditionData[];
   skipIf?: ConditionData[];
   cancelIf?: ConditionData[];
+  /** Concurrency keys each attempt must hold while it runs (every one must admit it). */
+  concurrency?: ConcurrencyData[];
+  /** Rate-limit units each attempt takes before it starts. */
+  rateLimits?: RateLimitData[];
+  /** Slots of its worker's pool one attempt takes (default 1). */
+  slotCost?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flow control: concurrency keys and rate limits, as declared
+// ---------------------------------------------------------------------------------------------
+
+export const CONCURRENCY_LIMIT_STRATEGIES = ["GROUP_ROUND_ROBIN", "CANCEL_IN_PROGRESS", "CANCEL_NEWEST", "CANCEL_QUEUED_EXCEPT_NEWEST"] as const;
+export type ConcurrencyLimitStrategyName = (typeof CONCURRENCY_LIMIT_STRATEGIES)[number];
+
+export const RATE_LIMIT_DURATIONS = ["second", "minute", "hour", "day", "week", "month", "year"] as const;
+export type RateLimitDuration = (typeof RATE_LIMIT_DURATIONS)[number];
+
+/** `expression` (CEL over `input` and `additional_metadata`) gives the key; `maxRuns` is a number or CEL. */
+export interface ConcurrencyData {
+  expression: string;
+  maxRuns: number | string;
+  limitStrategy: ConcurrencyLimitStrategyName;
+}
+
+/** `units` and `limit` are numbers or CEL; `dynamicKey` is CEL. */
+export type RateLimitData =
+  | { staticKey: string; units: number | string }
+  | { dynamicKey: string; units: number | string; limit: number | string; duration: RateLimitDuration };
+
+/** A rate limit as `GET /api/v1/rate-limits` lists it. */
+export interface RateLimitView {
+  key: string;
+  /** `static`: defined with `PUT /api/v1/rate-limits/{key}`; `dynamic`: declared by a task's `dynamicKey`. */
+  kind: "static" | "dynamic";
+  limit: number;
+  duration: RateLimitDuration;
+  unitsLeft: number;
+  /** When the next used unit comes back (null when none is in use). */
+  nextRefillAt: string | null;
+}
+
+/** A concurrency key as `GET /api/v1/concurrency` lists it: one that holds or queues runs. */
+export interface ConcurrencyKeyView {
+  key: string;
+  workflow: string;
+  /** The task that declared it, or null for a workflow-level key. */
+  task: string | null;
+  limitStrategy: ConcurrencyLimitStrategyName;
+  running: number;
+  queued: number;
+  maxRuns: number;
 }
 
 export interface WorkflowDefinition {
@@ -118,6 +170,8 @@ export interface WorkflowDefinition {
   kind: "task" | "workflow";
   inputSchema?: JsonSchema;
   defaultPriority?: number;
+  /** Concurrency keys the whole run holds from its first start to its end. */
+  concurrency?: ConcurrencyData[];
   tasks: TaskDefinition[];
   /** Event keys that start a run (a trailing `*` matches any suffix: `order:*`). */
   onEvents?: string[];
@@ -280,6 +334,8 @@ export interface WorkerRegistration {
   name: string;
   slots: number;
   durableSlots: number;
+  /** How many task queues share each of its pools (default 1): its slots are divided among them. */
+  queueShards?: number;
   workflows: WorkflowDefinition[];
   sdkVersion: string;
 }

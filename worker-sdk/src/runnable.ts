@@ -4,6 +4,7 @@ import type { Context } from "./context";
 import { currentTask } from "./scope";
 import { toMs } from "./duration";
 import { RunCancelledError, RunFailedError, SpindleError } from "./errors";
+import { concurrencyData, rateLimitData, slotCostOf, type FlowOptions } from "./flow";
 import type {
   BackoffData,
   CronView,
@@ -250,12 +251,18 @@ export function jsonSchemaOf(schema: z.ZodType | undefined): JsonSchema | undefi
   return z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as JsonSchema;
 }
 
+/** A task's flow control: concurrency keys and rate limits its attempts take, and its slot cost. */
+export interface TaskFlowOptions extends FlowOptions {
+  /** Slots of its worker's pool one attempt takes (default 1). */
+  slotCost?: number;
+}
+
 /** Turns the SDK's task options into the registered definition. */
 export function taskDefinition(
   name: string,
   kind: TaskDefinition["kind"],
   parents: string[],
-  options: RetryOptions,
+  options: RetryOptions & TaskFlowOptions,
   role?: TaskDefinition["role"],
 ): TaskDefinition {
   const retries = options.retries ?? 0;
@@ -279,5 +286,11 @@ export function taskDefinition(
     def.backoff = backoff;
   }
   if (role) def.role = role;
+  const concurrency = concurrencyData(options.concurrency, `task '${name}'.concurrency`);
+  if (concurrency) def.concurrency = concurrency;
+  const rateLimits = rateLimitData(options.rateLimits, `task '${name}'.rateLimits`);
+  if (rateLimits) def.rateLimits = rateLimits;
+  const slotCost = slotCostOf(options.slotCost, `task '${name}'.slotCost`);
+  if (slotCost !== undefined) def.slotCost = slotCost;
   return def;
 }

@@ -13,6 +13,8 @@ import type {
   FilterCreate,
   FilterList,
   FilterView,
+  RateLimitDuration,
+  RateLimitView,
   RunFilter,
   RunList,
   RunView,
@@ -20,6 +22,7 @@ import type {
   ScheduleList,
   ScheduleView,
 } from "./protocol";
+import { RATE_LIMIT_DURATIONS } from "./protocol";
 import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task";
 import type { TaskImpl } from "./runnable";
 import { createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker";
@@ -93,6 +96,26 @@ export class Spindle {
     list: (filter: ScheduleFilter = {}): Promise<ScheduleList> => this.client().listSchedules(filter),
     get: (id: string): Promise<ScheduleView> => this.client().getSchedule(id),
     delete: (id: string): Promise<ScheduleView> => this.client().deleteSchedule(id),
+  };
+
+  /**
+   * Static rate limits: `upsert` defines (or changes) one that tasks name with `{ staticKey }`;
+   * `list` shows every key with its units left and next refill (dynamic keys in use too).
+   */
+  readonly rateLimits = {
+    upsert: (limit: { key: string; limit: number; duration: RateLimitDuration }): Promise<RateLimitView> => {
+      if (typeof limit.key !== "string" || limit.key.length === 0 || limit.key.length > 256) {
+        throw new SpindleError("request.invalid", "key: a rate limit's key is 1 to 256 characters", { fields: [{ path: "key", message: "1 to 256 characters" }] });
+      }
+      if (!Number.isInteger(limit.limit) || limit.limit < 1) {
+        throw new SpindleError("request.invalid", `limit: must be an integer of at least 1, got ${JSON.stringify(limit.limit)}`, { fields: [{ path: "limit", message: "an integer of at least 1" }] });
+      }
+      if (!(RATE_LIMIT_DURATIONS as readonly string[]).includes(limit.duration)) {
+        throw new SpindleError("request.invalid", `duration: one of ${RATE_LIMIT_DURATIONS.join(", ")}`, { fields: [{ path: "duration", message: `one of ${RATE_LIMIT_DURATIONS.join(", ")}` }] });
+      }
+      return this.client().upsertRateLimit(limit.key, limit.limit, limit.duration);
+    },
+    list: (): Promise<RateLimitView[]> => this.client().listRateLimits(),
   };
 
   private constructor(private readonly options: SpindleOptions) {}

@@ -2,11 +2,11 @@ import type { z } from "zod";
 import type { EngineClient } from "./client";
 import type { Context } from "./context";
 import type { DurableContext } from "./durable-context";
-import type { Priority, RetryOptions, TaskFn, TaskImpl } from "./runnable";
+import type { Priority, RetryOptions, TaskFlowOptions, TaskFn, TaskImpl } from "./runnable";
 import { jsonSchemaOf, Runnable, taskDefinition, withTriggers, type TriggerOptions } from "./runnable";
 import type { WorkflowDefinition } from "./protocol";
 
-export interface TaskDeclaration<I, O> extends RetryOptions, TriggerOptions {
+export interface TaskDeclaration<I, O> extends RetryOptions, TriggerOptions, TaskFlowOptions {
   name: string;
   description?: string;
   /** A zod schema: the engine refuses input that does not match, and the task receives it parsed. */

@@ -16,6 +16,12 @@ export interface WorkerOptions {
   slots?: number;
   /** Durable tasks this worker runs at once, a separate pool (default 1000). */
   durableSlots?: number;
+  /**
+   * Task queues per pool (default 1, at most 16): each takes a share of the slots and the runs
+   * hashed to it, so no one object is on the path of every task of a busy pool. Changing it
+   * strands the tasks already queued in a queue it no longer has: change it while the pool is idle.
+   */
+  queueShards?: number;
   workflows: Runnable<any, any>[];
 }
 
@@ -41,6 +47,7 @@ export function createWorker(
     name: options.name,
     slots: options.slots ?? DEFAULT_SLOTS,
     durableSlots: options.durableSlots ?? DEFAULT_DURABLE_SLOTS,
+    ...(options.queueShards !== undefined ? { queueShards: options.queueShards } : {}),
     workflows: options.workflows.map((w) => w.definition()),
     sdkVersion: SDK_VERSION,
   };

@@ -5,7 +5,8 @@ import type { Context } from "./context";
 import type { DurableContext } from "./durable-context";
 import { SpindleError } from "./errors";
 import type { TaskDefinition, WorkflowDefinition } from "./protocol";
-import type { Priority, RetryOptions, TaskFn, TaskImpl } from "./runnable";
+import type { Priority, RetryOptions, TaskFlowOptions, TaskFn, TaskImpl } from "./runnable";
+import { concurrencyData, type ConcurrencyDeclaration } from "./flow";
 import { jsonSchemaOf, Runnable, taskDefinition, TaskRef, withTriggers, type TriggerOptions } from "./runnable";
 
 export interface WorkflowDeclaration<I> extends TriggerOptions {
@@ -14,9 +15,11 @@ export interface WorkflowDeclaration<I> extends TriggerOptions {
   input?: z.ZodType<I>;
   /** Priority of its runs unless the trigger says otherwise, 1 (low) to 3 (high). */
   defaultPriority?: Priority;
+  /** Concurrency keys the whole run holds from its first start to its end. */
+  concurrency?: ConcurrencyDeclaration;
 }
 
-export interface DagTaskDeclaration<I, O> extends RetryOptions {
+export interface DagTaskDeclaration<I, O> extends RetryOptions, TaskFlowOptions {
   name: string;
   /** Tasks that must complete (or be skipped) before this one starts; their outputs are in `ctx.parentOutput`. */
   parents?: TaskRef<I, unknown>[];
@@ -44,12 +47,14 @@ export interface RoleTaskDeclaration<I, O> extends RetryOptions {
  */
 export class Workflow<I, O = Record<string, unknown>> extends Runnable<I, O> {
   protected readonly tasks = new Map<string, TaskImpl>();
+  private readonly concurrency: WorkflowDefinition["concurrency"];
 
   constructor(
     private readonly declaration: WorkflowDeclaration<I>,
     client: () => EngineClient,
   ) {
     super(declaration.name, declaration.input, client);
+    this.concurrency = concurrencyData(declaration.concurrency, `workflow '${declaration.name}'.concurrency`);
   }
 
   /** Adds a task; `parents` must be tasks already added to this workflow. */
@@ -97,6 +102,7 @@ export class Workflow<I, O = Record<string, unknown>> extends Runnable<I, O> {
     if (schema) def.inputSchema = schema;
     if (this.declaration.defaultPriority !== undefined) def.defaultPriority = this.declaration.defaultPriority;
     if (this.declaration.description) def.description = this.declaration.description;
+    if (this.concurrency) def.concurrency = this.concurrency;
     return withTriggers(def, this.declaration);
   }
 

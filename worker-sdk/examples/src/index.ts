@@ -2,6 +2,15 @@ import { child, childWorkflows } from "./children";
 import { dag } from "./dag";
 import { dagConditions, durableEvent, durableFanout, durableOr, durableSleep, fanoutChild, welcomeEmail } from "./durable";
 import { durableCheckout, slowTask } from "./effects";
+import {
+  concurrencyCancelInProgress,
+  concurrencyCancelNewest,
+  concurrencyMultipleKeys,
+  concurrencyRr,
+  rateLimit,
+  rateLimitStatic,
+  slotCost,
+} from "./flow";
 import { onFailure, onSuccess } from "./hooks";
 import { nonRetryable, retries } from "./retries";
 import { simple } from "./simple";
@@ -39,5 +48,12 @@ export default spindle.worker({
     onEvent,
     orderAudit,
     onCron,
+    concurrencyRr,
+    concurrencyCancelInProgress,
+    concurrencyCancelNewest,
+    concurrencyMultipleKeys,
+    rateLimit,
+    rateLimitStatic,
+    slotCost,
   ],
 });
