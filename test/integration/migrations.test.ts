@@ -126,8 +126,13 @@ describe("schema migrations", () => {
       state.storage.sql.exec(
         "INSERT INTO leases (key, run_id, task, attempt, invocation, priority, enqueued_at, lease_ms, expires_at) VALUES ('leased', 'r', 't', 1, 0, 1, 0, 1000, 5)",
       );
-      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS)).toBe(3);
-      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS)).toBe(3);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS.filter((m) => m.version <= 3))).toBe(3);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS.filter((m) => m.version <= 3))).toBe(3);
+      // Version 4: which shard of its pool the queue is (0 for a queue that was never sharded).
+      state.storage.sql.exec("INSERT INTO config (id, tenant, worker, pool) VALUES (1, 'default', 'w', 'regular')");
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS)).toBe(4);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS)).toBe(4);
+      expect(state.storage.sql.exec("SELECT worker, shard FROM config").toArray()).toEqual([{ worker: "w", shard: 0 }]);
       const ready = state.storage.sql.exec<{ key: string; slot_cost: number; turn: number; blocked_until: number | null }>(
         "SELECT key, slot_cost, turn, blocked_until FROM ready ORDER BY (invocation > 0) DESC, priority DESC, turn, enqueued_at, seq",
       );
