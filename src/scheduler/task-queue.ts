@@ -408,7 +408,8 @@ export class TaskQueue extends DurableObject<Env> {
            WHERE (blocked_until IS NULL OR blocked_until <= ?) AND slot_cost <= ? ORDER BY ${ADMISSION_ORDER} LIMIT ?`,
           now,
           config.slots,
-          SEND_BATCH_LIMIT,
+          // Each task takes at least one slot: no more than `free` of them can be admitted.
+          Math.min(free, SEND_BATCH_LIMIT),
         )
         .toArray();
       for (const r of candidates) {

@@ -27,8 +27,9 @@ const running = (run: any) => run.tasks[0]?.status === "RUNNING";
 
 describe("flow-control examples over HTTP, as `npm start` runs them", () => {
   it("concurrency-rr runs at most 2 of a group at once, and lists the group while it holds it", async () => {
-    const ids = await Promise.all(["a", "a", "a", "a", "b", "b"].map((g) => api.trigger("concurrency-rr", { group: `e2e-rr-${g}`, ms: 600 })));
-    await until(ids[0]!, (r) => r.status === "RUNNING", "started");
+    // Group a is busy for at least two turns of 1.5 s: its key is listed while the first runs go.
+    const ids = await Promise.all(["a", "a", "a", "a", "b", "b"].map((g) => api.trigger("concurrency-rr", { group: `e2e-rr-${g}`, ms: 1500 })));
+    await until(ids[0]!, (r) => r.status !== "QUEUED", "started");
     const listed = await api.call("GET", "/api/v1/concurrency");
     expect(listed.status).toBe(200);
     const key = listed.body.concurrency.find((k: any) => k.key === "e2e-rr-a");

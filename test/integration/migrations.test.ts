@@ -128,6 +128,11 @@ describe("schema migrations", () => {
       );
       expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS.filter((m) => m.version <= 3))).toBe(3);
       expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS.filter((m) => m.version <= 3))).toBe(3);
+      // Version 4: which shard of its pool the queue is (0 for a queue that was never sharded).
+      state.storage.sql.exec("INSERT INTO config (id, tenant, worker, pool) VALUES (1, 'default', 'w', 'regular')");
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS)).toBe(4);
+      expect(migrate(state.storage, TASK_QUEUE_MIGRATIONS)).toBe(4);
+      expect(state.storage.sql.exec("SELECT worker, shard FROM config").toArray()).toEqual([{ worker: "w", shard: 0 }]);
       const ready = state.storage.sql.exec<{ key: string; slot_cost: number; turn: number; blocked_until: number | null }>(
         "SELECT key, slot_cost, turn, blocked_until FROM ready ORDER BY (invocation > 0) DESC, priority DESC, turn, enqueued_at, seq",
       );
