@@ -1,4 +1,4 @@
-import { SpindleError } from "./errors";
+import { SpindleError } from "./errors.js";
 import type {
   CheckpointReply,
   CheckpointRequest,
@@ -11,8 +11,8 @@ import type {
   TriggerResult,
   WatchResult,
   WorkerRegistration,
-} from "./protocol";
-import { MAX_RPC_BYTES, valueLimitExceeded } from "./protocol";
+} from "./protocol.js";
+import { MAX_RPC_BYTES, valueLimitExceeded } from "./protocol.js";
 
 /** A reference to one dispatch of a task, as the engine knows it. */
 export interface DispatchRef {
@@ -137,7 +137,7 @@ export class HttpClient implements EngineClient {
     if (req.parent) {
       throw new SpindleError("config.unsupported", "child runs are spawned over the SPINDLE service binding, not HTTPS");
     }
-    return this.request(
+    return this.send(
       "POST",
       `/api/v1/workflows/${encodeURIComponent(req.workflow)}/runs`,
       { input: req.input, additionalMetadata: req.additionalMetadata, priority: req.priority },
@@ -156,13 +156,13 @@ export class HttpClient implements EngineClient {
       priority: r.priority,
       idempotencyKey: r.idempotencyKey,
     }));
-    return (await this.request<{ runs: TriggerResult[] }>("POST", "/api/v1/runs/bulk", { runs })).runs;
+    return (await this.send<{ runs: TriggerResult[] }>("POST", "/api/v1/runs/bulk", { runs })).runs;
   }
   getRun(runId: string): Promise<RunView> {
-    return this.request("GET", `/api/v1/runs/${encodeURIComponent(runId)}`);
+    return this.send("GET", `/api/v1/runs/${encodeURIComponent(runId)}`);
   }
   waitForRun(runId: string, waitMs: number): Promise<RunView> {
-    return this.request("GET", `/api/v1/runs/${encodeURIComponent(runId)}/result?wait=${Math.ceil(waitMs / 1000)}`);
+    return this.send("GET", `/api/v1/runs/${encodeURIComponent(runId)}/result?wait=${Math.ceil(waitMs / 1000)}`);
   }
   listRuns(filter: RunFilter): Promise<RunList> {
     const q = new URLSearchParams();
@@ -173,13 +173,13 @@ export class HttpClient implements EngineClient {
     if (filter.limit) q.set("limit", String(filter.limit));
     if (filter.cursor) q.set("cursor", filter.cursor);
     for (const [k, v] of Object.entries(filter.metadata ?? {})) q.append("metadata", `${k}:${v}`);
-    return this.request("GET", `/api/v1/runs?${q}`);
+    return this.send("GET", `/api/v1/runs?${q}`);
   }
   cancelRun(runId: string): Promise<RunView> {
-    return this.request("POST", `/api/v1/runs/${encodeURIComponent(runId)}/cancel`);
+    return this.send("POST", `/api/v1/runs/${encodeURIComponent(runId)}/cancel`);
   }
   replayRun(runId: string): Promise<RunView> {
-    return this.request("POST", `/api/v1/runs/${encodeURIComponent(runId)}/replay`);
+    return this.send("POST", `/api/v1/runs/${encodeURIComponent(runId)}/replay`);
   }
   watchTask(): Promise<WatchResult> {
     // Cancellation reaches HTTPS-connected code through its run's status; nothing to watch here.
@@ -193,14 +193,15 @@ export class HttpClient implements EngineClient {
   }
   pushEvent(e: EventPush): Promise<{ eventId: string }> {
     const body = { key: e.key, payload: e.payload, additionalMetadata: e.additionalMetadata, scope: e.scope };
-    return this.request("POST", "/api/v1/events", body, e.idempotencyKey);
+    return this.send("POST", "/api/v1/events", body, e.idempotencyKey);
   }
   async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
     if (events.length === 0) return [];
-    return (await this.request<{ events: { eventId: string }[] }>("POST", "/api/v1/events/bulk", { events })).events;
+    return (await this.send<{ events: { eventId: string }[] }>("POST", "/api/v1/events/bulk", { events })).events;
   }
 
-  private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
+  /** One call of the HTTP API; an answer that is not 2xx becomes a `SpindleError` with the engine's code. */
+  async send<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
     // The size limit is the engine's to set (it answers 413); nesting would overflow JSON.stringify.
     if (body !== undefined) {
       const exceeded = valueLimitExceeded(body, Number.POSITIVE_INFINITY);
@@ -209,11 +210,12 @@ export class HttpClient implements EngineClient {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
-    const res = await this.fetcher(`${this.base}${path}`, {
-      method,
-      headers,
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
+    let res: Response;
+    try {
+      res = await this.fetcher(`${this.base}${path}`, { method, headers, body: body !== undefined ? JSON.stringify(body) : undefined });
+    } catch (err) {
+      throw new SpindleError("engine.unreachable", `could not reach the engine at ${this.base}: ${(err as Error).message}`, { cause: err });
+    }
     const payload = (await res.json().catch(() => null)) as { error?: { code: string; message: string; fields?: [] } } | null;
     if (!res.ok) {
       const error = payload?.error ?? { code: `http.${res.status}`, message: `HTTP ${res.status}` };

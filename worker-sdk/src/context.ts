@@ -1,7 +1,7 @@
-import type { EngineClient } from "./client";
-import { SpindleError } from "./errors";
-import type { Assignment, LogLine } from "./protocol";
-import type { RunOptions, RunRef, Runnable, TaskRef } from "./runnable";
+import type { EngineClient } from "./client.js";
+import { SpindleError } from "./errors.js";
+import type { Assignment, LogLine } from "./protocol.js";
+import type { RunOptions, RunRef, Runnable, TaskRef } from "./runnable.js";
 
 export interface Logger {
   info(message: string, ...args: unknown[]): void;

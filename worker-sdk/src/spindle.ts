@@ -1,11 +1,11 @@
 import { env as workerEnv } from "cloudflare:workers";
-import { HttpClient, RpcClient, type EngineBinding, type EngineClient } from "./client";
-import { SpindleError } from "./errors";
-import type { EventPush, RunFilter, RunList, RunView } from "./protocol";
-import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task";
-import type { TaskImpl } from "./runnable";
-import { createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker";
-import { Workflow, type WorkflowDeclaration } from "./workflow";
+import { HttpClient, RpcClient, type EngineBinding, type EngineClient } from "./client.js";
+import { SpindleError } from "./errors.js";
+import type { EventPush, RunFilter, RunList, RunView } from "./protocol.js";
+import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task.js";
+import type { TaskImpl } from "./runnable.js";
+import { createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker.js";
+import { Workflow, type WorkflowDeclaration } from "./workflow.js";
 
 export interface SpindleOptions {
   /** Name of the service binding to the engine (default `SPINDLE`). */

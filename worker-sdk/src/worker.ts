@@ -1,9 +1,9 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
-import type { EngineClient } from "./client";
-import { SpindleError } from "./errors";
-import { executeAssignment } from "./execute";
-import type { Assignment, TaskOutcome, WorkerDescription, WorkerRegistration } from "./protocol";
-import type { Runnable } from "./runnable";
+import type { EngineClient } from "./client.js";
+import { SpindleError } from "./errors.js";
+import { executeAssignment } from "./execute.js";
+import type { Assignment, TaskOutcome, WorkerDescription, WorkerRegistration } from "./protocol.js";
+import type { Runnable } from "./runnable.js";
 
 export const SDK_VERSION = "0.1.0";
 export const DEFAULT_SLOTS = 100;

@@ -1,12 +1,12 @@
 import type { z } from "zod";
-import type { EngineClient } from "./client";
-import { toConditionData, type ConditionSpec, ParentCondition } from "./conditions";
-import type { Context } from "./context";
-import type { DurableContext } from "./durable-context";
-import { SpindleError } from "./errors";
-import type { TaskDefinition, WorkflowDefinition } from "./protocol";
-import type { Priority, RetryOptions, TaskFn, TaskImpl } from "./runnable";
-import { jsonSchemaOf, Runnable, taskDefinition, TaskRef } from "./runnable";
+import type { EngineClient } from "./client.js";
+import { toConditionData, type ConditionSpec, ParentCondition } from "./conditions.js";
+import type { Context } from "./context.js";
+import type { DurableContext } from "./durable-context.js";
+import { SpindleError } from "./errors.js";
+import type { TaskDefinition, WorkflowDefinition } from "./protocol.js";
+import type { Priority, RetryOptions, TaskFn, TaskImpl } from "./runnable.js";
+import { jsonSchemaOf, Runnable, taskDefinition, TaskRef } from "./runnable.js";
 
 export interface WorkflowDeclaration<I> {
   name: string;
