@@ -18,9 +18,9 @@ import { notFound, SpindleError } from "../core/errors";
 import { checkInput } from "../core/input-schema";
 import { checkIdempotencyKey, fingerprint, idempotencyConflict, idempotencyShard, type IdempotencyClaim, type IdempotencyScope } from "../core/idempotency";
 import { deterministicUlid, isUlid, ulid, ulidTime } from "../core/ids";
-import { eventBusName, idempotencyName, registryName, runIndexName, runObjectName, RUN_INDEX_SHARDS } from "../core/names";
+import { eventBusName, idempotencyName, poolOf, registryName, runIndexName, runObjectName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
 import type { Env } from "../env";
-import type { ResolvedWorkflow, WorkerInfo } from "../registry/registry";
+import type { RegisterReply, ResolvedWorkflow, WorkerInfo } from "../registry/registry";
 import { validateConditions } from "../core/conditions";
 import { limitsOf, MAX_CHILDREN_PER_CALL, MAX_METADATA_BYTES, refuseOversized, sizeProblem } from "../core/limits";
 import type { DispatchRef } from "../run/workflow-run";
@@ -101,7 +101,8 @@ export class EngineService {
     return this.claimIds("run", keyed, ids);
   }
 
-  private async createRun(req: TriggerRequest, { definition, worker }: ResolvedWorkflow, runId: string): Promise<TriggerResult> {
+  private async createRun(req: TriggerRequest, { definition, workers }: ResolvedWorkflow, runId: string): Promise<TriggerResult> {
+    const worker = await this.pickWorker(definition, workers);
     const reply = await this.run(runId).create({
       tenant: this.tenant,
       runId,
@@ -264,8 +265,33 @@ export class EngineService {
     return { runs, nextCursor: merged.length > limit ? (runs[runs.length - 1]?.runId ?? null) : null };
   }
 
-  async register(registration: WorkerRegistration): Promise<{ workflows: string[] }> {
+  /**
+   * Of the workers that share a workflow, the one whose pool (for the run's first tasks) has the
+   * most free slots now; a run's tasks all go to the worker it was created for.
+   */
+  private async pickWorker(definition: WorkflowDefinition, workers: string[]): Promise<string> {
+    if (workers.length === 1) return workers[0]!;
+    const pool = poolOf(definition.tasks.find((t) => t.parents.length === 0 && !t.role) ?? definition.tasks[0]!);
+    const free = await Promise.all(
+      workers.map(async (w) => {
+        const stats = await this.env.TASK_QUEUES.getByName(taskQueueName(this.tenant, w, pool)).stats();
+        return stats ? stats.slots - stats.inFlight - stats.ready : 0;
+      }),
+    );
+    let best = 0;
+    for (let i = 1; i < workers.length; i++) if (free[i]! > free[best]!) best = i;
+    return workers[best]!;
+  }
+
+  async register(registration: WorkerRegistration): Promise<RegisterReply> {
     const result = unwrap(await this.registry().register(this.tenant, registration));
+    invalidateDefinitions(this.tenant);
+    return result;
+  }
+
+  /** Registers (or re-syncs) a worker served over HTTPS; `engineUrl` is where it calls back. */
+  async registerUrl(url: string, engineUrl: string): Promise<WorkerInfo> {
+    const result = unwrap(await this.registry().registerUrl(this.tenant, url, engineUrl));
     invalidateDefinitions(this.tenant);
     return result;
   }
@@ -282,8 +308,10 @@ export class EngineService {
     const key = `${this.tenant}\u0000${name}`;
     const cached = definitions.get(key);
     if (cached && clock.now() - cached.at < DEFINITION_CACHE_MS) return cached.resolved;
-    const resolved = await this.registry().resolve(this.tenant, name);
-    if (!resolved) throw notFound("workflow", name);
+    const resolution = await this.registry().resolve(this.tenant, name);
+    if ("unavailable" in resolution) throw new SpindleError("workflow.unavailable", resolution.unavailable);
+    if (!("found" in resolution)) throw notFound("workflow", name);
+    const resolved = resolution.found as ResolvedWorkflow;
     definitions.set(key, { resolved, at: clock.now() });
     return resolved;
   }

@@ -21,8 +21,26 @@ const testWorker = spindle.worker({
 
 export { default, Engine, EventBus, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";
+import { WorkerEntrypoint } from "cloudflare:workers";
+import { conformanceBindingWorker, conformanceHttpsWorker, sharingWorkers, strangerWorker } from "./conformance";
 
 export class TestWorker extends testWorker {}
 export class SlottedWorker extends slottedWorker {}
 export class SerialWorker extends serialWorker {}
 export class TightWorker extends tightWorker {}
+export class ConformanceWorker extends conformanceBindingWorker {}
+
+/**
+ * What the engine's HTTPS_OUTBOUND reaches: workers served with `spindle.serve()`, by host name.
+ * `down.test` answers like a host with no Spindle worker on it.
+ */
+export class HttpsWorkers extends WorkerEntrypoint {
+  override async fetch(request: Request): Promise<Response> {
+    const host = new URL(request.url).host;
+    if (host === "conf-https.test") return conformanceHttpsWorker.fetch(request);
+    if (host === "stranger.test") return strangerWorker.fetch(request);
+    const sharing = sharingWorkers[host];
+    if (sharing) return sharing.fetch(request);
+    return new Response("<html>no worker here</html>", { status: 404, headers: { "content-type": "text/html" } });
+  }
+}

@@ -41,6 +41,8 @@ export class Context<I = unknown> {
     this.input = input;
     this.abortSignal = abortSignal;
     const log = (level: LogLine["level"]) => (message: string, ...args: unknown[]) => {
+      // Also on the worker's own console, where `wrangler dev` and `wrangler tail` show it.
+      console[level](`[${assignment.workflowName}/${assignment.taskName} ${assignment.runId}#${assignment.attempt}] ${message}`, ...args);
       if (this.logs.length >= MAX_LOG_LINES) {
         this.dropped++;
         return;

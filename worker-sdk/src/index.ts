@@ -52,3 +52,4 @@ export type {
 
 export { SpindleClient } from "./spindle-client.js";
 export type { SpindleClientOptions, ClientRunOptions, RunHandle, Declared, WorkflowTarget, WorkerView } from "./spindle-client.js";
+export type { ServedWorker } from "./serve.js";

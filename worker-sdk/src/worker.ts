@@ -10,7 +10,7 @@ export const DEFAULT_SLOTS = 100;
 export const DEFAULT_DURABLE_SLOTS = 1_000;
 
 export interface WorkerOptions {
-  /** The worker's name; the engine reaches it through the service binding `WORKER_<NAME>`. */
+  /** The worker's name; the engine reaches it through the service binding `WORKER_<NAME>` (or at the URL it was registered with). */
   name: string;
   /** Regular tasks this worker runs at once (default 100). */
   slots?: number;
@@ -26,17 +26,13 @@ export type SpindleWorkerClass = new (ctx: ExecutionContext, env: any) => Worker
   execute(assignment: Assignment): Promise<TaskOutcome>;
 };
 
-export function createWorker(
-  options: WorkerOptions,
-  client: () => EngineClient,
-  tokenHash: () => Promise<string>,
-): SpindleWorkerClass {
+/** Checks a worker's options and builds what it registers, so a bad declaration fails when the worker loads. */
+export function buildWorker(options: WorkerOptions): { registration: WorkerRegistration; runnables: Map<string, Runnable<unknown, unknown>> } {
   const runnables = new Map<string, Runnable<unknown, unknown>>();
   for (const r of options.workflows) {
     if (runnables.has(r.name)) throw new SpindleError("config.invalid", `worker '${options.name}' lists '${r.name}' twice`);
     runnables.set(r.name, r);
   }
-  // Built now, so a bad declaration fails when the worker loads, not when the engine asks.
   const registration: WorkerRegistration = {
     name: options.name,
     slots: options.slots ?? DEFAULT_SLOTS,
@@ -44,6 +40,15 @@ export function createWorker(
     workflows: options.workflows.map((w) => w.definition()),
     sdkVersion: SDK_VERSION,
   };
+  return { registration, runnables };
+}
+
+export function createWorker(
+  options: WorkerOptions,
+  client: () => EngineClient,
+  tokenHash: () => Promise<string>,
+): SpindleWorkerClass {
+  const { registration, runnables } = buildWorker(options);
 
   return class SpindleWorker extends WorkerEntrypoint {
     /** The engine asks this to learn the worker's workflows (no manual registration step). */
