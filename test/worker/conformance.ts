@@ -94,3 +94,7 @@ export const sharingWorkers: Record<string, { fetch(request: Request): Promise<R
   "share-b.test": sharing("share-b", "10s"),
   "share-c.test": sharing("share-c", "20s"),
 };
+
+/** A bound worker holding a token no tenant has. */
+const strangerBound = Spindle.init({ token: "a-token-of-no-tenant-at-all" });
+export const strangerBoundWorker = strangerBound.worker({ name: "stranger-bound", workflows: [strangerBound.task({ name: "t-stranger-bound", fn: () => null })] });

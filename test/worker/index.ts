@@ -22,13 +22,14 @@ const testWorker = spindle.worker({
 export { default, Engine, EventBus, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { conformanceBindingWorker, conformanceHttpsWorker, sharingWorkers, strangerWorker } from "./conformance";
+import { conformanceBindingWorker, conformanceHttpsWorker, sharingWorkers, strangerBoundWorker, strangerWorker } from "./conformance";
 
 export class TestWorker extends testWorker {}
 export class SlottedWorker extends slottedWorker {}
 export class SerialWorker extends serialWorker {}
 export class TightWorker extends tightWorker {}
 export class ConformanceWorker extends conformanceBindingWorker {}
+export class StrangerWorker extends strangerBoundWorker {}
 
 /**
  * What the engine's HTTPS_OUTBOUND reaches: workers served with `spindle.serve()`, by host name.
