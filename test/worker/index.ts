@@ -22,6 +22,7 @@ const testWorker = spindle.worker({
 export { default, Engine, EventBus, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";
 import { WorkerEntrypoint } from "cloudflare:workers";
+import { parkedWorker } from "./parked";
 import { conformanceBindingWorker, conformanceHttpsWorker, sharingWorkers, strangerBoundWorker, strangerWorker } from "./conformance";
 
 export class TestWorker extends testWorker {}
@@ -30,6 +31,7 @@ export class SerialWorker extends serialWorker {}
 export class TightWorker extends tightWorker {}
 export class ConformanceWorker extends conformanceBindingWorker {}
 export class StrangerWorker extends strangerBoundWorker {}
+export class ParkedWorker extends parkedWorker {}
 
 /**
  * What the engine's HTTPS_OUTBOUND reaches: workers served with `spindle.serve()`, by host name.
