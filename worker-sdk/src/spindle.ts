@@ -1,9 +1,9 @@
-import { env as workerEnv } from "cloudflare:workers";
 import { HttpClient, RpcClient, type EngineBinding, type EngineClient } from "./client.js";
 import { SpindleError } from "./errors.js";
 import type { EventPush, RunFilter, RunList, RunView } from "./protocol.js";
 import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task.js";
 import type { TaskImpl } from "./runnable.js";
+import { workers } from "./runtime.js";
 import { createServedWorker, type ServedWorker } from "./serve.js";
 import { buildWorker, createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker.js";
 import { Workflow, type WorkflowDeclaration } from "./workflow.js";
@@ -132,6 +132,6 @@ export class Spindle {
   }
 
   private env(): Record<string, unknown> {
-    return this.options.env ?? (workerEnv as unknown as Record<string, unknown>);
+    return this.options.env ?? ((workers?.env ?? {}) as Record<string, unknown>);
   }
 }

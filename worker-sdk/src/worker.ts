@@ -1,7 +1,8 @@
-import { WorkerEntrypoint } from "cloudflare:workers";
+import type { WorkerEntrypoint } from "cloudflare:workers";
 import type { EngineClient } from "./client.js";
 import { SpindleError } from "./errors.js";
 import { executeAssignment } from "./execute.js";
+import { workers } from "./runtime.js";
 import type { Assignment, TaskOutcome, WorkerDescription, WorkerRegistration } from "./protocol.js";
 import type { Runnable } from "./runnable.js";
 
@@ -49,8 +50,11 @@ export function createWorker(
   tokenHash: () => Promise<string>,
 ): SpindleWorkerClass {
   const { registration, runnables } = buildWorker(options);
+  if (!workers) {
+    throw new SpindleError("config.unsupported", "spindle.worker() builds a Workers entrypoint and needs the Workers runtime; elsewhere use spindle.serve()");
+  }
 
-  return class SpindleWorker extends WorkerEntrypoint {
+  return class SpindleWorker extends workers.WorkerEntrypoint {
     /** The engine asks this to learn the worker's workflows (no manual registration step). */
     async describe(): Promise<WorkerDescription> {
       return { registration, tokenHash: await tokenHash() };
