@@ -15,7 +15,7 @@ import { validateRegistration } from "./validate-registration";
 /**
  * The registry's schema (its tables are described in `registry-store.ts`).
  */
-const MIGRATIONS: readonly Migration[] = [
+export const REGISTRY_MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
     description: "workers, workflows, discovery state",
@@ -99,7 +99,7 @@ export class Registry extends DurableObject<Env> {
     super(ctx, env);
     this.store = new RegistryStore(ctx.storage.sql);
     void ctx.blockConcurrencyWhile(async () => {
-      migrate(ctx.storage, MIGRATIONS);
+      migrate(ctx.storage, REGISTRY_MIGRATIONS);
     });
   }
 

@@ -21,7 +21,9 @@ const npm = (args: string[], cwd: string) =>
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), "spindle-adopt-"));
-  const packed = JSON.parse(npm(["pack", "--json", "--pack-destination", work], join(ROOT, "worker-sdk"))) as { filename: string; files: { path: string }[] }[];
+  // dist/ is built (npm install's prepare, npm test's pretest); packing must not rebuild it under
+  // the running engine's feet.
+  const packed = JSON.parse(npm(["pack", "--json", "--ignore-scripts", "--pack-destination", work], join(ROOT, "worker-sdk"))) as { filename: string; files: { path: string }[] }[];
   tarball = join(work, packed[0]!.filename);
   writeFileSync(join(work, "files.json"), JSON.stringify(packed[0]!.files.map((f) => f.path)));
 }, 180_000);
@@ -79,6 +81,49 @@ console.log(JSON.stringify(await spindle.run("simple", { Message: "Hello World" 
     const printed = execFileSync("node", ["trigger.mjs", server.url, server.token], { cwd: project, encoding: "utf8" });
     expect(JSON.parse(printed)).toEqual({ TransformedMessage: "hello world" });
   });
+});
+
+describe("a worker served from plain Node", () => {
+  let child: ChildProcess | undefined;
+  afterAll(() => child?.kill("SIGKILL"));
+
+  it("serves spindle.serve() from node:http, registers over HTTPS and runs its task", async () => {
+    const project = join(work, "fresh");
+    const port = await freePort();
+    writeFileSync(
+      join(project, "serve.mjs"),
+      `import { createServer } from "node:http";
+import { Spindle } from "@spindle/worker-sdk";
+const [port, token] = process.argv.slice(2);
+const spindle = Spindle.init({ token });
+const hello = spindle.task({ name: "node-hello", fn: (input, ctx) => { ctx.logger.info("hello from node"); return { runtime: "node", got: input }; } });
+const worker = spindle.serve({ name: "node-worker", slots: 5, workflows: [hello] });
+createServer(async (req, res) => {
+  const chunks = [];
+  for await (const c of req) chunks.push(c);
+  const body = Buffer.concat(chunks);
+  const answer = await worker.fetch(new Request("http://127.0.0.1:" + port + req.url, { method: req.method, headers: req.headers, body: body.length ? body : undefined }));
+  res.writeHead(answer.status, Object.fromEntries(answer.headers));
+  res.end(Buffer.from(await answer.arrayBuffer()));
+}).listen(Number(port), "127.0.0.1", () => console.log("listening"));
+`,
+    );
+    let out = "";
+    child = spawn("node", ["serve.mjs", String(port), server.token], { cwd: project, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    const deadline = Date.now() + 20_000;
+    while (!out.includes("listening")) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`serve.mjs did not start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const registered = await api.call("POST", "/api/v1/workers", { url: `http://127.0.0.1:${port}/` });
+    expect(registered.status).toBe(200);
+    expect(registered.body).toMatchObject({ name: "node-worker", transport: "https", status: "active" });
+    const run = await api.result(await api.trigger("node-hello", { n: 1 }));
+    expect(run.output).toEqual({ runtime: "node", got: { n: 1 } });
+    expect(out).toContain("hello from node");
+  }, 60_000);
 });
 
 describe("the worker template, run beside the engine and registered over HTTPS", () => {
