@@ -4,6 +4,7 @@
 import { expectTypeOf } from "vitest";
 import { z } from "zod";
 import { Or, Spindle, type Context, type DurableContext, type RunRef } from "@spindle/worker-sdk";
+import { SpindleClient, type RunHandle } from "@spindle/worker-sdk/client";
 
 const spindle = Spindle.init({ token: "t", env: {} });
 
@@ -63,3 +64,11 @@ spindle.durableTask({
     return { ok: true };
   },
 });
+
+// The client (any runtime) takes a declared task and keeps its input and output types; a name is untyped.
+const client = new SpindleClient({ url: "http://localhost:8787", token: "t" });
+expectTypeOf(client.run(lower, { Message: "x" })).toEqualTypeOf<Promise<{ TransformedMessage: string }>>();
+expectTypeOf(client.runNoWait(lower, { Message: "x" })).toEqualTypeOf<Promise<RunHandle<{ TransformedMessage: string }>>>();
+// @ts-expect-error the input must match the task's schema
+void client.run(lower, { message: "x" });
+expectTypeOf(client.run("lower", { anything: 1 })).toEqualTypeOf<Promise<unknown>>();

@@ -186,7 +186,7 @@ export class HttpClient implements EngineClient {
     return Promise.resolve({ reason: "superseded" });
   }
   register(): Promise<{ workflows: string[] }> {
-    throw new SpindleError("config.unsupported", "workers register through a service binding; see the README");
+    throw new SpindleError("config.unsupported", "a worker reached over HTTPS is registered with POST /api/v1/workers {url} (SpindleClient.workers.register); see the README");
   }
   checkpoint(): Promise<CheckpointReply> {
     throw new SpindleError("config.unsupported", "durable tasks run behind a service binding to the engine");
