@@ -415,7 +415,7 @@ function hasJson(c: Context): boolean {
   return /^application\/([\w.-]+\+)?json/i.test(c.req.header("content-type") ?? "");
 }
 
-export function errorResponse(c: Context, err: unknown): Response {
+function errorResponse(c: Context, err: unknown): Response {
   if (err instanceof SpindleError) {
     const status = err.code === "request.unsupported_media_type" ? 415 : httpStatusOf(err.code);
     const body: { code: string; message: string; fields?: { path: string; message: string }[] } = {

@@ -53,6 +53,13 @@ export const REGISTRY_V2_SQL = [
   `INSERT INTO worker_workflows (worker, workflow, status) SELECT worker, name, 'active' FROM workflows`,
 ];
 
+/**
+ * Which workers take runs: active ones, and ones that answered before and failed since (a restart,
+ * a redeploy: their runs queue and wait rather than fail). A refused worker, or one the engine has
+ * never reached, takes none: a trigger says why (`unavailable`).
+ */
+const ROUTABLE = "(w.status = 'active' OR (w.status = 'unreachable' AND w.last_seen_at IS NOT NULL))";
+
 export interface WorkerState {
   name: string;
   transport: Transport;
@@ -93,7 +100,7 @@ export class RegistryStore {
     const workers = this.sql
       .exec<{ worker: string }>(
         `SELECT c.worker FROM worker_workflows c JOIN workers w ON w.name = c.worker
-         WHERE c.workflow = ? AND c.status = 'active' AND w.status = 'active' ORDER BY c.worker`,
+         WHERE c.workflow = ? AND c.status = 'active' AND ${ROUTABLE} ORDER BY c.worker`,
         name,
       )
       .toArray()
@@ -119,7 +126,9 @@ export class RegistryStore {
       const claim = this.sql.exec<ClaimRow>("SELECT * FROM worker_workflows WHERE worker = ? AND workflow = ?", w.name, name).toArray()[0];
       const declares = claim !== undefined || (registration?.workflows ?? []).some((wf) => wf.name === name);
       if (!declares) continue;
-      if (w.status !== "active") reasons.push(`worker '${w.name}' is ${w.status}: ${w.reason ?? "no reason recorded"}`);
+      if (w.status === "refused" || (w.status === "unreachable" && w.last_seen_at === null)) {
+        reasons.push(`worker '${w.name}' is ${w.status}: ${w.reason ?? "no reason recorded"}`);
+      }
       else if (claim?.status === "refused") reasons.push(`worker '${w.name}': ${claim.reason ?? "refused"}`);
     }
     return reasons.length ? `workflow '${name}' cannot run: ${reasons.join("; ")}` : null;

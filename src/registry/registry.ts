@@ -164,11 +164,10 @@ export class Registry extends DurableObject<Env> {
   }
 
   /** Dispatch could not use an HTTPS worker: say so on its entry until it answers again. */
-  async reportFailure(tenant: string, worker: string, status: "refused" | "unreachable", reason: string): Promise<void> {
+  async reportFailure(worker: string, status: "refused" | "unreachable", reason: string): Promise<void> {
     const row = this.store.worker(worker);
     if (!row || row.transport !== "https") return;
     this.store.recordFailure({ name: worker, transport: "https", url: row.url, engineUrl: row.engine_url, status, reason }, clock.now());
-    await this.configureQueues(tenant, worker, row.registration, reason);
   }
 
   async workflows(tenant: string): Promise<(WorkflowDefinition & { worker: string })[]> {
@@ -205,7 +204,6 @@ export class Registry extends DurableObject<Env> {
           const reason = `the engine's binding ${binding} did not describe the worker: ${(err as Error).message}`;
           const name = known?.name ?? binding;
           this.store.recordFailure({ name, transport: "binding", url: null, engineUrl: null, status: "unreachable", reason }, clock.now());
-          await this.configureQueues(tenant, name, known?.registration ?? "null", reason);
           report.bindings.push({ binding, worker: null, outcome: `describe failed: ${(err as Error).message}` });
           return;
         }
@@ -252,7 +250,6 @@ export class Registry extends DurableObject<Env> {
       const status = err instanceof WorkerCallError ? err.kind : "unreachable";
       const name = known?.name ?? endpoint.url;
       this.store.recordFailure({ name, transport: "https", url: endpoint.url, engineUrl: endpoint.engineUrl, status, reason: (err as Error).message }, clock.now());
-      await this.configureQueues(tenant, name, known?.registration ?? "null", (err as Error).message);
       return name;
     }
     const clash = this.store.worker(typeof registration?.name === "string" ? registration.name : "");
@@ -278,13 +275,17 @@ export class Registry extends DurableObject<Env> {
         clock.now(),
       ),
     );
-    await this.configureQueues(tenant, registration.name, JSON.stringify(registration), unreachable);
+    await this.configureQueues(tenant, registration, unreachable);
     return { workflows: result.accepted, refused: result.refused };
   }
 
-  private async configureQueues(tenant: string, worker: string, registration: string, blockedReason: string | null): Promise<void> {
-    const reg = JSON.parse(registration) as WorkerRegistration | null;
-    if (!reg) return;
+  /**
+   * Sets the worker's pools. Only a registration blocks them (a worker the engine has no way to
+   * reach); a failed describe or dispatch does not: it may be passing (a restart, a redeploy), the
+   * tasks already queued keep their place, and new triggers see the status until it answers again.
+   */
+  private async configureQueues(tenant: string, reg: WorkerRegistration, blockedReason: string | null): Promise<void> {
+    const worker = reg.name;
     const pools: [Pool, number][] = [
       ["regular", reg.slots],
       ["durable", reg.durableSlots],

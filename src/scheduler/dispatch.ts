@@ -99,7 +99,7 @@ async function execute(env: Env, tenant: string, worker: string, assignment: Ass
   } catch (err) {
     if (err instanceof WorkerCallError) {
       endpoints.delete(`${tenant}\u0000${worker}`);
-      ctx.waitUntil(registry(env, tenant).reportFailure(tenant, worker, err.kind, err.message).catch(() => undefined));
+      ctx.waitUntil(registry(env, tenant).reportFailure(worker, err.kind, err.message).catch(() => undefined));
       return unreachable(err.message);
     }
     return crashed(worker, err);

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { signRequest } from "@spindle/worker-sdk/protocol";
 import { registration, taskDef, workflowDef } from "../support/definitions";
+import { flaky } from "../worker/conformance";
 import { api, result, TOKEN, trigger } from "./helpers";
 
 const worker = async (name: string) => (await api("GET", "/api/v1/workers")).body.workers.find((w: any) => w.name === name);
@@ -70,6 +71,23 @@ describe("registration that explains itself", () => {
     const ran = new Set<string>();
     for (let i = 0; i < 6; i++) ran.add(((await result(await trigger("t-shared", {}))).output as { ranOn: string }).ranOn);
     expect([...ran].every((w) => w === "share-a" || w === "share-b")).toBe(true);
+  });
+
+  it("shows a worker that stopped answering as unreachable, and queues its runs until it is back", async () => {
+    expect((await api("POST", "/api/v1/workers", { url: "https://flaky.test/" })).status).toBe(200);
+    flaky.down = true;
+    try {
+      const first = await trigger("t-flaky-served", {});
+      await vi.waitUntil(async () => (await worker("flaky")).status === "unreachable", { timeout: 10_000 });
+      expect((await worker("flaky")).reason).toContain("HTTP 503");
+      // It answered before: a trigger is queued (it may be restarting), not refused.
+      const second = await api("POST", "/api/v1/workflows/t-flaky-served/runs", { input: {} });
+      expect(second.status).toBe(202);
+      flaky.down = false;
+      for (const id of [first, second.body.runId]) expect((await result(id)).status).toBe("COMPLETED");
+    } finally {
+      flaky.down = false;
+    }
   });
 
   it("lists a worker's slots in use while its tasks run", async () => {

@@ -98,3 +98,14 @@ export const sharingWorkers: Record<string, { fetch(request: Request): Promise<R
 /** A bound worker holding a token no tenant has. */
 const strangerBound = Spindle.init({ token: "a-token-of-no-tenant-at-all" });
 export const strangerBoundWorker = strangerBound.worker({ name: "stranger-bound", workflows: [strangerBound.task({ name: "t-stranger-bound", fn: () => null })] });
+
+/** A served worker the tests can take down and bring back (`flaky.down`). */
+export const flaky = { down: false };
+const flakyServed = Spindle.init({ token: "test-token-default", fetch: engineFetch });
+const flakyWorker = flakyServed.serve({
+  name: "flaky",
+  workflows: [flakyServed.task({ name: "t-flaky-served", retries: 8, backoff: { factor: 1, maxSeconds: 1 }, fn: () => ({ ok: true }) })],
+});
+sharingWorkers["flaky.test"] = {
+  fetch: (request) => (flaky.down ? Promise.resolve(new Response("down for a deploy", { status: 503 })) : flakyWorker.fetch(request)),
+};
