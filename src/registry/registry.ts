@@ -224,6 +224,8 @@ export class Registry extends DurableObject<Env> {
         }
         try {
           await this.apply(tenant, description.registration, { transport: "binding", url: null, engineUrl: null });
+          // An entry kept under the binding's name while the worker could not say its own goes.
+          if (worker !== binding) this.ctx.storage.sql.exec("DELETE FROM workers WHERE name = ? AND transport = 'binding' AND registration = 'null'", binding);
           report.bindings.push({ binding, worker, outcome: "registered" });
         } catch (err) {
           report.bindings.push({ binding, worker, outcome: `refused: ${(err as Error).message}` });
