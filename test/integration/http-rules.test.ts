@@ -63,11 +63,16 @@ describe("the HTTP API's edges", () => {
     expect(doc.servers).toEqual([{ url: "http://spindle.test", description: "This engine" }]);
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
     const operations = Object.values(doc.paths).flatMap((p: any) => Object.values(p)) as any[];
-    expect(operations.length).toBe(12);
+    expect(operations.length).toBe(32);
     const ids = operations.map((o) => o.operationId);
+    expect(ids.every((id) => typeof id === "string" && id.length > 0)).toBe(true);
     expect(new Set(ids).size).toBe(ids.length);
+    // A webhook delivery is the one public operation: its signature is the credential.
+    const delivery = doc.paths["/webhooks/{tenant}/{name}"].post;
+    expect(delivery.operationId).toBe("deliverWebhook");
+    expect(delivery.security).toEqual([]);
     for (const op of operations) {
-      expect(op.security).toEqual([{ bearer: [] }]);
+      if (op !== delivery) expect(op.security).toEqual([{ bearer: [] }]);
       expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(["400", "401"]));
     }
     expect(Object.keys(doc.paths["/api/v1/workers"].post.responses)).toEqual(expect.arrayContaining(["200", "409", "415", "502"]));
