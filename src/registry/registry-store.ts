@@ -159,16 +159,8 @@ export class RegistryStore {
     for (const wf of state.registration.workflows) {
       touched.add(wf.name);
       const definition = JSON.stringify(wf);
-      const current = this.sql.exec<WorkflowRow>("SELECT * FROM workflows WHERE name = ?", wf.name).toArray()[0];
-      const others = this.sql
-        .exec<{ worker: string }>(
-          "SELECT worker FROM worker_workflows WHERE workflow = ? AND status = 'active' AND worker != ? ORDER BY worker",
-          wf.name,
-          state.name,
-        )
-        .toArray()
-        .map((r) => r.worker);
-      if (current && current.definition !== definition && others.length > 0) {
+      const others = this.differingOwners(state.name, wf);
+      if (others.length > 0) {
         const reason = `its definition of '${wf.name}' differs from the one registered by worker ${others.map((o) => `'${o}'`).join(", ")}`;
         this.claim(state.name, wf.name, "refused", reason);
         refused.push({ workflow: wf.name, reason });
@@ -188,6 +180,23 @@ export class RegistryStore {
     }
     this.refreshNotes([...touched]);
     return { accepted, refused };
+  }
+
+  /**
+   * The other active workers of a workflow, when its current definition differs from `wf` (the
+   * worker would be refused for it); empty when it would take or share it.
+   */
+  differingOwners(worker: string, wf: WorkflowDefinition): string[] {
+    const current = this.sql.exec<WorkflowRow>("SELECT * FROM workflows WHERE name = ?", wf.name).toArray()[0];
+    if (!current || current.definition === JSON.stringify(wf)) return [];
+    return this.sql
+      .exec<{ worker: string }>(
+        "SELECT worker FROM worker_workflows WHERE workflow = ? AND status = 'active' AND worker != ? ORDER BY worker",
+        wf.name,
+        worker,
+      )
+      .toArray()
+      .map((r) => r.worker);
   }
 
   private claim(worker: string, workflow: string, status: ClaimRow["status"], reason: string | null): void {

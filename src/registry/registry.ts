@@ -291,7 +291,9 @@ export class Registry extends DurableObject<Env> {
         ? `the engine has no service binding ${bindingName} to worker '${registration.name}' and no URL for it: add the binding to the engine's wrangler.toml, or serve the worker with spindle.serve() and register it with POST /api/v1/workers {url}`
         : null;
     // Declared crons and filters first: a workflow is never visible to a push without its filters.
-    await this.env.TRIGGERS.getByName(triggersName(tenant)).syncDeclared(tenant, registration.name, await declaredTriggers(registration));
+    // Not those of a workflow this worker will be refused for: they are another definition's.
+    const taken = registration.workflows.filter((wf) => this.store.differingOwners(registration.name, wf).length === 0);
+    await this.env.TRIGGERS.getByName(triggersName(tenant)).syncDeclared(tenant, registration.name, await declaredTriggers({ ...registration, workflows: taken }));
     const result = this.ctx.storage.transactionSync(() =>
       this.store.applyRegistration(
         { name: registration.name, ...source, status: unreachable ? "unreachable" : "active", reason: unreachable, registration },
