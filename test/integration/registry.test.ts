@@ -44,6 +44,22 @@ describe("registration", () => {
     expect((await api("POST", "/api/v1/workflows/t-echo/runs", { input: { x: 1 } })).status).toBe(202);
   });
 
+  it("keeps the declared crons of a workflow a worker is refused for out of the schedule", async () => {
+    await api("GET", "/api/v1/workflows");
+    const reply = await env.SPINDLE.register(
+      TOKEN,
+      registration("cron-thief", [
+        { ...workflowDef("t-echo", [taskDef("t-echo")], "task"), onCrons: ["17 3 * * *"] },
+        { ...workflowDef("t-cron-thief-own", [taskDef("t-cron-thief-own")], "task"), onCrons: ["19 3 * * *"] },
+      ]),
+    );
+    expect(reply).toMatchObject({ ok: true, value: { workflows: ["t-cron-thief-own"], refused: [{ workflow: "t-echo" }] } });
+    const own = await api("GET", "/api/v1/crons?workflow=t-cron-thief-own");
+    expect(own.body.crons).toEqual([expect.objectContaining({ expression: "19 3 * * *", source: "declared" })]);
+    const echo = await api("GET", "/api/v1/crons?workflow=t-echo");
+    expect(echo.body.crons.map((c: any) => c.expression)).not.toContain("17 3 * * *");
+  });
+
   it("refuses an invalid DAG with the reason", async () => {
     const reply = await env.SPINDLE.register(TOKEN, registration("cyclic", [workflowDef("t-cycle", [taskDef("p", ["q"]), taskDef("q", ["p"])])]));
     expect(reply.ok).toBe(false);
