@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { RunStatus } from "@spindle/worker-sdk/protocol";
@@ -7,6 +8,8 @@ import { httpStatusOf, SpindleError } from "../core/errors";
 import { tenantForToken } from "../core/tenants";
 import type { Env } from "../env";
 import {
+  BulkActionBodySchema,
+  BulkActionResultSchema,
   BulkEventBodySchema,
   BulkEventResultSchema,
   BulkTriggerBodySchema,
@@ -19,6 +22,7 @@ import {
   RunIdParams,
   RunListSchema,
   RunSchema,
+  StreamQuery,
   TriggerBodySchema,
   TriggerResultSchema,
   WaitQuery,
@@ -27,7 +31,10 @@ import {
   WorkflowNameParams,
 } from "./schemas";
 import { bodyLimits } from "./body-limits";
-import { EngineService } from "./service";
+import { EngineService, type RunSelection } from "./service";
+import { dashboard, SESSION_COOKIE } from "../dashboard/routes";
+import { RUN_INDEX_SHARDS } from "../core/names";
+import { resumeOffset } from "../core/sse";
 
 type AppEnv = { Bindings: Env; Variables: { service: EngineService } };
 
@@ -77,9 +84,21 @@ const jsonOnly: MiddlewareHandler = async (c, next) => {
   await next();
 };
 
+/**
+ * The tenant comes from the bearer token, or from the dashboard's session cookie (which holds the
+ * same token). A request signed in by cookie that changes something must come from the dashboard's
+ * own origin (with SameSite=Strict, a second guard against cross-site requests).
+ */
 const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
   const header = c.req.header("authorization");
-  const token = /^Bearer\s+(.+)$/i.exec(header ?? "")?.[1]?.trim();
+  let token = /^Bearer\s+(.+)$/i.exec(header ?? "")?.[1]?.trim();
+  if (!token && !header) {
+    token = getCookie(c, SESSION_COOKIE);
+    const origin = c.req.header("origin");
+    if (token && c.req.method !== "GET" && origin !== new URL(c.req.url).origin) {
+      throw new SpindleError("auth.invalid_token", "a request signed in by the dashboard's cookie must come from the dashboard");
+    }
+  }
   if (!token) throw new SpindleError("auth.missing_token", "missing bearer token: send 'Authorization: Bearer <token>'");
   const tenant = await tenantForToken(c.env, token);
   if (!tenant) throw new SpindleError("auth.invalid_token", "the bearer token is not valid");
@@ -93,9 +112,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   app.onError((err, c) => errorResponse(c, err));
   app.notFound((c) => errorResponse(c, new SpindleError("route.not_found", `no route ${c.req.method} ${c.req.path}`)));
 
-  app.get("/", (c) =>
-    c.json({ name: "spindle", api: "/api/v1", openapi: "/api/v1/openapi.json" }),
-  );
+  app.route("/", dashboard());
 
   app.use("/api/v1/*", auth);
   app.use("/api/v1/*", async (c, next) => (c.req.method === "POST" ? jsonOnly(c, next) : next()));
@@ -236,6 +253,68 @@ export function createApp(): OpenAPIHono<AppEnv> {
     }),
     async (c) => c.json(await c.var.service.replayRun(c.req.valid("param").runId), 200),
   );
+
+  for (const action of ["cancel", "replay"] as const) {
+    app.openapi(
+      createRoute({
+        method: "post",
+        path: `/api/v1/runs/${action}`,
+        summary: action === "cancel" ? "Cancel many runs: these ids, or every run a filter matches" : "Replay many runs: these ids, or every run a filter matches",
+        description:
+          (action === "cancel" ? "Cancels the selected runs that are still going (QUEUED, RUNNING)." : "Replays the selected runs that FAILED or were CANCELLED.") +
+          " Give `runIds` (at most 1000) or `filter` (the list's filters: workflow, status, since, until, metadata); a filter acts on at most 1000 runs per call (call again for more). Answers how many were affected, and which.",
+        request: { body: { required: true, content: { "application/json": { schema: BulkActionBodySchema } } } },
+        responses: { 200: json(BulkActionResultSchema, "The runs acted on"), ...errorResponses },
+      }),
+      async (c) => {
+        const body = c.req.valid("json");
+        const selection: RunSelection = body.runIds
+          ? { runIds: body.runIds }
+          : { filter: { ...body.filter, status: body.filter?.status === undefined ? undefined : [body.filter.status].flat() } };
+        const result = action === "cancel" ? await c.var.service.cancelRuns(selection) : await c.var.service.replayRuns(selection);
+        return c.json(result, 200);
+      },
+    );
+  }
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/runs/{runId}/stream",
+      summary: "A run's stream, as Server-Sent Events",
+      description:
+        "Every chunk the run's tasks put with `ctx.putStream`, in order, as an event whose `id` is the chunk's offset (from 0) and whose `data` is the chunk; chunks put later are sent as they come. Once the run has ended and every chunk was sent, an `end` event (`data`: `{status, length}`) closes the stream. To resume after a disconnect, send `Last-Event-ID` (the last offset received) or `?offset=` (the first offset wanted): nothing is lost or repeated.",
+      request: { params: RunIdParams, query: StreamQuery },
+      responses: {
+        200: { description: "The stream", content: { "text/event-stream": { schema: { type: "string" } } } },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const { runId } = c.req.valid("param");
+      const from = resumeOffset(c.req.header("last-event-id"), c.req.valid("query").offset);
+      if (from === null) {
+        throw new SpindleError("request.invalid", "header.Last-Event-ID: must be the offset of a chunk", {
+          fields: [{ path: "header.Last-Event-ID", message: "must be the offset of a chunk" }],
+        });
+      }
+      return c.var.service.openStream(runId, from) as unknown as never;
+    },
+  );
+
+  // Live channels (WebSockets, hibernatable): a run's changes, and a shard of the runs index.
+  app.get("/api/v1/live/runs/:runId", async (c) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new SpindleError("request.invalid", "expected a WebSocket upgrade");
+    return c.var.service.watchRun(c.req.param("runId"), c.req.raw);
+  });
+  app.get("/api/v1/live/index/:shard", async (c) => {
+    const shard = Number(c.req.param("shard"));
+    if (!Number.isInteger(shard) || shard < 0 || shard >= RUN_INDEX_SHARDS) {
+      throw new SpindleError("request.invalid", `path.shard: 0 to ${RUN_INDEX_SHARDS - 1}`, { fields: [{ path: "path.shard", message: `0 to ${RUN_INDEX_SHARDS - 1}` }] });
+    }
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new SpindleError("request.invalid", "expected a WebSocket upgrade");
+    return c.var.service.watchRuns(shard, c.req.raw);
+  });
 
   app.openapi(
     createRoute({

@@ -3,6 +3,7 @@ import type {
   CheckpointReply,
   CheckpointRequest,
   EventPush,
+  LogLine,
   Reply,
   RunFilter,
   RunList,
@@ -38,6 +39,12 @@ export interface EngineClient {
   checkpoint(runId: string, req: CheckpointRequest): Promise<CheckpointReply>;
   pushEvent(event: EventPush): Promise<{ eventId: string }>;
   pushEvents(events: EventPush[]): Promise<{ eventId: string }[]>;
+  /** Puts chunks on the run's stream: `first` is the place of `chunks[0]` among the chunks the attempt has put. */
+  putStream(runId: string, ref: DispatchRef, first: number, chunks: string[]): Promise<{ offset: number }>;
+  /** Sends log lines of a running dispatch as they are logged (its outcome carries them too). */
+  appendLogs(runId: string, ref: DispatchRef, first: number, lines: LogLine[]): Promise<void>;
+  /** Opens the run's stream (Server-Sent Events), after the chunk `lastEventId` if given. */
+  openStream(runId: string, lastEventId: string | null): Promise<Response>;
 }
 
 /** The engine's RPC entrypoint as seen through a service binding. */
@@ -54,6 +61,10 @@ export interface EngineBinding {
   checkpoint(token: string, runId: string, req: CheckpointRequest): Promise<Reply<CheckpointReply>>;
   pushEvent(token: string, event: EventPush): Promise<Reply<{ eventId: string }>>;
   pushEvents(token: string, events: EventPush[]): Promise<Reply<{ eventId: string }[]>>;
+  putStream(token: string, runId: string, ref: DispatchRef, first: number, chunks: string[]): Promise<Reply<{ offset: number }>>;
+  appendLogs(token: string, runId: string, ref: DispatchRef, first: number, lines: LogLine[]): Promise<Reply<null>>;
+  /** The engine's HTTP API, through the binding. */
+  fetch(input: string, init?: RequestInit): Promise<Response>;
 }
 
 /**
@@ -119,6 +130,23 @@ export class RpcClient implements EngineClient {
     sendable(events);
     return unwrap(await this.binding.pushEvents(this.token, events));
   }
+  async putStream(runId: string, ref: DispatchRef, first: number, chunks: string[]) {
+    return unwrap(await this.binding.putStream(this.token, runId, ref, first, chunks));
+  }
+  async appendLogs(runId: string, ref: DispatchRef, first: number, lines: LogLine[]) {
+    unwrap(await this.binding.appendLogs(this.token, runId, ref, first, lines));
+  }
+  openStream(runId: string, lastEventId: string | null) {
+    return this.binding.fetch(`https://spindle.internal${streamPath(runId)}`, { headers: streamHeaders(this.token, lastEventId) });
+  }
+}
+
+const streamPath = (runId: string) => `/api/v1/runs/${encodeURIComponent(runId)}/stream`;
+
+function streamHeaders(token: string, lastEventId: string | null): Record<string, string> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "text/event-stream" };
+  if (lastEventId !== null) headers["last-event-id"] = lastEventId;
+  return headers;
 }
 
 /** The same operations over the engine's HTTP API. Runs tasks' children only through a binding. */
@@ -198,6 +226,16 @@ export class HttpClient implements EngineClient {
   async pushEvents(events: EventPush[]): Promise<{ eventId: string }[]> {
     if (events.length === 0) return [];
     return (await this.request<{ events: { eventId: string }[] }>("POST", "/api/v1/events/bulk", { events })).events;
+  }
+  putStream(): Promise<{ offset: number }> {
+    throw new SpindleError("config.unsupported", "tasks put to their run's stream over the SPINDLE service binding, not HTTPS");
+  }
+  appendLogs(): Promise<void> {
+    // Without a binding, a task's log lines reach the engine with its outcome.
+    return Promise.resolve();
+  }
+  openStream(runId: string, lastEventId: string | null): Promise<Response> {
+    return this.fetcher(`${this.base}${streamPath(runId)}`, { headers: streamHeaders(this.token, lastEventId) });
   }
 
   private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {

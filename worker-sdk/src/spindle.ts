@@ -3,7 +3,7 @@ import { HttpClient, RpcClient, type EngineBinding, type EngineClient } from "./
 import { SpindleError } from "./errors";
 import type { EventPush, RunFilter, RunList, RunView } from "./protocol";
 import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task";
-import type { TaskImpl } from "./runnable";
+import { RunRef, type TaskImpl } from "./runnable";
 import { createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker";
 import { Workflow, type WorkflowDeclaration } from "./workflow";
 
@@ -33,6 +33,8 @@ export class Spindle {
     list: (filter: RunFilter = {}): Promise<RunList> => this.client().listRuns(filter),
     cancel: (runId: string): Promise<RunView> => this.client().cancelRun(runId),
     replay: (runId: string): Promise<RunView> => this.client().replayRun(runId),
+    /** The run's stream, chunk by chunk (see `RunRef.stream`). */
+    stream: (runId: string): AsyncGenerator<string, void, undefined> => new RunRef<unknown>(runId, () => this.client()).stream(),
   };
 
   /**

@@ -6,6 +6,7 @@ import { onFailure, onSuccess } from "./hooks";
 import { nonRetryable, retries } from "./retries";
 import { simple } from "./simple";
 import { spindle } from "./spindle";
+import { stream } from "./stream";
 import { cancellation, timeout } from "./timeout";
 
 /**
@@ -35,5 +36,6 @@ export default spindle.worker({
     dagConditions,
     slowTask,
     durableCheckout,
+    stream,
   ],
 });
