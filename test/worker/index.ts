@@ -11,12 +11,13 @@ import { idempotencyWorkflows } from "./idempotency";
 import { limitsWorkflows } from "./limits";
 import { livenessWorkflows } from "./liveness";
 import { replayMatchingWorkflows } from "./replay-matching";
+import { streamWorkflows } from "./streams";
 import { regularWorkflows, spindle } from "./workflows";
 
 const testWorker = spindle.worker({
   name: "test",
   slots: 50,
-  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows],
+  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows, ...streamWorkflows],
 });
 
 export { default, Engine, EventBus, IdempotencyKeys, Registry, RunIndex, WorkflowRun, TaskQueue } from "../../src/index";
