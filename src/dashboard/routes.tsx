@@ -1,6 +1,8 @@
 /** @jsxImportSource hono/jsx */
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import { html } from "hono/html";
+import type { Child } from "hono/jsx";
 import { EngineService } from "../api/service";
 import { SpindleError } from "../core/errors";
 import { isUlid } from "../core/ids";
@@ -23,6 +25,9 @@ type DashEnv = { Bindings: Env; Variables: { service: EngineService } };
 /** Pages answer only what changes when the client script asks for the live part. */
 const wantsLivePart = (c: Context) => c.req.header("x-spindle-part") === "live";
 
+/** A whole page, with its doctype (standards mode). */
+const page = (c: Context, body: Child, status: 200 | 401 | 403 | 404 = 200) => c.html(html`<!DOCTYPE html>${body}`, status);
+
 /** A page needs a session: without one (or with a token no longer valid) it sends you to sign in. */
 const session: MiddlewareHandler<DashEnv> = async (c, next) => {
   const token = getCookie(c, SESSION_COOKIE);
@@ -44,13 +49,13 @@ export function dashboard(): Hono<DashEnv> {
   app.get("/assets/app.js", asset(CLIENT_SCRIPT, "text/javascript; charset=utf-8"));
   app.get("/assets/app.css", asset(STYLES, "text/css; charset=utf-8"));
 
-  app.get("/sign-in", (c) => c.html(<SignInPage />));
+  app.get("/sign-in", (c) => page(c, <SignInPage />));
   app.post("/sign-in", async (c) => {
-    if (!sameOrigin(c)) return c.html(<SignInPage error="Sign in from this page." />, 403);
+    if (!sameOrigin(c)) return page(c, <SignInPage error="Sign in from this page." />, 403);
     const form = await c.req.parseBody();
     const token = typeof form.token === "string" ? form.token.trim() : "";
     const tenant = token ? await tenantForToken(c.env, token) : null;
-    if (!tenant) return c.html(<SignInPage error="That API token is not valid." />, 401);
+    if (!tenant) return page(c, <SignInPage error="That API token is not valid." />, 401);
     setCookie(c, SESSION_COOKIE, token, { httpOnly: true, sameSite: "Strict", secure: new URL(c.req.url).protocol === "https:", path: "/" });
     return c.redirect("/", 303);
   });
@@ -69,7 +74,7 @@ export function dashboard(): Hono<DashEnv> {
       service.workflows(),
     ]);
     const data: RunsData = { tenant: service.tenant, shards: RUN_INDEX_SHARDS, workflows: workflows.map((w) => w.name).sort(), query, filter, problems, list, counts };
-    return c.html(wantsLivePart(c) ? <RunsLive {...data} /> : <RunsPage {...data} />);
+    return wantsLivePart(c) ? c.html(<RunsLive {...data} />) : page(c, <RunsPage {...data} />);
   });
 
   app.get("/runs/:runId", session, async (c) => {
@@ -79,10 +84,10 @@ export function dashboard(): Hono<DashEnv> {
       if (!isUlid(runId)) throw new SpindleError("run.not_found", "no such run");
       const [run, stream] = await Promise.all([service.getRun(runId), service.readStream(runId, 0, STREAM_SHOWN)]);
       const data = { tenant: service.tenant, run, stream };
-      return c.html(wantsLivePart(c) ? <RunLive {...data} /> : <RunPage {...data} />);
+      return wantsLivePart(c) ? c.html(<RunLive {...data} />) : page(c, <RunPage {...data} />);
     } catch (err) {
       if (err instanceof SpindleError && err.code === "run.not_found") {
-        return c.html(<NotFoundPage tenant={service.tenant} what={`This tenant has no run ${runId}.`} />, 404);
+        return page(c, <NotFoundPage tenant={service.tenant} what={`This tenant has no run ${runId}.`} />, 404);
       }
       throw err;
     }
@@ -97,7 +102,7 @@ export function dashboard(): Hono<DashEnv> {
         pools: (await service.workerPools(worker.name)).map((p) => ({ ...p, slots: p.pool === "durable" ? worker.durableSlots : worker.slots })),
       })),
     );
-    return c.html(<WorkersPage tenant={service.tenant} workers={rows} />);
+    return page(c, <WorkersPage tenant={service.tenant} workers={rows} />);
   });
 
   return app;
