@@ -1,4 +1,4 @@
-import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
@@ -96,7 +96,7 @@ const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
     token = getCookie(c, SESSION_COOKIE);
     const origin = c.req.header("origin");
     if (token && c.req.method !== "GET" && origin !== new URL(c.req.url).origin) {
-      throw new SpindleError("auth.invalid_token", "a request signed in by the dashboard's cookie must come from the dashboard");
+      throw new SpindleError("auth.cross_origin", "a request signed in by the dashboard's cookie must come from the dashboard's own pages");
     }
   }
   if (!token) throw new SpindleError("auth.missing_token", "missing bearer token: send 'Authorization: Bearer <token>'");
@@ -302,19 +302,43 @@ export function createApp(): OpenAPIHono<AppEnv> {
     },
   );
 
-  // Live channels (WebSockets, hibernatable): a run's changes, and a shard of the runs index.
-  app.get("/api/v1/live/runs/:runId", async (c) => {
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new SpindleError("request.invalid", "expected a WebSocket upgrade");
-    return c.var.service.watchRun(c.req.param("runId"), c.req.raw);
-  });
-  app.get("/api/v1/live/index/:shard", async (c) => {
-    const shard = Number(c.req.param("shard"));
-    if (!Number.isInteger(shard) || shard < 0 || shard >= RUN_INDEX_SHARDS) {
-      throw new SpindleError("request.invalid", `path.shard: 0 to ${RUN_INDEX_SHARDS - 1}`, { fields: [{ path: "path.shard", message: `0 to ${RUN_INDEX_SHARDS - 1}` }] });
-    }
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new SpindleError("request.invalid", "expected a WebSocket upgrade");
-    return c.var.service.watchRuns(shard, c.req.raw);
-  });
+  // Live channels: WebSockets the objects accept with the hibernation API (an idle one costs nothing).
+  const upgrade = {
+    101: { description: "Switching to a WebSocket: a `hello` first, then one message per change" },
+    426: { description: "Not a WebSocket upgrade", content: { "application/json": { schema: ErrorSchema } } },
+  } as const;
+  const requireUpgrade = (c: Context) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new SpindleError("request.upgrade_required", "this route speaks WebSocket: send 'Upgrade: websocket'");
+  };
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/live/runs/{runId}",
+      summary: "Watch a run (WebSocket)",
+      description:
+        "The run's object tells its watchers of each change, at most every 100 ms: `{type: \"changed\", runId, status, streamLength}`, after a first `{type: \"hello\", …}` that says where the run is now (a page that reconnects reads the run again). Send `ping` to hear `pong` (answered without waking the object).",
+      request: { params: RunIdParams },
+      responses: { ...upgrade, ...errorResponses },
+    }),
+    async (c) => {
+      requireUpgrade(c);
+      return c.var.service.watchRun(c.req.valid("param").runId, c.req.raw) as unknown as never;
+    },
+  );
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/v1/live/index/{shard}",
+      summary: "Watch the runs list (WebSocket, one per index shard)",
+      description: `The runs index is sharded by run id (${RUN_INDEX_SHARDS} shards, 0 to ${RUN_INDEX_SHARDS - 1}); a runs page opens one socket per shard. Each tells of the runs created or changed in it: \`{type: "runs", runs: RunSummary[]}\`, after a first \`{type: "hello"}\`.`,
+      request: { params: z.object({ shard: z.coerce.number().int().min(0).max(RUN_INDEX_SHARDS - 1).openapi({ param: { name: "shard", in: "path" } }) }) },
+      responses: { ...upgrade, ...errorResponses },
+    }),
+    async (c) => {
+      requireUpgrade(c);
+      return c.var.service.watchRuns(c.req.valid("param").shard, c.req.raw) as unknown as never;
+    },
+  );
 
   app.openapi(
     createRoute({

@@ -60,6 +60,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   "registry.forbidden": 403,
   "condition.invalid": 400,
   "payload.too_large": 413,
+  "request.upgrade_required": 426,
+  "auth.cross_origin": 403,
+  "stream.full": 409,
 };
 
 export function httpStatusOf(code: string): number {

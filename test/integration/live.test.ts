@@ -61,7 +61,7 @@ describe("a run's live channel", () => {
     const res = await exports.default.fetch(`http://spindle.test/api/v1/live/runs/${runId}`, { headers: { upgrade: "websocket", authorization: `Bearer ${OTHER_TOKEN}` } });
     expect(res.status).toBe(404);
     const plain = await exports.default.fetch(`http://spindle.test/api/v1/live/runs/${runId}`, { headers: { authorization: `Bearer ${TOKEN}` } });
-    expect(plain.status).toBe(400);
+    expect(plain.status).toBe(426);
     openGate(`hold:${runId}`);
   });
 });
