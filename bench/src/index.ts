@@ -1,5 +1,6 @@
 import { DurableObject, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
 import type { EventPush, Reply, RunView, TriggerRequest, TriggerResult } from "@spindle/worker-sdk/protocol";
+import { dashboardBench } from "./dashboard";
 import { durableBench, type DurableEnv } from "./durable";
 
 export { BenchSpindleWorker, StepsWorkflow } from "./durable";
@@ -17,7 +18,8 @@ export { BenchSpindleWorker, StepsWorkflow } from "./durable";
  *   message, then records the step's output in the same `FloorSink`, waited on the same way.
  *
  * Endpoints (all GET, JSON): `/` (health), `/latency?system=&n=` (n runs one after another),
- * `/throughput?system=&n=&concurrency=` (n runs, at most `concurrency` in flight).
+ * `/throughput?system=&n=&concurrency=` (n runs, at most `concurrency` in flight), `/dashboard?runs=&samples=`
+ * (the dashboard's runs page with that many runs in the tenant).
  */
 
 export type System = "spindle" | "floor" | "workflows";
@@ -51,6 +53,8 @@ export interface EngineRpc {
   waitForRun(token: string, runId: string, waitMs: number): Promise<Reply<RunView>>;
   getRun(token: string, runId: string): Promise<Reply<RunView>>;
   pushEvent(token: string, event: EventPush): Promise<Reply<{ eventId: string }>>;
+  triggerMany(token: string, reqs: TriggerRequest[]): Promise<Reply<TriggerResult[]>>;
+  fetch(input: string, init?: RequestInit): Promise<Response>;
 }
 
 export interface Env extends DurableEnv {
@@ -247,6 +251,7 @@ export default {
     try {
       if (url.pathname === "/") return Response.json({ ok: true, systems: SYSTEMS });
       if (url.pathname.startsWith("/durable/")) return Response.json(await durableBench(env, url));
+      if (url.pathname === "/dashboard") return Response.json(await dashboardBench(env, int(url, "runs", 10_000, 100_000), int(url, "samples", 20, 1_000)));
       const system = url.searchParams.get("system") as System;
       if (!SYSTEMS.includes(system)) throw new Error(`?system must be one of ${SYSTEMS.join(", ")}`);
       if (system === "spindle" && !env.SPINDLE_API_TOKEN) throw new Error("SPINDLE_API_TOKEN is not set (bench/.dev.vars)");
