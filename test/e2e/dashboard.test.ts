@@ -151,6 +151,11 @@ describe("the dashboard in Chromium", () => {
     await page.getByRole("button", { name: "Next checkpoint" }).click();
     await poll(() => text(output)).toMatch(/^Step 3 of 3/);
     await poll(() => text(steps.nth(2).locator(".seen"))).toContain("receiptId");
+    if (SCREENSHOTS) {
+      await page.getByRole("button", { name: "Previous checkpoint" }).click();
+      await page.locator("ol.timeline").scrollIntoViewIfNeeded();
+      await page.screenshot({ path: join(SCREENSHOTS, "durable.png") });
+    }
   });
 
   it("shows the stream's chunks and the task's log lines arrive on the run's page", async () => {
