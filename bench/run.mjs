@@ -52,7 +52,8 @@ const STARTUP_TIMEOUT_MS = 120_000;
 const LATENCY_CALL_TIMEOUT_MS = 120_000;
 const THROUGHPUT_CALL_TIMEOUT_MS = 300_000;
 const DURABLE_CALL_TIMEOUT_MS = 600_000;
-const DASHBOARD_CALL_TIMEOUT_MS = 1_800_000;
+/** Making the dashboard's 10,000 runs, and letting them finish, may take this long. */
+const DASHBOARD_SEED_TIMEOUT_MS = 1_800_000;
 /** The issue's goal: the runs page of 10,000 runs loads its first page in under 300 ms locally. */
 const DASHBOARD_GOAL_MS = 300;
 /** Lets one system's background work (slot releases, index updates) finish before the next starts. */
@@ -367,7 +368,15 @@ async function bench(server) {
   }
   // Last: it tops the tenant up to 10,000 runs, which would weigh on every measurement after it.
   phase(`dashboard: the runs page with ${CONFIG.dashboardRuns} runs in the tenant (making them first), ${CONFIG.dashboardSamples} loads`);
-  raw.dashboard = await call(server, `/dashboard?runs=${CONFIG.dashboardRuns}&samples=${CONFIG.dashboardSamples}`, DASHBOARD_CALL_TIMEOUT_MS);
+  const seedDeadline = Date.now() + DASHBOARD_SEED_TIMEOUT_MS;
+  for (let expect = 0; ; ) {
+    const s = await call(server, `/dashboard/seed?runs=${CONFIG.dashboardRuns}&expect=${expect}`, LATENCY_CALL_TIMEOUT_MS);
+    if (s.triggered > 0) expect = s.total + s.triggered;
+    else if (s.total >= CONFIG.dashboardRuns && s.going === 0) break;
+    if (Date.now() > seedDeadline) throw new BenchError(`the tenant holds ${s.total} runs (${s.going} going) after ${DASHBOARD_SEED_TIMEOUT_MS / 60_000} min`);
+    await sleep(s.triggered > 0 ? 0 : 2_000);
+  }
+  raw.dashboard = await call(server, `/dashboard/measure?samples=${CONFIG.dashboardSamples}`, LATENCY_CALL_TIMEOUT_MS);
   checkNoReload();
   phase("done");
   return raw;

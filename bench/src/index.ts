@@ -1,6 +1,6 @@
 import { DurableObject, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
 import type { EventPush, Reply, RunView, TriggerRequest, TriggerResult } from "@spindle/worker-sdk/protocol";
-import { dashboardBench } from "./dashboard";
+import { measureRunsPage, seedRuns } from "./dashboard";
 import { durableBench, type DurableEnv } from "./durable";
 
 export { BenchSpindleWorker, StepsWorkflow } from "./durable";
@@ -18,8 +18,8 @@ export { BenchSpindleWorker, StepsWorkflow } from "./durable";
  *   message, then records the step's output in the same `FloorSink`, waited on the same way.
  *
  * Endpoints (all GET, JSON): `/` (health), `/latency?system=&n=` (n runs one after another),
- * `/throughput?system=&n=&concurrency=` (n runs, at most `concurrency` in flight), `/dashboard?runs=&samples=`
- * (the dashboard's runs page with that many runs in the tenant).
+ * `/throughput?system=&n=&concurrency=` (n runs, at most `concurrency` in flight), `/dashboard/seed?runs=&expect=`
+ * and `/dashboard/measure?samples=` (the dashboard's runs page with that many runs in the tenant).
  */
 
 export type System = "spindle" | "floor" | "workflows";
@@ -251,7 +251,11 @@ export default {
     try {
       if (url.pathname === "/") return Response.json({ ok: true, systems: SYSTEMS });
       if (url.pathname.startsWith("/durable/")) return Response.json(await durableBench(env, url));
-      if (url.pathname === "/dashboard") return Response.json(await dashboardBench(env, int(url, "runs", 10_000, 100_000), int(url, "samples", 20, 1_000)));
+      if (url.pathname === "/dashboard/seed") {
+        const expect = Number(url.searchParams.get("expect") ?? "0");
+        return Response.json(await seedRuns(env, int(url, "runs", 10_000, 100_000), Number.isInteger(expect) ? expect : 0));
+      }
+      if (url.pathname === "/dashboard/measure") return Response.json(await measureRunsPage(env, int(url, "samples", 20, 1_000)));
       const system = url.searchParams.get("system") as System;
       if (!SYSTEMS.includes(system)) throw new Error(`?system must be one of ${SYSTEMS.join(", ")}`);
       if (system === "spindle" && !env.SPINDLE_API_TOKEN) throw new Error("SPINDLE_API_TOKEN is not set (bench/.dev.vars)");
