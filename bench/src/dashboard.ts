@@ -8,13 +8,16 @@ export interface DashboardEnv {
   SPINDLE_API_TOKEN?: string;
 }
 
+/** Runs made per call: a bulk trigger of more can take minutes on a small, busy machine. */
+const SEED_BATCH = 250;
+
 /**
  * The dashboard's runs page with many runs in the tenant, in two steps the runner calls (each
  * answers in seconds: a runner's HTTP call must not wait minutes for its headers):
  *
  * - `seed(n, expect)`: what the runs page counts now (`total`, and `going`: queued or running), and,
  *   if the tenant has fewer than `n` runs and the index already lists the `expect` runs of the
- *   previous batch, triggers the next batch of real runs of `simple` (at most 1,000, one bulk call).
+ *   previous batch, triggers the next batch of real runs of `simple` (at most SEED_BATCH, one bulk call).
  * - `measure(samples)`: loads the first page `samples` times, one after another.
  *
  * Both load the page signed in, the way a browser asks for it: through the engine's HTTP app over
@@ -23,7 +26,7 @@ export interface DashboardEnv {
 export async function seedRuns(env: DashboardEnv, n: number, expect: number): Promise<{ total: number; going: number; triggered: number }> {
   const now = counts(await load(env));
   if (now.total >= n || now.total < expect) return { ...now, triggered: 0 };
-  const k = Math.min(1_000, n - now.total);
+  const k = Math.min(SEED_BATCH, n - now.total);
   const reply = await env.SPINDLE.triggerMany(env.SPINDLE_API_TOKEN!, Array.from({ length: k }, () => ({ workflow: "simple", input: { Message: "Hello World" } })));
   if (!reply.ok) throw new Error(`triggerMany: ${reply.error.code}: ${reply.error.message}`);
   return { ...now, triggered: k };
