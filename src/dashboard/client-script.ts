@@ -50,20 +50,18 @@ export const CLIENT_SCRIPT = String.raw`
 
   // ---- WebSockets (hibernatable on the engine's side: an idle page costs nothing) -------------
   function watch(path) {
-    var delay = 500, everOpen = false;
+    var delay = 500;
     function open() {
       var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + path);
       var ping = null;
       ws.onopen = function () {
-        // Reconnected: catch up on what happened while away.
-        if (everOpen) refreshSoon(0);
-        everOpen = true; delay = 500;
+        delay = 500;
         ping = setInterval(function () { try { ws.send("ping"); } catch (e) {} }, 30000);
       };
       ws.onmessage = function (e) {
         if (e.data === "pong") return;
-        var msg; try { msg = JSON.parse(e.data); } catch (err) { return; }
-        if (msg.type === "hello") return;
+        // Every message says something changed, the first ("hello") too: whatever changed between
+        // the page's rendering (or the last connection) and this one is caught up now.
         refreshSoon();
       };
       ws.onclose = function () {
