@@ -169,8 +169,9 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
       "CREATE UNIQUE INDEX checkpoints_by_identity ON checkpoints (task, kind, key, occurrence)",
     ],
   },
+  // Version 5 is main's (the run's trigger, from issue 9): this one follows it.
   {
-    version: 5,
+    version: 6,
     description: "live logs (each line's place in its dispatch, so a line sent live and again with the outcome is stored once) and the run's stream",
     sql: [
       "ALTER TABLE logs ADD COLUMN line INTEGER",
