@@ -58,9 +58,11 @@ export const MIGRATIONS: readonly Migration[] = [
 /**
  * A unit comes back this long after its `duration`: units are taken at admission and the task
  * starts a dispatch later, so without the margin two starts could sit closer than the limit allows
- * (admissions spaced exactly `duration` apart, the first dispatched slower than the next).
+ * (admissions spaced exactly `duration` apart, the first dispatched slower than the next). 250 ms
+ * was not enough on a loaded 2-core machine (starts skewed by ~500 ms); the sound fix is to stamp a
+ * unit when its task starts, not when it is admitted.
  */
-export const RATE_UNIT_MARGIN_MS = 250;
+export const RATE_UNIT_MARGIN_MS = 1_000;
 const windowMs = (duration: RateLimitDuration): number => DURATION_MS[duration] + RATE_UNIT_MARGIN_MS;
 
 /** An attempt asking for what it needs from one flow object: all of it, or none. */
