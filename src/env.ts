@@ -30,6 +30,10 @@ export interface Env {
   SPINDLE_MAX_PAYLOAD_BYTES?: string;
   /** The largest request body the API reads, in bytes (default 8 MiB); RPC arguments too. */
   SPINDLE_MAX_BODY_BYTES?: string;
+  /** Origins allowed to call the API from a browser, comma-separated (`*` for any); CORS is off without it. */
+  SPINDLE_CORS_ORIGINS?: string;
+  /** Optional: carries the engine's requests to HTTPS workers instead of the global fetch. */
+  HTTPS_OUTBOUND?: Fetcher;
   /** Service bindings to workers, one per worker, named `WORKER_<NAME>`. */
   [worker: `WORKER_${string}`]: WorkerService | undefined;
 }

@@ -1,8 +1,9 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
+import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
-import type { RunStatus } from "@spindle/worker-sdk/protocol";
+import { ENGINE_CALLS_PATH, type RunStatus } from "@spindle/worker-sdk/protocol";
 import { httpStatusOf, SpindleError } from "../core/errors";
 import { tenantForToken } from "../core/tenants";
 import type { Env } from "../env";
@@ -25,14 +26,20 @@ import {
   TriggerBodySchema,
   TriggerResultSchema,
   WaitQuery,
+  RegisterWorkerBodySchema,
   WorkerListSchema,
+  WorkerSchema,
   WorkflowListSchema,
   WorkflowNameParams,
 } from "./schemas";
 import { bodyLimits } from "./body-limits";
 import { registerTriggerRoutes } from "./trigger-routes";
 import { EventPushResultSchema } from "./trigger-schemas";
+import { allowedMethods, corsOrigins } from "./http-rules";
+import { workerCall } from "./worker-calls";
 import { EngineService } from "./service";
+
+const OPENAPI_PATH = "/api/v1/openapi.json";
 
 export type AppEnv = { Bindings: Env; Variables: { service: EngineService } };
 
@@ -47,6 +54,15 @@ const idempotencyConflict = {
   409: { description: "The Idempotency-Key was used with a different request in the last 24 hours", content: { "application/json": { schema: ErrorSchema } } },
 } as const;
 
+/** A trigger conflicts with an earlier one's key, or names a workflow whose workers cannot run it. */
+const triggerConflict = {
+  409: {
+    description:
+      "`workflow.unavailable`: the workflow is known but its workers are refused or unreachable (the message says why); `idempotency.conflict`: the Idempotency-Key was used with a different request in the last 24 hours",
+    content: { "application/json": { schema: ErrorSchema } },
+  },
+} as const;
+
 /** Routes that take a payload (an input, an event) refuse one over the size limit. */
 export const tooLarge = {
   413: {
@@ -54,6 +70,16 @@ export const tooLarge = {
     content: { "application/json": { schema: ErrorSchema } },
   },
 } as const;
+
+/** Every route that takes a body refuses one that is not JSON. */
+export const notJson = {
+  415: { description: "The body is not JSON (`Content-Type: application/json`)", content: { "application/json": { schema: ErrorSchema } } },
+} as const;
+
+/** A route of the public API: named, and behind the bearer scheme. */
+export function route<const R extends Parameters<typeof createRoute>[0]>(operationId: string, config: R) {
+  return createRoute({ ...config, operationId, security: [{ bearer: [] }] });
+}
 
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
@@ -96,18 +122,41 @@ export function createApp(): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
   app.onError((err, c) => errorResponse(c, err));
-  app.notFound((c) => errorResponse(c, new SpindleError("route.not_found", `no route ${c.req.method} ${c.req.path}`)));
+  app.notFound((c) => {
+    // A path that exists under other methods answers 405 with what it allows.
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length) {
+      c.header("allow", allowed.join(", "));
+      return errorResponse(c, new SpindleError("route.method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(" or ")}`));
+    }
+    return errorResponse(c, new SpindleError("route.not_found", `no route ${c.req.method} ${c.req.path}`));
+  });
+
+  // CORS is off unless SPINDLE_CORS_ORIGINS names the origins (or `*`) that browsers may call from.
+  app.use("/api/v1/*", async (c, next) => {
+    const origins = corsOrigins(c.env.SPINDLE_CORS_ORIGINS);
+    if (!origins) return next();
+    return cors({
+      origin: origins === "*" ? "*" : (origin) => (origins.includes(origin) ? origin : null),
+      allowMethods: ["GET", "POST", "OPTIONS"],
+      allowHeaders: ["authorization", "content-type", "idempotency-key"],
+      maxAge: 600,
+    })(c, next);
+  });
+
+  // Signed calls from workers served over HTTPS (what a service binding's RPC carries otherwise).
+  app.post(ENGINE_CALLS_PATH, (c) => workerCall(c.env, c.req.raw));
 
   app.get("/", (c) =>
     c.json({ name: "spindle", api: "/api/v1", openapi: "/api/v1/openapi.json" }),
   );
 
-  app.use("/api/v1/*", auth);
+  app.use("/api/v1/*", (c, next) => (c.req.path === OPENAPI_PATH ? next() : auth(c, next)));
   app.use("/api/v1/*", async (c, next) => (c.req.method === "POST" ? jsonOnly(c, next) : next()));
   app.use("/api/v1/*", bodyLimits);
 
   app.openapi(
-    createRoute({
+    route("triggerRun", {
       method: "post",
       path: "/api/v1/workflows/{name}/runs",
       summary: "Trigger a run of a workflow or standalone task",
@@ -123,8 +172,9 @@ export function createApp(): OpenAPIHono<AppEnv> {
         202: json(TriggerResultSchema.or(RunSchema), "The run was created (with `wait`: the run, still going)"),
         200: json(RunSchema, "With `wait`: the run, ended"),
         ...tooLarge,
+        ...notJson,
         ...errorResponses,
-        ...idempotencyConflict,
+        ...triggerConflict,
       },
     }),
     async (c) => {
@@ -148,7 +198,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("getRun", {
       method: "get",
       path: "/api/v1/runs/{runId}",
       summary: "Get a run with its tasks, attempts, outputs and logs",
@@ -159,7 +209,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("getRunResult", {
       method: "get",
       path: "/api/v1/runs/{runId}/result",
       summary: "Wait for a run to end (long poll)",
@@ -176,7 +226,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("listRuns", {
       method: "get",
       path: "/api/v1/runs",
       summary: "List runs, newest first",
@@ -217,18 +267,18 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("cancelRun", {
       method: "post",
       path: "/api/v1/runs/{runId}/cancel",
       summary: "Cancel a run: queued tasks never start, running ones are aborted",
       request: { params: RunIdParams },
-      responses: { 200: json(RunSchema, "The run after cancellation"), ...errorResponses },
+      responses: { 200: json(RunSchema, "The run after cancellation"), ...notJson, ...errorResponses },
     }),
     async (c) => c.json(await c.var.service.cancelRun(c.req.valid("param").runId), 200),
   );
 
   app.openapi(
-    createRoute({
+    route("replayRun", {
       method: "post",
       path: "/api/v1/runs/{runId}/replay",
       summary: "Re-run a finished run's failed and cancelled tasks and what depends on them",
@@ -236,6 +286,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       responses: {
         200: json(RunSchema, "The run, running again"),
         409: json(ErrorSchema, "The run is still going, or has nothing to replay"),
+        ...notJson,
         ...errorResponses,
       },
     }),
@@ -243,7 +294,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("pushEvent", {
       method: "post",
       path: "/api/v1/events",
       summary: "Push an event: it starts the workflows whose onEvents match its key and wakes every task waiting for it",
@@ -251,6 +302,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
       responses: {
         200: json(EventPushResultSchema, "The event was recorded, its runs started and its waiters woken"),
         ...tooLarge,
+        ...notJson,
         ...errorResponses,
         ...idempotencyConflict,
       },
@@ -272,14 +324,14 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("triggerRuns", {
       method: "post",
       path: "/api/v1/runs/bulk",
       summary: "Trigger many runs: every one or none",
       description:
         "Every item is checked, and every `idempotencyKey` reserved, before any run is created. Send a batch that failed half-way again with the same keys to finish it.",
       request: { body: { required: true, content: { "application/json": { schema: BulkTriggerBodySchema } } } },
-      responses: { 202: json(BulkTriggerResultSchema, "The runs, in order"), ...errorResponses, ...idempotencyConflict },
+      responses: { 202: json(BulkTriggerResultSchema, "The runs, in order"), ...notJson, ...errorResponses, ...triggerConflict },
     }),
     async (c) => {
       const { runs } = c.req.valid("json");
@@ -291,12 +343,12 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("pushEvents", {
       method: "post",
       path: "/api/v1/events/bulk",
       summary: "Push many events: every one or none",
       request: { body: { required: true, content: { "application/json": { schema: BulkEventBodySchema } } } },
-      responses: { 200: json(z.object({ events: z.array(EventPushResultSchema) }).openapi("BulkEventsPushed"), "The events and their runs, in order"), ...errorResponses, ...idempotencyConflict },
+      responses: { 200: json(z.object({ events: z.array(EventPushResultSchema) }).openapi("BulkEventsPushed"), "The events and their runs, in order"), ...notJson, ...errorResponses, ...idempotencyConflict },
     }),
     async (c) => {
       const { events } = c.req.valid("json");
@@ -306,7 +358,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("listWorkflows", {
       method: "get",
       path: "/api/v1/workflows",
       summary: "Registered workflows and standalone tasks",
@@ -316,7 +368,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("listWorkers", {
       method: "get",
       path: "/api/v1/workers",
       summary: "Registered workers and their slot pools",
@@ -327,7 +379,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
 
   registerTriggerRoutes(app);
   app.openapi(
-    createRoute({
+    route("upsertRateLimit", {
       method: "put",
       path: "/api/v1/rate-limits/{key}",
       summary: "Define (or change) a static rate limit",
@@ -343,7 +395,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("listRateLimits", {
       method: "get",
       path: "/api/v1/rate-limits",
       summary: "Rate limits: static ones, and dynamic ones in use",
@@ -353,7 +405,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   );
 
   app.openapi(
-    createRoute({
+    route("listConcurrency", {
       method: "get",
       path: "/api/v1/concurrency",
       summary: "Concurrency keys that hold or queue runs",
@@ -362,15 +414,37 @@ export function createApp(): OpenAPIHono<AppEnv> {
     async (c) => c.json({ concurrency: await c.var.service.concurrency() }, 200),
   );
 
-  app.doc31("/api/v1/openapi.json", {
+  app.openapi(
+    route("registerWorker", {
+      method: "post",
+      path: "/api/v1/workers",
+      summary: "Register (or re-sync) a worker served over HTTPS",
+      description:
+        "The engine asks the worker at `url` (served with `spindle.serve()`) to describe itself, with a request signed by the tenant's key, and stores the URL. A worker that refuses the signature answers 409 `worker.refused`; one that cannot be reached 502 `worker.unreachable`. Either way it is listed by `GET /api/v1/workers` with the reason.",
+      request: { body: { required: true, content: { "application/json": { schema: RegisterWorkerBodySchema } } } },
+      responses: {
+        200: json(WorkerSchema, "The worker, active (a workflow whose definition differs from another worker's is refused on its own: see `workflows`)"),
+        409: json(ErrorSchema, "The worker refused the engine's signature (it holds another token), or its name is taken"),
+        502: json(ErrorSchema, "The worker could not be reached or did not answer as a Spindle worker"),
+        ...notJson,
+        ...errorResponses,
+      },
+    }),
+    async (c) => c.json(await c.var.service.registerUrl(c.req.valid("json").url, new URL(c.req.url).origin), 200),
+  );
+
+  app.doc31(OPENAPI_PATH, (c) => ({
     openapi: "3.1.0",
     info: {
       title: "Spindle API",
       version: "1",
-      description: "Durable task orchestration on Cloudflare. Every route takes `Authorization: Bearer <token>`.",
+      description: "Durable task orchestration on Cloudflare. Every operation takes `Authorization: Bearer <token>`; this document is public.",
+      license: { name: "MIT", identifier: "MIT" },
     },
-  });
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+    servers: [{ url: new URL(c.req.url).origin, description: "This engine" }],
+    security: [{ bearer: [] }],
+  }));
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API token of the tenant" });
 
   return app;
 }

@@ -199,21 +199,34 @@ export const WorkflowListSchema = z
   })
   .openapi("WorkflowList");
 
-export const WorkerListSchema = z
+export const WorkerSchema = z
   .object({
-    workers: z.array(
-      z.object({
-        name: z.string(),
-        slots: z.number(),
-        durableSlots: z.number(),
-        workflows: z.array(z.string()),
-        registeredAt: z.string(),
-        blockedReason: z.string().nullable(),
-        binding: z.string(),
-      }),
-    ),
+    name: z.string(),
+    transport: z.enum(["binding", "https"]),
+    status: z.enum(["active", "refused", "unreachable"]),
+    reason: z.string().nullable().openapi({ description: "Why the worker is not active (or a note: one of its workflows was refused)" }),
+    url: z.string().nullable(),
+    binding: z.string().nullable(),
+    slots: z.number(),
+    durableSlots: z.number(),
+    slotsInUse: z.object({ regular: z.number(), durable: z.number() }),
+    workflows: z.array(z.object({ name: z.string(), status: z.enum(["active", "refused"]), reason: z.string().nullable() })),
+    registeredAt: z.string(),
+    lastSeenAt: z.string().nullable(),
   })
-  .openapi("WorkerList");
+  .openapi("Worker");
+
+export const WorkerListSchema = z.object({ workers: z.array(WorkerSchema) }).openapi("WorkerList");
+
+export const RegisterWorkerBodySchema = z
+  .object({
+    url: z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//.test(u), "must be an http(s) URL")
+      .openapi({ example: "https://my-worker.example.workers.dev" }),
+  })
+  .openapi("RegisterWorker");
 
 export const EventBodySchema = z
   .object({

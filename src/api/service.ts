@@ -22,12 +22,12 @@ import { notFound, SpindleError } from "../core/errors";
 import { checkInput } from "../core/input-schema";
 import { checkIdempotencyKey, fingerprint, idempotencyConflict, idempotencyShard, type IdempotencyClaim, type IdempotencyScope } from "../core/idempotency";
 import { deterministicUlid, fnv1a, isUlid, ulid, ulidTime } from "../core/ids";
-import { eventBusName, eventIndexName, idempotencyName, registryName, runIndexName, runObjectName, triggersName, RUN_INDEX_SHARDS } from "../core/names";
+import { EVENT_INDEX_SHARDS, eventBusName, eventIndexName, idempotencyName, poolOf, registryName, runIndexName, runObjectName, triggersName, RUN_INDEX_SHARDS, taskQueueName } from "../core/names";
 import { decideFilters, workflowsForEvent } from "../core/triggers";
-import { EVENT_INDEX_SHARDS, type PlannedRun, type RecordedEvent } from "../events/event-index";
+import type { PlannedRun, RecordedEvent } from "../events/event-index";
 import { TriggerService } from "./trigger-service";
 import type { Env } from "../env";
-import type { ResolvedWorkflow, WorkerInfo } from "../registry/registry";
+import type { RegisterReply, ResolvedWorkflow, WorkerInfo } from "../registry/registry";
 import { validateConditions } from "../core/conditions";
 import { limitsOf, MAX_CHILDREN_PER_CALL, MAX_METADATA_BYTES, refuseOversized, sizeProblem } from "../core/limits";
 import type { DispatchRef } from "../run/workflow-run";
@@ -121,14 +121,15 @@ export class EngineService {
     return this.claimIds("run", keyed, ids);
   }
 
-  private async createRun(req: TriggerRequest, { definition, worker, queueShards }: ResolvedWorkflow, runId: string, trigger?: RunTrigger): Promise<TriggerResult> {
+  private async createRun(req: TriggerRequest, { definition, workers, queueShards }: ResolvedWorkflow, runId: string, trigger?: RunTrigger): Promise<TriggerResult> {
+    const worker = await this.pickWorker(definition, workers, queueShards);
     const reply = await this.run(runId).create({
       ...(trigger ? { trigger } : {}),
       tenant: this.tenant,
       runId,
       definition,
       worker,
-      queueShards,
+      queueShards: queueShards[worker] ?? 1,
       input: req.input ?? null,
       additionalMetadata: req.additionalMetadata ?? {},
       priority: req.priority ?? definition.defaultPriority ?? 1,
@@ -383,8 +384,34 @@ export class EngineService {
     return { runs, nextCursor: merged.length > limit ? (runs[runs.length - 1]?.runId ?? null) : null };
   }
 
-  async register(registration: WorkerRegistration): Promise<{ workflows: string[] }> {
+  /**
+   * Of the workers that share a workflow, the one whose pool (for the run's first tasks) has the
+   * most free slots now; a run's tasks all go to the worker it was created for.
+   */
+  private async pickWorker(definition: WorkflowDefinition, workers: string[], queueShards: Record<string, number>): Promise<string> {
+    if (workers.length === 1) return workers[0]!;
+    const pool = poolOf(definition.tasks.find((t) => t.parents.length === 0 && !t.role) ?? definition.tasks[0]!);
+    const free = await Promise.all(
+      workers.map(async (w) => {
+        const shards = Array.from({ length: queueShards[w] ?? 1 }, (_, shard) => shard);
+        const all = await Promise.all(shards.map((shard) => this.env.TASK_QUEUES.getByName(taskQueueName(this.tenant, w, pool, shard)).stats()));
+        return all.reduce((sum, stats) => sum + (stats ? stats.slots - stats.inFlight - stats.ready : 0), 0);
+      }),
+    );
+    let best = 0;
+    for (let i = 1; i < workers.length; i++) if (free[i]! > free[best]!) best = i;
+    return workers[best]!;
+  }
+
+  async register(registration: WorkerRegistration): Promise<RegisterReply> {
     const result = unwrap(await this.registry().register(this.tenant, registration));
+    invalidateDefinitions(this.tenant);
+    return result;
+  }
+
+  /** Registers (or re-syncs) a worker served over HTTPS; `engineUrl` is where it calls back. */
+  async registerUrl(url: string, engineUrl: string): Promise<WorkerInfo> {
+    const result = unwrap(await this.registry().registerUrl(this.tenant, url, engineUrl));
     invalidateDefinitions(this.tenant);
     return result;
   }
@@ -417,8 +444,10 @@ export class EngineService {
     const key = `${this.tenant}\u0000${name}`;
     const cached = definitions.get(key);
     if (cached && clock.now() - cached.at < DEFINITION_CACHE_MS) return cached.resolved;
-    const resolved = await this.registry().resolve(this.tenant, name);
-    if (!resolved) throw notFound("workflow", name);
+    const resolution = await this.registry().resolve(this.tenant, name);
+    if ("unavailable" in resolution) throw new SpindleError("workflow.unavailable", resolution.unavailable);
+    if (!("found" in resolution)) throw notFound("workflow", name);
+    const resolved = resolution.found as ResolvedWorkflow;
     definitions.set(key, { resolved, at: clock.now() });
     return resolved;
   }

@@ -3,7 +3,7 @@ import { SpindleError } from "../core/errors";
 import { knownTenant } from "../core/tenants";
 import { checkJsonDepth, maxBodyBytes } from "./body-limits";
 import { MAX_VALUE_DEPTH } from "@spindle/worker-sdk/protocol";
-import { errorResponses, json, tooLarge, type AppEnv } from "./app";
+import { errorResponses, json, notJson, route, tooLarge, type AppEnv } from "./app";
 import { ErrorSchema, WorkflowNameParams } from "./schemas";
 import { EngineService } from "./service";
 import {
@@ -38,18 +38,18 @@ const conflict = (description: string) => ({ 409: { description, content: { "app
 /** Filters, crons, schedules, the event log and webhook receivers; every route thin over `TriggerService`. */
 export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   app.openapi(
-    createRoute({
+    route("createFilter", {
       method: "post",
       path: "/api/v1/filters",
       summary: "Create a filter on the events that start a workflow",
       request: { body: { required: true, content: { "application/json": { schema: FilterBodySchema } } } },
-      responses: { 201: json(FilterSchema, "The filter"), ...tooLarge, ...errorResponses },
+      responses: { 201: json(FilterSchema, "The filter"), ...tooLarge, ...notJson, ...errorResponses },
     }),
     async (c) => c.json(await c.var.service.triggers.createFilter(c.req.valid("json"), "body."), 201),
   );
 
   app.openapi(
-    createRoute({
+    route("listFilters", {
       method: "get",
       path: "/api/v1/filters",
       summary: "List filters, newest first",
@@ -60,7 +60,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("deleteFilter", {
       method: "delete",
       path: "/api/v1/filters/{id}",
       summary: "Delete a filter",
@@ -71,7 +71,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("listEvents", {
       method: "get",
       path: "/api/v1/events",
       summary: "List pushed events, newest first, with the runs they started and the waiting tasks they woke",
@@ -82,7 +82,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("getEvent", {
       method: "get",
       path: "/api/v1/events/{eventId}",
       summary: "One event, with the runs it started and the waiting tasks it woke",
@@ -93,7 +93,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("createCron", {
       method: "post",
       path: "/api/v1/workflows/{name}/crons",
       summary: "Create a cron: a run of the workflow at every tick",
@@ -102,6 +102,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
         201: json(CronCreatedSchema, "The cron and its next tick"),
         ...conflict("The workflow already has a cron of that name"),
         ...tooLarge,
+        ...notJson,
         ...errorResponses,
       },
     }),
@@ -112,7 +113,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("listCrons", {
       method: "get",
       path: "/api/v1/crons",
       summary: "List crons, newest first",
@@ -123,7 +124,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("getCron", {
       method: "get",
       path: "/api/v1/crons/{id}",
       summary: "One cron",
@@ -134,7 +135,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("deleteCron", {
       method: "delete",
       path: "/api/v1/crons/{id}",
       summary: "Delete a cron: no tick starts a run after this answers",
@@ -145,13 +146,13 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("createSchedule", {
       method: "post",
       path: "/api/v1/workflows/{name}/schedules",
       summary: "Schedule one run of the workflow at a time in the future",
       description: "The input is checked against the workflow's schema now, not when the schedule fires.",
       request: { params: WorkflowNameParams, body: { required: true, content: { "application/json": { schema: ScheduleBodySchema } } } },
-      responses: { 201: json(ScheduleCreatedSchema, "The schedule"), ...tooLarge, ...errorResponses },
+      responses: { 201: json(ScheduleCreatedSchema, "The schedule"), ...tooLarge, ...notJson, ...errorResponses },
     }),
     async (c) => {
       const schedule = await c.var.service.triggers.createSchedule(c.req.valid("param").name, c.req.valid("json"), "body.");
@@ -160,7 +161,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("listSchedules", {
       method: "get",
       path: "/api/v1/schedules",
       summary: "List schedules, newest first",
@@ -171,7 +172,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("getSchedule", {
       method: "get",
       path: "/api/v1/schedules/{id}",
       summary: "One schedule, with the run it started once fired",
@@ -182,7 +183,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("deleteSchedule", {
       method: "delete",
       path: "/api/v1/schedules/{id}",
       summary: "Delete a schedule that has not fired: it never will",
@@ -193,7 +194,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("putWebhook", {
       method: "put",
       path: "/api/v1/webhooks/{name}",
       summary: "Configure a webhook receiver: deliveries to /webhooks/{tenant}/{name} become events",
@@ -204,7 +205,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("listWebhooks", {
       method: "get",
       path: "/api/v1/webhooks",
       summary: "List webhook receivers (without their secrets)",
@@ -214,7 +215,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
   );
 
   app.openapi(
-    createRoute({
+    route("deleteWebhook", {
       method: "delete",
       path: "/api/v1/webhooks/{name}",
       summary: "Delete a webhook receiver",
@@ -229,6 +230,7 @@ export function registerTriggerRoutes(app: OpenAPIHono<AppEnv>): void {
 
   app.openapi(
     createRoute({
+      operationId: "deliverWebhook",
       method: "post",
       path: "/webhooks/{tenant}/{name}",
       summary: "A webhook delivery: no bearer token, the signature over the raw body is the credential",

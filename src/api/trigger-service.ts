@@ -20,11 +20,10 @@ import { SpindleError } from "../core/errors";
 import { checkInput } from "../core/input-schema";
 import { isUlid, sha256Hex, ulid } from "../core/ids";
 import { MAX_METADATA_BYTES, limitsOf, refuseOversized, sizeProblem } from "../core/limits";
-import { eventBusName } from "../core/names";
+import { eventBusName, EVENT_INDEX_SHARDS } from "../core/names";
 import { checkCron, checkFilterExpression } from "../core/triggers";
 import { verifySignature, type SignatureConfig } from "../core/webhook-signature";
 import type { Env } from "../env";
-import { EVENT_INDEX_SHARDS } from "../events/event-index";
 import type { WebhookConfig } from "../triggers/webhook-store";
 import { eventIndexShard, unwrap, type EngineService } from "./service";
 

@@ -35,6 +35,8 @@ export function isWorkerBindingName(name: string): boolean {
 }
 
 export const eventBusName = (tenant: string, key: string): string => `events:${tenant}:${key}`;
+/** The event log's shards per tenant (here, not in event-index.ts, so the router's graph holds no Durable Object class). */
+export const EVENT_INDEX_SHARDS = 4;
 export const eventIndexName = (tenant: string, shard: number): string => `evindex:${tenant}:${shard}`;
 export const triggersName = (tenant: string): string => `triggers:${tenant}`;
 

@@ -61,3 +61,11 @@ export async function tenantForTokenHash(env: TenantSource, hash: string): Promi
 export async function knownTenant(env: TenantSource, tenant: string): Promise<boolean> {
   return [...(await tenantsByHash(env)).values()].includes(tenant);
 }
+
+/** The token of a tenant: what its HTTPS workers' signing key derives from. */
+export function tokenOfTenant(env: TenantSource, tenant: string): string | null {
+  if (tenant === "default") return env.SPINDLE_API_TOKEN ?? null;
+  if (!env.SPINDLE_TENANTS) return null;
+  const token = (JSON.parse(env.SPINDLE_TENANTS) as Record<string, unknown>)[tenant];
+  return typeof token === "string" ? token : null;
+}

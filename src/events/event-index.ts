@@ -44,7 +44,7 @@ const MIGRATIONS: readonly Migration[] = [
   },
 ];
 
-export const EVENT_INDEX_SHARDS = 4;
+export { EVENT_INDEX_SHARDS } from "../core/names";
 /** Events are listed for this long after their push. */
 export const EVENT_INDEX_RETENTION_MS = 7 * 24 * 3_600_000;
 /** What one shard's page of events may carry (payloads up to 1 MiB each): 4 shards stay well under an RPC's 32 MiB. */

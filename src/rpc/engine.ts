@@ -35,6 +35,7 @@ import { SpindleError, toErrorData } from "../core/errors";
 import { tenantForToken } from "../core/tenants";
 import { EngineService } from "../api/service";
 import type { Env } from "../env";
+import type { RegisterReply } from "../registry/registry";
 import type { DispatchRef } from "../run/workflow-run";
 
 /**
@@ -143,7 +144,7 @@ export class Engine extends WorkerEntrypoint<Env> {
     return this.call(token, (s) => s.rateLimits());
   }
 
-  register(token: string, registration: WorkerRegistration): Promise<Reply<{ workflows: string[] }>> {
+  register(token: string, registration: WorkerRegistration): Promise<Reply<RegisterReply>> {
     return this.call(token, (s) => s.register(registration), registration);
   }
 

@@ -1,10 +1,11 @@
-import type { Reply, TaskOutcome } from "@spindle/worker-sdk/protocol";
+import type { Assignment, Reply, TaskOutcome } from "@spindle/worker-sdk/protocol";
 import { errorData } from "../core/errors";
-import { runObjectName, taskQueueName, workerBindingName } from "../core/names";
+import { registryName, runObjectName, taskQueueName, workerBindingName } from "../core/names";
 import type { Env } from "../env";
 import { HEARTBEAT_INTERVAL_MS } from "../run/liveness";
 import type { DispatchRef, StartReply } from "../run/workflow-run";
 import type { DispatchMessage } from "./messages";
+import { executeOverHttps, WorkerCallError, type HttpsEndpoint } from "./https-worker";
 import type { WorkerService } from "./worker-service";
 
 const COMPLETE_RETRY_BASE_MS = 200;
@@ -58,7 +59,7 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
           try {
             let outcome: TaskOutcome;
             try {
-              outcome = await execute(env, m.worker, assignment);
+              outcome = await execute(env, m.tenant, m.worker, assignment, ctx);
             } finally {
               // The worker is free the moment it answers: give the slot back while the run records
               // the outcome (a slow parent or index must not hold the pool).
@@ -74,28 +75,65 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
   );
 }
 
-async function execute(env: Env, worker: string, assignment: Parameters<WorkerService["execute"]>[0]): Promise<TaskOutcome> {
+/**
+ * Delivers the attempt to its worker: over its service binding when the engine has one, else over
+ * signed HTTPS to the URL it was registered with. Either way the answer is the worker's outcome,
+ * and a worker that could not be reached or crashed fails the attempt as retryable.
+ */
+async function execute(env: Env, tenant: string, worker: string, assignment: Assignment, ctx: ExecutionContext): Promise<TaskOutcome> {
   const binding = env[workerBindingName(worker) as `WORKER_${string}`] as WorkerService | undefined;
-  if (!binding) {
-    return {
-      status: "failed",
-      error: errorData("worker.unreachable", "WorkerUnreachableError", `the engine has no service binding ${workerBindingName(worker)} for worker '${worker}'`, {
-        retryable: true,
-      }),
-      logs: [],
-    };
+  if (binding) {
+    try {
+      return await binding.execute(assignment);
+    } catch (err) {
+      // The worker threw outside the task (it crashed, ran out of CPU, was redeployed mid-call).
+      return crashed(worker, err);
+    }
+  }
+  const endpoint = await httpsEndpoint(env, tenant, worker);
+  if (!endpoint) {
+    return unreachable(`the engine has no service binding ${workerBindingName(worker)} and no URL for worker '${worker}'`);
   }
   try {
-    return await binding.execute(assignment);
+    return await executeOverHttps(env, tenant, endpoint, assignment);
   } catch (err) {
-    // The worker threw outside the task (it crashed, ran out of CPU, was redeployed mid-call).
-    const e = err instanceof Error ? err : new Error(String(err));
-    return {
-      status: "failed",
-      error: errorData("worker.crashed", e.name, `worker '${worker}' failed while running the task: ${e.message}`, { retryable: true }),
-      logs: [],
-    };
+    if (err instanceof WorkerCallError) {
+      endpoints.delete(`${tenant}\u0000${worker}`);
+      ctx.waitUntil(registry(env, tenant).reportFailure(worker, err.kind, err.message).catch(() => undefined));
+      return unreachable(err.message);
+    }
+    return crashed(worker, err);
   }
+}
+
+const unreachable = (message: string): TaskOutcome => ({
+  status: "failed",
+  error: errorData("worker.unreachable", "WorkerUnreachableError", message, { retryable: true }),
+  logs: [],
+});
+
+function crashed(worker: string, err: unknown): TaskOutcome {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return {
+    status: "failed",
+    error: errorData("worker.crashed", e.name, `worker '${worker}' failed while running the task: ${e.message}`, { retryable: true }),
+    logs: [],
+  };
+}
+
+/** Where HTTPS workers are, as the registry last said (kept briefly: one registry call per worker, not per task). */
+const endpoints = new Map<string, { endpoint: HttpsEndpoint | null; at: number }>();
+const ENDPOINT_CACHE_MS = 10_000;
+
+const registry = (env: Env, tenant: string) => env.REGISTRY.getByName(registryName(tenant));
+
+async function httpsEndpoint(env: Env, tenant: string, worker: string): Promise<HttpsEndpoint | null> {
+  const key = `${tenant}\u0000${worker}`;
+  const cached = endpoints.get(key);
+  if (cached && Date.now() - cached.at < ENDPOINT_CACHE_MS) return cached.endpoint;
+  const endpoint = await registry(env, tenant).endpoint(worker);
+  endpoints.set(key, { endpoint, at: Date.now() });
+  return endpoint;
 }
 
 /** Tells the run every HEARTBEAT_INTERVAL_MS that this claim still has a consumer; returns the stop. */

@@ -68,9 +68,11 @@ describe("bad triggers", () => {
       expect(wrong.status).toBe(401);
       expect(wrong.body.error.code).toBe("auth.invalid_token");
     });
-    for (const path of ["/api/v1/runs", "/api/v1/workflows", "/api/v1/openapi.json", "/api/v1/runs/01JH8X7Q2K3M4N5P6Q7R8S9T0V"]) {
+    for (const path of ["/api/v1/runs", "/api/v1/workflows", "/api/v1/workers", "/api/v1/runs/01JH8X7Q2K3M4N5P6Q7R8S9T0V"]) {
       expect((await api("GET", path, undefined, { token: null })).status).toBe(401);
     }
+    // The OpenAPI document is public.
+    expect((await api("GET", "/api/v1/openapi.json", undefined, { token: null })).status).toBe(200);
   });
 
   it("answers 404 for a run id that does not exist or cannot be one", async () => {

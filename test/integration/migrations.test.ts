@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { EVENT_BUS_MIGRATIONS } from "../../src/events/event-bus";
 import { MIGRATIONS as FLOW_MIGRATIONS } from "../../src/flow/limits-store";
+import { REGISTRY_MIGRATIONS } from "../../src/registry/registry";
 import { RUN_MIGRATIONS } from "../../src/run/schema";
 import { MIGRATIONS as TASK_QUEUE_MIGRATIONS } from "../../src/scheduler/task-queue";
 import { migrate, schemaVersion, type Migration } from "../../src/storage/migrate";
@@ -47,6 +48,24 @@ describe("schema migrations", () => {
         expect(migrate(state.storage, migrations)).toBe(latest);
       });
     }
+  });
+
+  it("gives a version 1 registry's workers a transport and status (version 2), each workflow claimed by its worker", async () => {
+    const stub = env.REGISTRY.getByName(`mig-registry-${crypto.randomUUID()}`);
+    await runInDurableObject(stub, (_instance, state) => {
+      wipe(state);
+      expect(migrate(state.storage, REGISTRY_MIGRATIONS.filter((m) => m.version === 1))).toBe(1);
+      const reg = JSON.stringify({ name: "w", slots: 1, durableSlots: 1, workflows: [], sdkVersion: "x" });
+      state.storage.sql.exec("INSERT INTO workers (name, registration, hash, blocked_reason, registered_at) VALUES ('w', ?, 'h', NULL, 1), ('ghost', ?, 'h', 'no binding', 1)", reg, reg);
+      state.storage.sql.exec("INSERT INTO workflows (name, worker, definition, updated_at) VALUES ('wf', 'w', '{}', 1)");
+      expect(migrate(state.storage, REGISTRY_MIGRATIONS)).toBe(2);
+      expect(state.storage.sql.exec("SELECT name, transport, status, reason FROM workers ORDER BY name").toArray()).toEqual([
+        { name: "ghost", transport: "binding", status: "unreachable", reason: "no binding" },
+        { name: "w", transport: "binding", status: "active", reason: null },
+      ]);
+      expect(state.storage.sql.exec("SELECT worker, workflow, status FROM worker_workflows").toArray()).toEqual([{ worker: "w", workflow: "wf", status: "active" }]);
+      expect(migrate(state.storage, REGISTRY_MIGRATIONS)).toBe(2);
+    });
   });
 
   it("upgrades a database from each version to the next, keeping its data, and running again changes nothing", async () => {

@@ -28,18 +28,36 @@ describe("registration", () => {
 
     const workers = await api("GET", "/api/v1/workers");
     const test = workers.body.workers.find((w: any) => w.name === "test");
-    expect(test).toMatchObject({ slots: 50, durableSlots: 1000, binding: "WORKER_TEST", blockedReason: null });
+    expect(test).toMatchObject({ slots: 50, durableSlots: 1000, binding: "WORKER_TEST", transport: "binding", status: "active", reason: null });
     expect(workers.body.workers.find((w: any) => w.name === "slotted")).toMatchObject({ slots: 2 });
   });
 
-  it("refuses a worker that claims another worker's workflow", async () => {
+  it("refuses a worker's differing definition of another worker's workflow, and only that workflow", async () => {
     await api("GET", "/api/v1/workflows");
-    const reply = await env.SPINDLE.register(TOKEN, registration("thief", [workflowDef("t-echo", [taskDef("t-echo")], "task")]));
-    expect(reply.ok).toBe(false);
-    if (!reply.ok) {
-      expect(reply.error.code).toBe("registry.conflict");
-      expect(reply.error.message).toContain("already registered by worker 'test'");
-    }
+    const reply = await env.SPINDLE.register(
+      TOKEN,
+      registration("thief", [workflowDef("t-echo", [taskDef("t-echo")], "task"), workflowDef("t-thief-own", [taskDef("t-thief-own")], "task")]),
+    );
+    expect(reply).toMatchObject({ ok: true, value: { workflows: ["t-thief-own"], refused: [{ workflow: "t-echo" }] } });
+    if (reply.ok) expect(reply.value.refused[0]!.reason).toContain("differs from the one registered by worker 'test'");
+    // t-echo still runs on its worker.
+    expect((await api("POST", "/api/v1/workflows/t-echo/runs", { input: { x: 1 } })).status).toBe(202);
+  });
+
+  it("keeps the declared crons of a workflow a worker is refused for out of the schedule", async () => {
+    await api("GET", "/api/v1/workflows");
+    const reply = await env.SPINDLE.register(
+      TOKEN,
+      registration("cron-thief", [
+        { ...workflowDef("t-echo", [taskDef("t-echo")], "task"), onCrons: ["17 3 * * *"] },
+        { ...workflowDef("t-cron-thief-own", [taskDef("t-cron-thief-own")], "task"), onCrons: ["19 3 * * *"] },
+      ]),
+    );
+    expect(reply).toMatchObject({ ok: true, value: { workflows: ["t-cron-thief-own"], refused: [{ workflow: "t-echo" }] } });
+    const own = await api("GET", "/api/v1/crons?workflow=t-cron-thief-own");
+    expect(own.body.crons).toEqual([expect.objectContaining({ expression: "19 3 * * *", source: "declared" })]);
+    const echo = await api("GET", "/api/v1/crons?workflow=t-echo");
+    expect(echo.body.crons.map((c: any) => c.expression)).not.toContain("17 3 * * *");
   });
 
   it("refuses an invalid DAG with the reason", async () => {

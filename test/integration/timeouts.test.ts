@@ -3,8 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { advanceClock } from "../../src/core/clock";
 import { effects } from "../worker/workflows";
-import { registration, taskDef, workflowDef } from "../support/definitions";
-import { getRun, result, task, TOKEN, trigger } from "./helpers";
+import { getRun, result, task, trigger } from "./helpers";
 
 describe("execution and schedule timeouts", () => {
   it("fails an attempt at its execution timeout even if the worker never answers", async () => {
@@ -48,15 +47,10 @@ describe("execution and schedule timeouts", () => {
   });
 
   it("fails a task that waits longer than its schedule timeout to start", async () => {
-    // The ghost worker registered but the engine has no binding to it: its tasks cannot start.
-    const reply = await env.SPINDLE.register(
-      TOKEN,
-      registration("ghost", [workflowDef("t-ghost-timeout", [taskDef("t-ghost-timeout", [], { retries: 2, scheduleTimeoutMs: 60_000 })], "task")], 5),
-    );
-    expect(reply.ok).toBe(true);
+    // The parked worker has no slots: its tasks are queued and never start.
     const runId = await trigger("t-ghost-timeout", {});
     await vi.waitUntil(async () => (await getRun(runId)).tasks[0]!.queuedReason !== null, { timeout: 5_000 });
-    expect((await getRun(runId)).tasks[0]!.queuedReason).toContain("WORKER_GHOST");
+    expect((await getRun(runId)).tasks[0]!.queuedReason).toContain("'parked'");
     advanceClock(61_000);
     try {
       expect(await runDurableObjectAlarm(env.RUNS.getByName(`run:default:${runId}`))).toBe(true);

@@ -4,6 +4,7 @@
 import { expectTypeOf } from "vitest";
 import { z } from "zod";
 import { ConcurrencyLimitStrategy, Or, Spindle, type Context, type DurableContext, type RateLimitView, type RunRef } from "@spindle/worker-sdk";
+import { SpindleClient, type RunHandle } from "@spindle/worker-sdk/client";
 
 const spindle = Spindle.init({ token: "t", env: {} });
 
@@ -86,3 +87,10 @@ spindle.task({ name: "flow-bad", concurrency: { expression: "'k'", maxRuns: 1, l
 // @ts-expect-error: a dynamic key needs its limit and duration
 spindle.task({ name: "flow-bad-2", rateLimits: [{ dynamicKey: "'k'", units: 1 }], fn: () => null });
 expectTypeOf(spindle.rateLimits.list).returns.resolves.toEqualTypeOf<RateLimitView[]>();
+// The client (any runtime) takes a declared task and keeps its input and output types; a name is untyped.
+const client = new SpindleClient({ url: "http://localhost:8787", token: "t" });
+expectTypeOf(client.run(lower, { Message: "x" })).toEqualTypeOf<Promise<{ TransformedMessage: string }>>();
+expectTypeOf(client.runNoWait(lower, { Message: "x" })).toEqualTypeOf<Promise<RunHandle<{ TransformedMessage: string }>>>();
+// @ts-expect-error the input must match the task's schema
+void client.run(lower, { message: "x" });
+expectTypeOf(client.run("lower", { anything: 1 })).toEqualTypeOf<Promise<unknown>>();

@@ -23,6 +23,9 @@ const testWorker = spindle.worker({
 
 export { default, Engine, EventBus, EventIndex, FlowLimits, IdempotencyKeys, Registry, RunIndex, Triggers, WorkflowRun, TaskQueue } from "../../src/index";
 export { RawWorker } from "./raw-worker";
+import { WorkerEntrypoint } from "cloudflare:workers";
+import { parkedWorker } from "./parked";
+import { conformanceBindingWorker, conformanceHttpsWorker, sharingWorkers, strangerBoundWorker, strangerWorker } from "./conformance";
 
 export class TestWorker extends testWorker {}
 export class SlottedWorker extends slottedWorker {}
@@ -31,3 +34,21 @@ export class TightWorker extends tightWorker {}
 export class FlowSerialWorker extends flowSerialWorker {}
 export class FlowSlotsWorker extends flowSlotsWorker {}
 export class FlowShardedWorker extends flowShardedWorker {}
+export class ConformanceWorker extends conformanceBindingWorker {}
+export class StrangerWorker extends strangerBoundWorker {}
+export class ParkedWorker extends parkedWorker {}
+
+/**
+ * What the engine's HTTPS_OUTBOUND reaches: workers served with `spindle.serve()`, by host name.
+ * `down.test` answers like a host with no Spindle worker on it.
+ */
+export class HttpsWorkers extends WorkerEntrypoint {
+  override async fetch(request: Request): Promise<Response> {
+    const host = new URL(request.url).host;
+    if (host === "conf-https.test") return conformanceHttpsWorker.fetch(request);
+    if (host === "stranger.test") return strangerWorker.fetch(request);
+    const sharing = sharingWorkers[host];
+    if (sharing) return sharing.fetch(request);
+    return new Response("<html>no worker here</html>", { status: 404, headers: { "content-type": "text/html" } });
+  }
+}

@@ -1,4 +1,4 @@
-import { SpindleError } from "./errors";
+import { SpindleError } from "./errors.js";
 import type {
   CheckpointReply,
   CheckpointRequest,
@@ -28,8 +28,8 @@ import type {
   TriggerResult,
   WatchResult,
   WorkerRegistration,
-} from "./protocol";
-import { MAX_RPC_BYTES, valueLimitExceeded } from "./protocol";
+} from "./protocol.js";
+import { MAX_RPC_BYTES, valueLimitExceeded } from "./protocol.js";
 
 /** A reference to one dispatch of a task, as the engine knows it. */
 export interface DispatchRef {
@@ -233,7 +233,7 @@ export class HttpClient implements EngineClient {
     if (req.parent) {
       throw new SpindleError("config.unsupported", "child runs are spawned over the SPINDLE service binding, not HTTPS");
     }
-    return this.request(
+    return this.send(
       "POST",
       `/api/v1/workflows/${encodeURIComponent(req.workflow)}/runs`,
       { input: req.input, additionalMetadata: req.additionalMetadata, priority: req.priority },
@@ -252,13 +252,13 @@ export class HttpClient implements EngineClient {
       priority: r.priority,
       idempotencyKey: r.idempotencyKey,
     }));
-    return (await this.request<{ runs: TriggerResult[] }>("POST", "/api/v1/runs/bulk", { runs })).runs;
+    return (await this.send<{ runs: TriggerResult[] }>("POST", "/api/v1/runs/bulk", { runs })).runs;
   }
   getRun(runId: string): Promise<RunView> {
-    return this.request("GET", `/api/v1/runs/${encodeURIComponent(runId)}`);
+    return this.send("GET", `/api/v1/runs/${encodeURIComponent(runId)}`);
   }
   waitForRun(runId: string, waitMs: number): Promise<RunView> {
-    return this.request("GET", `/api/v1/runs/${encodeURIComponent(runId)}/result?wait=${Math.ceil(waitMs / 1000)}`);
+    return this.send("GET", `/api/v1/runs/${encodeURIComponent(runId)}/result?wait=${Math.ceil(waitMs / 1000)}`);
   }
   listRuns(filter: RunFilter): Promise<RunList> {
     const q = new URLSearchParams();
@@ -269,78 +269,79 @@ export class HttpClient implements EngineClient {
     if (filter.limit) q.set("limit", String(filter.limit));
     if (filter.cursor) q.set("cursor", filter.cursor);
     for (const [k, v] of Object.entries(filter.metadata ?? {})) q.append("metadata", `${k}:${v}`);
-    return this.request("GET", `/api/v1/runs?${q}`);
+    return this.send("GET", `/api/v1/runs?${q}`);
   }
   cancelRun(runId: string): Promise<RunView> {
-    return this.request("POST", `/api/v1/runs/${encodeURIComponent(runId)}/cancel`);
+    return this.send("POST", `/api/v1/runs/${encodeURIComponent(runId)}/cancel`);
   }
   replayRun(runId: string): Promise<RunView> {
-    return this.request("POST", `/api/v1/runs/${encodeURIComponent(runId)}/replay`);
+    return this.send("POST", `/api/v1/runs/${encodeURIComponent(runId)}/replay`);
   }
   watchTask(): Promise<WatchResult> {
     // Cancellation reaches HTTPS-connected code through its run's status; nothing to watch here.
     return Promise.resolve({ reason: "superseded" });
   }
   register(): Promise<{ workflows: string[] }> {
-    throw new SpindleError("config.unsupported", "workers register through a service binding; see the README");
+    throw new SpindleError("config.unsupported", "a worker reached over HTTPS is registered with POST /api/v1/workers {url} (SpindleClient.workers.register); see the README");
   }
   checkpoint(): Promise<CheckpointReply> {
     throw new SpindleError("config.unsupported", "durable tasks run behind a service binding to the engine");
   }
   pushEvent(e: EventPush): Promise<EventPushResult> {
     const body = { key: e.key, payload: e.payload, additionalMetadata: e.additionalMetadata, scope: e.scope };
-    return this.request("POST", "/api/v1/events", body, e.idempotencyKey);
+    return this.send("POST", "/api/v1/events", body, e.idempotencyKey);
   }
   async pushEvents(events: EventPush[]): Promise<EventPushResult[]> {
     if (events.length === 0) return [];
-    return (await this.request<{ events: EventPushResult[] }>("POST", "/api/v1/events/bulk", { events })).events;
+    return (await this.send<{ events: EventPushResult[] }>("POST", "/api/v1/events/bulk", { events })).events;
   }
   listEvents(filter: EventFilter): Promise<EventList> {
-    return this.request("GET", `/api/v1/events${query(filter)}`);
+    return this.send("GET", `/api/v1/events${query(filter)}`);
   }
   getEvent(eventId: string): Promise<EventView> {
-    return this.request("GET", `/api/v1/events/${encodeURIComponent(eventId)}`);
+    return this.send("GET", `/api/v1/events/${encodeURIComponent(eventId)}`);
   }
   async createFilter(filter: FilterCreate): Promise<FilterView> {
-    return this.request("POST", "/api/v1/filters", filter);
+    return this.send("POST", "/api/v1/filters", filter);
   }
   listFilters(filter: FilterListFilter): Promise<FilterList> {
-    return this.request("GET", `/api/v1/filters${query(filter)}`);
+    return this.send("GET", `/api/v1/filters${query(filter)}`);
   }
   deleteFilter(id: string): Promise<FilterView> {
-    return this.request("DELETE", `/api/v1/filters/${encodeURIComponent(id)}`);
+    return this.send("DELETE", `/api/v1/filters/${encodeURIComponent(id)}`);
   }
   async createCron(workflow: string, cron: CronCreate): Promise<CronView> {
-    const created = await this.request<{ id: string }>("POST", `/api/v1/workflows/${encodeURIComponent(workflow)}/crons`, cron);
-    return this.request("GET", `/api/v1/crons/${encodeURIComponent(created.id)}`);
+    const created = await this.send<{ id: string }>("POST", `/api/v1/workflows/${encodeURIComponent(workflow)}/crons`, cron);
+    return this.send("GET", `/api/v1/crons/${encodeURIComponent(created.id)}`);
   }
   listCrons(filter: CronFilter): Promise<CronList> {
-    return this.request("GET", `/api/v1/crons${query(filter)}`);
+    return this.send("GET", `/api/v1/crons${query(filter)}`);
   }
   deleteCron(id: string): Promise<CronView> {
-    return this.request("DELETE", `/api/v1/crons/${encodeURIComponent(id)}`);
+    return this.send("DELETE", `/api/v1/crons/${encodeURIComponent(id)}`);
   }
   async createSchedule(workflow: string, schedule: ScheduleCreate): Promise<ScheduleView> {
-    const created = await this.request<{ scheduleId: string }>("POST", `/api/v1/workflows/${encodeURIComponent(workflow)}/schedules`, schedule);
+    const created = await this.send<{ scheduleId: string }>("POST", `/api/v1/workflows/${encodeURIComponent(workflow)}/schedules`, schedule);
     return this.getSchedule(created.scheduleId);
   }
   listSchedules(filter: ScheduleFilter): Promise<ScheduleList> {
-    return this.request("GET", `/api/v1/schedules${query(filter)}`);
+    return this.send("GET", `/api/v1/schedules${query(filter)}`);
   }
   getSchedule(id: string): Promise<ScheduleView> {
-    return this.request("GET", `/api/v1/schedules/${encodeURIComponent(id)}`);
+    return this.send("GET", `/api/v1/schedules/${encodeURIComponent(id)}`);
   }
   deleteSchedule(id: string): Promise<ScheduleView> {
-    return this.request("DELETE", `/api/v1/schedules/${encodeURIComponent(id)}`);
+    return this.send("DELETE", `/api/v1/schedules/${encodeURIComponent(id)}`);
   }
   async upsertRateLimit(key: string, limit: number, duration: RateLimitDuration): Promise<RateLimitView> {
-    return this.request("PUT", `/api/v1/rate-limits/${encodeURIComponent(key)}`, { limit, duration });
+    return this.send("PUT", `/api/v1/rate-limits/${encodeURIComponent(key)}`, { limit, duration });
   }
   async listRateLimits(): Promise<RateLimitView[]> {
-    return (await this.request<{ rateLimits: RateLimitView[] }>("GET", "/api/v1/rate-limits")).rateLimits;
+    return (await this.send<{ rateLimits: RateLimitView[] }>("GET", "/api/v1/rate-limits")).rateLimits;
   }
 
-  private async request<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
+  /** One call of the HTTP API; an answer that is not 2xx becomes a `SpindleError` with the engine's code. */
+  async send<T>(method: string, path: string, body?: unknown, idempotencyKey?: string): Promise<T> {
     // The size limit is the engine's to set (it answers 413); nesting would overflow JSON.stringify.
     if (body !== undefined) {
       const exceeded = valueLimitExceeded(body, Number.POSITIVE_INFINITY);
@@ -349,11 +350,12 @@ export class HttpClient implements EngineClient {
     const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers["content-type"] = "application/json";
     if (idempotencyKey !== undefined) headers["idempotency-key"] = idempotencyKey;
-    const res = await this.fetcher(`${this.base}${path}`, {
-      method,
-      headers,
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
+    let res: Response;
+    try {
+      res = await this.fetcher(`${this.base}${path}`, { method, headers, body: body !== undefined ? JSON.stringify(body) : undefined });
+    } catch (err) {
+      throw new SpindleError("engine.unreachable", `could not reach the engine at ${this.base}: ${(err as Error).message}`, { cause: err });
+    }
     const payload = (await res.json().catch(() => null)) as { error?: { code: string; message: string; fields?: [] } } | null;
     if (!res.ok) {
       const error = payload?.error ?? { code: `http.${res.status}`, message: `HTTP ${res.status}` };

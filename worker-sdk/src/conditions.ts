@@ -1,8 +1,8 @@
 import { parse } from "@marcbachmann/cel-js";
-import { toMs } from "./duration";
-import { SpindleError } from "./errors";
-import type { ConditionData, Duration, LeafCondition } from "./protocol";
-import type { TaskRef } from "./runnable";
+import { toMs } from "./duration.js";
+import { SpindleError } from "./errors.js";
+import type { ConditionData, Duration, LeafCondition } from "./protocol.js";
+import type { TaskRef } from "./runnable.js";
 
 /**
  * Conditions for `ctx.waitFor` and for a DAG task's `waitFor`, `skipIf` and `cancelIf`. A list

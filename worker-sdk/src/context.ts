@@ -1,7 +1,7 @@
-import type { EngineClient } from "./client";
-import { SpindleError } from "./errors";
-import type { Assignment, LogLine } from "./protocol";
-import type { RunOptions, RunRef, Runnable, TaskRef } from "./runnable";
+import type { EngineClient } from "./client.js";
+import { SpindleError } from "./errors.js";
+import type { Assignment, LogLine } from "./protocol.js";
+import type { RunOptions, RunRef, Runnable, TaskRef } from "./runnable.js";
 
 export interface Logger {
   info(message: string, ...args: unknown[]): void;
@@ -41,6 +41,8 @@ export class Context<I = unknown> {
     this.input = input;
     this.abortSignal = abortSignal;
     const log = (level: LogLine["level"]) => (message: string, ...args: unknown[]) => {
+      // Also on the worker's own console, where `wrangler dev` and `wrangler tail` show it.
+      console[level](`[${assignment.workflowName}/${assignment.taskName} ${assignment.runId}#${assignment.attempt}] ${message}`, ...args);
       if (this.logs.length >= MAX_LOG_LINES) {
         this.dropped++;
         return;

@@ -1,8 +1,8 @@
-import type { EngineClient } from "./client";
-import { toConditionData, type ConditionSpec } from "./conditions";
-import { Context, type ChildSpec } from "./context";
-import { toMs } from "./duration";
-import { checkPayloadSize, ChildRunError, DEFAULT_MAX_PAYLOAD_BYTES, NonDeterminismError, NonRetryableError, PayloadTooLargeError, SpindleError, toErrorData } from "./errors";
+import type { EngineClient } from "./client.js";
+import { toConditionData, type ConditionSpec } from "./conditions.js";
+import { Context, type ChildSpec } from "./context.js";
+import { toMs } from "./duration.js";
+import { checkPayloadSize, ChildRunError, DEFAULT_MAX_PAYLOAD_BYTES, NonDeterminismError, NonRetryableError, PayloadTooLargeError, SpindleError, toErrorData } from "./errors.js";
 import {
   conditionKey,
   type Assignment,
@@ -13,9 +13,9 @@ import {
   type ChildResult,
   type ConditionData,
   type Duration,
-} from "./protocol";
-import { ReplayLog, type ReplayMatch } from "./replay";
-import type { RunOptions, RunRef, Runnable } from "./runnable";
+} from "./protocol.js";
+import { ReplayLog, type ReplayMatch } from "./replay.js";
+import type { RunOptions, RunRef, Runnable } from "./runnable.js";
 
 /** A promise that never settles: what a call gets when its invocation is ending. */
 const NEVER = (): Promise<never> => new Promise<never>(() => {});

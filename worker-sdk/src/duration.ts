@@ -1,5 +1,5 @@
-import type { Duration } from "./protocol";
-import { SpindleError } from "./errors";
+import type { Duration } from "./protocol.js";
+import { SpindleError } from "./errors.js";
 
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PATTERN = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/;

@@ -1,4 +1,4 @@
-import type { ChildResult, ErrorData, RunView } from "./protocol";
+import type { ChildResult, ErrorData, RunView } from "./protocol.js";
 
 /**
  * Errors the SDK throws. Each has a dotted `code` (the same codes the HTTP API returns), so callers

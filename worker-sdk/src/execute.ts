@@ -1,10 +1,10 @@
-import type { EngineClient } from "./client";
-import { Context } from "./context";
-import { DurableContext, Suspension } from "./durable-context";
-import { checkPayloadSize, DEFAULT_MAX_PAYLOAD_BYTES, NonRetryableError, SpindleError, TaskCancelledError, TaskTimeoutError, toErrorData } from "./errors";
-import type { Assignment, TaskOutcome, WatchResult } from "./protocol";
-import type { Runnable } from "./runnable";
-import { currentTask } from "./scope";
+import type { EngineClient } from "./client.js";
+import { Context } from "./context.js";
+import { DurableContext, Suspension } from "./durable-context.js";
+import { checkPayloadSize, DEFAULT_MAX_PAYLOAD_BYTES, NonRetryableError, SpindleError, TaskCancelledError, TaskTimeoutError, toErrorData } from "./errors.js";
+import type { Assignment, TaskOutcome, WatchResult } from "./protocol.js";
+import type { Runnable } from "./runnable.js";
+import { currentTask } from "./scope.js";
 
 /** A task that runs longer than this starts watching its attempt for cancellation. */
 export const WATCH_DELAY_MS = 200;

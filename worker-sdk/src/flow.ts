@@ -1,5 +1,5 @@
 import { parse } from "@marcbachmann/cel-js";
-import { FlowDeclarationError } from "./errors";
+import { FlowDeclarationError } from "./errors.js";
 import {
   CONCURRENCY_LIMIT_STRATEGIES,
   RATE_LIMIT_DURATIONS,
@@ -7,7 +7,7 @@ import {
   type ConcurrencyLimitStrategyName,
   type RateLimitData,
   type RateLimitDuration,
-} from "./protocol";
+} from "./protocol.js";
 
 /**
  * What a concurrency key does with a run that finds it full:

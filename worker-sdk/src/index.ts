@@ -2,24 +2,24 @@
  * Spindle's SDK: everything a worker imports. Declare tasks and workflows, export the worker class,
  * trigger runs and watch them.
  */
-export { Spindle } from "./spindle";
-export type { SpindleOptions } from "./spindle";
+export { Spindle } from "./spindle.js";
+export type { SpindleOptions } from "./spindle.js";
 
-export { Task, DurableTask } from "./task";
-export type { TaskDeclaration, DurableTaskDeclaration } from "./task";
-export { Workflow } from "./workflow";
-export type { WorkflowDeclaration, DagTaskDeclaration, DagDurableTaskDeclaration, RoleTaskDeclaration } from "./workflow";
-export { DurableContext } from "./durable-context";
-export { SleepCondition, UserEventCondition, ParentCondition, Or, OrGroup } from "./conditions";
-export type { ConditionSpec, LeafSpec } from "./conditions";
-export { Runnable, RunRef, TaskRef } from "./runnable";
-export type { RunOptions, RunManyOptions, RetryOptions, Priority, TaskFn, ScheduleOptions, CronOptions, TriggerOptions } from "./runnable";
-export { Context } from "./context";
-export { ConcurrencyLimitStrategy } from "./flow";
-export type { ConcurrencyOptions, ConcurrencyDeclaration, RateLimitDeclaration, FlowOptions } from "./flow";
-export type { TaskFlowOptions } from "./runnable";
-export type { Logger, ChildSpec } from "./context";
-export type { WorkerOptions, SpindleWorkerClass } from "./worker";
+export { Task, DurableTask } from "./task.js";
+export type { TaskDeclaration, DurableTaskDeclaration } from "./task.js";
+export { Workflow } from "./workflow.js";
+export type { WorkflowDeclaration, DagTaskDeclaration, DagDurableTaskDeclaration, RoleTaskDeclaration } from "./workflow.js";
+export { DurableContext } from "./durable-context.js";
+export { SleepCondition, UserEventCondition, ParentCondition, Or, OrGroup } from "./conditions.js";
+export type { ConditionSpec, LeafSpec } from "./conditions.js";
+export { Runnable, RunRef, TaskRef } from "./runnable.js";
+export type { RunOptions, RunManyOptions, RetryOptions, Priority, TaskFn, ScheduleOptions, CronOptions, TriggerOptions } from "./runnable.js";
+export { Context } from "./context.js";
+export { ConcurrencyLimitStrategy } from "./flow.js";
+export type { ConcurrencyOptions, ConcurrencyDeclaration, RateLimitDeclaration, FlowOptions } from "./flow.js";
+export type { TaskFlowOptions } from "./runnable.js";
+export type { Logger, ChildSpec } from "./context.js";
+export type { WorkerOptions, SpindleWorkerClass } from "./worker.js";
 
 export {
   SpindleError,
@@ -32,9 +32,9 @@ export {
   ChildRunError,
   PayloadTooLargeError,
   FlowDeclarationError,
-} from "./errors";
+} from "./errors.js";
 
-export { toMs } from "./duration";
+export { toMs } from "./duration.js";
 
 export type {
   Duration,
@@ -73,4 +73,8 @@ export type {
   RateLimitDuration,
   RateLimitView,
   ConcurrencyKeyView,
-} from "./protocol";
+} from "./protocol.js";
+
+export { SpindleClient } from "./spindle-client.js";
+export type { SpindleClientOptions, ClientRunOptions, RunHandle, Declared, WorkflowTarget, WorkerView } from "./spindle-client.js";
+export type { ServedWorker } from "./serve.js";

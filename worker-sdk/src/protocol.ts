@@ -688,3 +688,48 @@ export function valueLimitExceeded(value: unknown, maxBytes: number, maxDepth = 
   }
   return null;
 }
+
+// ---------------------------------------------------------------------------------------------
+// HTTPS transport: what the engine sends a worker served with `spindle.serve()`, signed
+// ---------------------------------------------------------------------------------------------
+
+export type WorkerRequest = { op: "describe" } | { op: "execute"; assignment: Assignment };
+
+/** What a served worker calls on the engine (signed), for what a binding's RPC would carry. */
+export interface EngineCall {
+  method:
+    | "trigger"
+    | "triggerMany"
+    | "getRun"
+    | "waitForRun"
+    | "watchTask"
+    | "checkpoint"
+    | "pushEvent"
+    | "pushEvents"
+    | "listRuns"
+    | "cancelRun"
+    | "replayRun"
+    | "listEvents"
+    | "getEvent"
+    | "createFilter"
+    | "listFilters"
+    | "deleteFilter"
+    | "createCron"
+    | "listCrons"
+    | "deleteCron"
+    | "createSchedule"
+    | "listSchedules"
+    | "getSchedule"
+    | "deleteSchedule"
+    | "upsertRateLimit"
+    | "listRateLimits";
+  args: unknown[];
+}
+
+/** The header with which the engine tells a served worker where to call it back. */
+export const ENGINE_URL_HEADER = "x-spindle-engine";
+/** The engine's route for signed calls from served workers. */
+export const ENGINE_CALLS_PATH = "/worker/v1/calls";
+
+export { SIGNATURE_HEADERS, SIGNATURE_WINDOW_MS, ReplayGuard, signRequest, verifyRequest, tokenHash } from "./signing.js";
+export type { Verification } from "./signing.js";

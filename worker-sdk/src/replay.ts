@@ -1,5 +1,5 @@
-import { NonDeterminismError } from "./errors";
-import { describeCall, type CheckpointKind, type CheckpointRecord } from "./protocol";
+import { NonDeterminismError } from "./errors.js";
+import { describeCall, type CheckpointKind, type CheckpointRecord } from "./protocol.js";
 
 /** Where a checkpoint call lands: its record when replaying, or a fresh position past the log. */
 export interface ReplayMatch {

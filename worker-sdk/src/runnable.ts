@@ -1,10 +1,11 @@
 import { z } from "zod";
-import type { EngineClient } from "./client";
-import type { Context } from "./context";
-import { currentTask } from "./scope";
-import { toMs } from "./duration";
-import { RunCancelledError, RunFailedError, SpindleError } from "./errors";
-import { concurrencyData, rateLimitData, slotCostOf, type FlowOptions } from "./flow";
+import type { EngineClient } from "./client.js";
+import type { Context } from "./context.js";
+import { currentTask } from "./scope.js";
+import { toMs } from "./duration.js";
+import { RunCancelledError, RunFailedError, SpindleError } from "./errors.js";
+import { concurrencyData, rateLimitData, slotCostOf, type FlowOptions } from "./flow.js";
+import type { Declared } from "./spindle-client.js";
 import type {
   BackoffData,
   CronView,
@@ -17,7 +18,7 @@ import type {
   TaskDefinition,
   TriggerRequest,
   WorkflowDefinition,
-} from "./protocol";
+} from "./protocol.js";
 
 type Awaitable<T> = T | Promise<T>;
 export type TaskFn<I, O, C = Context<I>> = (input: I, ctx: C) => Awaitable<O>;
@@ -131,7 +132,10 @@ export class RunRef<O> {
 }
 
 /** Anything that can be triggered by name: a standalone task or a workflow. */
-export abstract class Runnable<I, O> {
+export abstract class Runnable<I, O> implements Declared<I, O> {
+  /** Carries I and O for `SpindleClient.run(runnable, ...)`; never set. */
+  declare readonly __types?: { input: I; output: O };
+
   constructor(
     readonly name: string,
     protected readonly inputSchema: z.ZodType<I> | undefined,

@@ -1,6 +1,6 @@
 /// <reference path="./node-async-hooks.d.ts" />
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { RunOptions, Runnable } from "./runnable";
+import type { RunOptions, Runnable } from "./runnable.js";
 
 /**
  * The task whose code is running, so `someTask.run(input)` called inside a task spawns a linked

@@ -1,6 +1,5 @@
-import { env as workerEnv } from "cloudflare:workers";
-import { HttpClient, RpcClient, type EngineBinding, type EngineClient } from "./client";
-import { SpindleError } from "./errors";
+import { HttpClient, RpcClient, type EngineBinding, type EngineClient } from "./client.js";
+import { SpindleError } from "./errors.js";
 import type {
   CronFilter,
   CronList,
@@ -21,12 +20,14 @@ import type {
   ScheduleFilter,
   ScheduleList,
   ScheduleView,
-} from "./protocol";
-import { RATE_LIMIT_DURATIONS } from "./protocol";
-import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task";
-import type { TaskImpl } from "./runnable";
-import { createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker";
-import { Workflow, type WorkflowDeclaration } from "./workflow";
+} from "./protocol.js";
+import { RATE_LIMIT_DURATIONS } from "./protocol.js";
+import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task.js";
+import type { TaskImpl } from "./runnable.js";
+import { workers } from "./runtime.js";
+import { createServedWorker, type ServedWorker } from "./serve.js";
+import { buildWorker, createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker.js";
+import { Workflow, type WorkflowDeclaration } from "./workflow.js";
 
 export interface SpindleOptions {
   /** Name of the service binding to the engine (default `SPINDLE`). */
@@ -37,6 +38,8 @@ export interface SpindleOptions {
   token?: string;
   /** Where to read bindings and secrets (default: the worker's env from `cloudflare:workers`). */
   env?: Record<string, unknown>;
+  /** The fetch that reaches the engine over HTTP(S) (default: the global one). */
+  fetch?: typeof fetch;
 }
 
 /**
@@ -145,6 +148,24 @@ export class Spindle {
     return createWorker(options, this.client, () => this.tokenHash());
   }
 
+  /**
+   * The worker as a fetch handler the engine reaches over HTTPS (register its URL with
+   * `POST /api/v1/workers {url}`): a Worker's default export, or what any fetch-based server
+   * calls. Requests both ways are signed with a key derived from the API token.
+   */
+  serve(options: WorkerOptions): ServedWorker {
+    const { registration, runnables } = buildWorker(options);
+    return createServedWorker(registration, runnables, () => this.token(), () => this.options.url, this.options.fetch);
+  }
+
+  private token(): string {
+    const token = this.options.token ?? (this.env().SPINDLE_API_TOKEN as string | undefined);
+    if (!token) {
+      throw new SpindleError("config.missing_token", "no API token: set the SPINDLE_API_TOKEN secret or pass { token } to Spindle.init()");
+    }
+    return token;
+  }
+
   /** @internal the engine connection, resolved on first use. */
   readonly client = (): EngineClient => {
     if (this.engine) return this.engine;
@@ -154,7 +175,7 @@ export class Spindle {
       throw new SpindleError("config.missing_token", "no API token: set the SPINDLE_API_TOKEN secret or pass { token } to Spindle.init()");
     }
     if (this.options.url) {
-      this.engine = new HttpClient(this.options.url, token);
+      this.engine = new HttpClient(this.options.url, token, this.options.fetch);
       return this.engine;
     }
     const name = this.options.binding ?? "SPINDLE";
@@ -180,6 +201,6 @@ export class Spindle {
   }
 
   private env(): Record<string, unknown> {
-    return this.options.env ?? (workerEnv as unknown as Record<string, unknown>);
+    return this.options.env ?? ((workers?.env ?? {}) as Record<string, unknown>);
   }
 }

@@ -1,10 +1,10 @@
 import type { z } from "zod";
-import type { EngineClient } from "./client";
-import type { Context } from "./context";
-import type { DurableContext } from "./durable-context";
-import type { Priority, RetryOptions, TaskFlowOptions, TaskFn, TaskImpl } from "./runnable";
-import { jsonSchemaOf, Runnable, taskDefinition, withTriggers, type TriggerOptions } from "./runnable";
-import type { WorkflowDefinition } from "./protocol";
+import type { EngineClient } from "./client.js";
+import type { Context } from "./context.js";
+import type { DurableContext } from "./durable-context.js";
+import type { Priority, RetryOptions, TaskFlowOptions, TaskFn, TaskImpl } from "./runnable.js";
+import { jsonSchemaOf, Runnable, taskDefinition, withTriggers, type TriggerOptions } from "./runnable.js";
+import type { WorkflowDefinition } from "./protocol.js";
 
 export interface TaskDeclaration<I, O> extends RetryOptions, TriggerOptions, TaskFlowOptions {
   name: string;

@@ -1,16 +1,17 @@
-import { WorkerEntrypoint } from "cloudflare:workers";
-import type { EngineClient } from "./client";
-import { SpindleError } from "./errors";
-import { executeAssignment } from "./execute";
-import type { Assignment, TaskOutcome, WorkerDescription, WorkerRegistration } from "./protocol";
-import type { Runnable } from "./runnable";
+import type { WorkerEntrypoint } from "cloudflare:workers";
+import type { EngineClient } from "./client.js";
+import { SpindleError } from "./errors.js";
+import { executeAssignment } from "./execute.js";
+import { workers } from "./runtime.js";
+import type { Assignment, TaskOutcome, WorkerDescription, WorkerRegistration } from "./protocol.js";
+import type { Runnable } from "./runnable.js";
 
 export const SDK_VERSION = "0.1.0";
 export const DEFAULT_SLOTS = 100;
 export const DEFAULT_DURABLE_SLOTS = 1_000;
 
 export interface WorkerOptions {
-  /** The worker's name; the engine reaches it through the service binding `WORKER_<NAME>`. */
+  /** The worker's name; the engine reaches it through the service binding `WORKER_<NAME>` (or at the URL it was registered with). */
   name: string;
   /** Regular tasks this worker runs at once (default 100). */
   slots?: number;
@@ -32,17 +33,13 @@ export type SpindleWorkerClass = new (ctx: ExecutionContext, env: any) => Worker
   execute(assignment: Assignment): Promise<TaskOutcome>;
 };
 
-export function createWorker(
-  options: WorkerOptions,
-  client: () => EngineClient,
-  tokenHash: () => Promise<string>,
-): SpindleWorkerClass {
+/** Checks a worker's options and builds what it registers, so a bad declaration fails when the worker loads. */
+export function buildWorker(options: WorkerOptions): { registration: WorkerRegistration; runnables: Map<string, Runnable<unknown, unknown>> } {
   const runnables = new Map<string, Runnable<unknown, unknown>>();
   for (const r of options.workflows) {
     if (runnables.has(r.name)) throw new SpindleError("config.invalid", `worker '${options.name}' lists '${r.name}' twice`);
     runnables.set(r.name, r);
   }
-  // Built now, so a bad declaration fails when the worker loads, not when the engine asks.
   const registration: WorkerRegistration = {
     name: options.name,
     slots: options.slots ?? DEFAULT_SLOTS,
@@ -51,8 +48,20 @@ export function createWorker(
     workflows: options.workflows.map((w) => w.definition()),
     sdkVersion: SDK_VERSION,
   };
+  return { registration, runnables };
+}
 
-  return class SpindleWorker extends WorkerEntrypoint {
+export function createWorker(
+  options: WorkerOptions,
+  client: () => EngineClient,
+  tokenHash: () => Promise<string>,
+): SpindleWorkerClass {
+  const { registration, runnables } = buildWorker(options);
+  if (!workers) {
+    throw new SpindleError("config.unsupported", "spindle.worker() builds a Workers entrypoint and needs the Workers runtime; elsewhere use spindle.serve()");
+  }
+
+  return class SpindleWorker extends workers.WorkerEntrypoint {
     /** The engine asks this to learn the worker's workflows (no manual registration step). */
     async describe(): Promise<WorkerDescription> {
       return { registration, tokenHash: await tokenHash() };

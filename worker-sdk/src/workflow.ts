@@ -1,13 +1,13 @@
 import type { z } from "zod";
-import type { EngineClient } from "./client";
-import { toConditionData, type ConditionSpec, ParentCondition } from "./conditions";
-import type { Context } from "./context";
-import type { DurableContext } from "./durable-context";
-import { SpindleError } from "./errors";
-import type { TaskDefinition, WorkflowDefinition } from "./protocol";
-import type { Priority, RetryOptions, TaskFlowOptions, TaskFn, TaskImpl } from "./runnable";
-import { concurrencyData, type ConcurrencyDeclaration } from "./flow";
-import { jsonSchemaOf, Runnable, taskDefinition, TaskRef, withTriggers, type TriggerOptions } from "./runnable";
+import type { EngineClient } from "./client.js";
+import { toConditionData, type ConditionSpec, ParentCondition } from "./conditions.js";
+import type { Context } from "./context.js";
+import type { DurableContext } from "./durable-context.js";
+import { SpindleError } from "./errors.js";
+import type { TaskDefinition, WorkflowDefinition } from "./protocol.js";
+import type { Priority, RetryOptions, TaskFlowOptions, TaskFn, TaskImpl } from "./runnable.js";
+import { concurrencyData, type ConcurrencyDeclaration } from "./flow.js";
+import { jsonSchemaOf, Runnable, taskDefinition, TaskRef, withTriggers, type TriggerOptions } from "./runnable.js";
 
 export interface WorkflowDeclaration<I> extends TriggerOptions {
   name: string;
