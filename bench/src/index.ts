@@ -1,6 +1,7 @@
 import { DurableObject, WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
 import type { EventPush, Reply, RunView, TriggerRequest, TriggerResult } from "@spindle/worker-sdk/protocol";
 import { FLOW_VARIANTS, flowBench, type FlowVariant } from "./flow";
+import { measureRunsPage, seedRuns } from "./dashboard";
 import { durableBench, type DurableEnv } from "./durable";
 
 export { BenchSpindleWorker, StepsWorkflow } from "./durable";
@@ -19,7 +20,8 @@ export { BenchShardedWorker } from "./flow";
  *   message, then records the step's output in the same `FloorSink`, waited on the same way.
  *
  * Endpoints (all GET, JSON): `/` (health), `/latency?system=&n=` (n runs one after another),
- * `/throughput?system=&n=&concurrency=` (n runs, at most `concurrency` in flight).
+ * `/throughput?system=&n=&concurrency=` (n runs, at most `concurrency` in flight), `/dashboard/seed?runs=&expect=`
+ * and `/dashboard/measure?samples=` (the dashboard's runs page with that many runs in the tenant).
  */
 
 export type System = "spindle" | "floor" | "workflows";
@@ -53,6 +55,8 @@ export interface EngineRpc {
   waitForRun(token: string, runId: string, waitMs: number): Promise<Reply<RunView>>;
   getRun(token: string, runId: string): Promise<Reply<RunView>>;
   pushEvent(token: string, event: EventPush): Promise<Reply<{ eventId: string }>>;
+  triggerMany(token: string, reqs: TriggerRequest[]): Promise<Reply<TriggerResult[]>>;
+  fetch(input: string, init?: RequestInit): Promise<Response>;
 }
 
 export interface Env extends DurableEnv {
@@ -254,6 +258,11 @@ export default {
         if (!FLOW_VARIANTS.includes(variant)) throw new Error(`?variant must be one of ${FLOW_VARIANTS.join(", ")}`);
         return Response.json(await flowBench(env, variant, int(url, "n", 1_000, 10_000), int(url, "keys", 100, 10_000)));
       }
+      if (url.pathname === "/dashboard/seed") {
+        const expect = Number(url.searchParams.get("expect") ?? "0");
+        return Response.json(await seedRuns(env, int(url, "runs", 10_000, 100_000), Number.isInteger(expect) ? expect : 0));
+      }
+      if (url.pathname === "/dashboard/measure") return Response.json(await measureRunsPage(env, int(url, "samples", 20, 1_000)));
       const system = url.searchParams.get("system") as System;
       if (!SYSTEMS.includes(system)) throw new Error(`?system must be one of ${SYSTEMS.join(", ")}`);
       if (system === "spindle" && !env.SPINDLE_API_TOKEN) throw new Error("SPINDLE_API_TOKEN is not set (bench/.dev.vars)");

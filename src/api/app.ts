@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
+import { getCookie } from "hono/cookie";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ENGINE_CALLS_PATH, type RunStatus } from "@spindle/worker-sdk/protocol";
@@ -8,6 +9,8 @@ import { httpStatusOf, SpindleError } from "../core/errors";
 import { tenantForToken } from "../core/tenants";
 import type { Env } from "../env";
 import {
+  BulkActionBodySchema,
+  BulkActionResultSchema,
   BulkEventBodySchema,
   BulkTriggerBodySchema,
   BulkTriggerResultSchema,
@@ -23,6 +26,7 @@ import {
   RunIdParams,
   RunListSchema,
   RunSchema,
+  StreamQuery,
   TriggerBodySchema,
   TriggerResultSchema,
   WaitQuery,
@@ -37,7 +41,10 @@ import { registerTriggerRoutes } from "./trigger-routes";
 import { EventPushResultSchema } from "./trigger-schemas";
 import { allowedMethods, corsOrigins } from "./http-rules";
 import { workerCall } from "./worker-calls";
-import { EngineService } from "./service";
+import { EngineService, type RunSelection } from "./service";
+import { dashboard, SESSION_COOKIE } from "../dashboard/routes";
+import { RUN_INDEX_SHARDS } from "../core/names";
+import { resumeOffset } from "../core/sse";
 
 const OPENAPI_PATH = "/api/v1/openapi.json";
 
@@ -108,9 +115,21 @@ const jsonOnly: MiddlewareHandler = async (c, next) => {
   await next();
 };
 
+/**
+ * The tenant comes from the bearer token, or from the dashboard's session cookie (which holds the
+ * same token). A request signed in by cookie that changes something must come from the dashboard's
+ * own origin (with SameSite=Strict, a second guard against cross-site requests).
+ */
 const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
   const header = c.req.header("authorization");
-  const token = /^Bearer\s+(.+)$/i.exec(header ?? "")?.[1]?.trim();
+  let token = /^Bearer\s+(.+)$/i.exec(header ?? "")?.[1]?.trim();
+  if (!token && !header) {
+    token = getCookie(c, SESSION_COOKIE);
+    const origin = c.req.header("origin");
+    if (token && c.req.method !== "GET" && origin !== new URL(c.req.url).origin) {
+      throw new SpindleError("auth.cross_origin", "a request signed in by the dashboard's cookie must come from the dashboard's own pages");
+    }
+  }
   if (!token) throw new SpindleError("auth.missing_token", "missing bearer token: send 'Authorization: Bearer <token>'");
   const tenant = await tenantForToken(c.env, token);
   if (!tenant) throw new SpindleError("auth.invalid_token", "the bearer token is not valid");
@@ -147,9 +166,7 @@ export function createApp(): OpenAPIHono<AppEnv> {
   // Signed calls from workers served over HTTPS (what a service binding's RPC carries otherwise).
   app.post(ENGINE_CALLS_PATH, (c) => workerCall(c.env, c.req.raw));
 
-  app.get("/", (c) =>
-    c.json({ name: "spindle", api: "/api/v1", openapi: "/api/v1/openapi.json" }),
-  );
+  app.route("/", dashboard());
 
   app.use("/api/v1/*", (c, next) => (c.req.path === OPENAPI_PATH ? next() : auth(c, next)));
   app.use("/api/v1/*", async (c, next) => (c.req.method === "POST" ? jsonOnly(c, next) : next()));
@@ -291,6 +308,92 @@ export function createApp(): OpenAPIHono<AppEnv> {
       },
     }),
     async (c) => c.json(await c.var.service.replayRun(c.req.valid("param").runId), 200),
+  );
+
+  for (const action of ["cancel", "replay"] as const) {
+    app.openapi(
+      route(action === "cancel" ? "cancelRuns" : "replayRuns", {
+        method: "post",
+        path: `/api/v1/runs/${action}`,
+        summary: action === "cancel" ? "Cancel many runs: these ids, or every run a filter matches" : "Replay many runs: these ids, or every run a filter matches",
+        description:
+          (action === "cancel" ? "Cancels the selected runs that are still going (QUEUED, RUNNING)." : "Replays the selected runs that FAILED or were CANCELLED.") +
+          " Give `runIds` (at most 1000) or `filter` (the list's filters: workflow, status, since, until, metadata); a filter acts on at most 1000 runs per call (call again for more). Answers how many were affected, and which.",
+        request: { body: { required: true, content: { "application/json": { schema: BulkActionBodySchema } } } },
+        responses: { 200: json(BulkActionResultSchema, "The runs acted on"), ...errorResponses },
+      }),
+      async (c) => {
+        const body = c.req.valid("json");
+        const selection: RunSelection = body.runIds
+          ? { runIds: body.runIds }
+          : { filter: { ...body.filter, status: body.filter?.status === undefined ? undefined : [body.filter.status].flat() } };
+        const result = action === "cancel" ? await c.var.service.cancelRuns(selection) : await c.var.service.replayRuns(selection);
+        return c.json(result, 200);
+      },
+    );
+  }
+
+  app.openapi(
+    route("streamRun", {
+      method: "get",
+      path: "/api/v1/runs/{runId}/stream",
+      summary: "A run's stream, as Server-Sent Events",
+      description:
+        "Every chunk the run's tasks put with `ctx.putStream`, in order, as an event whose `id` is the chunk's offset (from 0) and whose `data` is the chunk; chunks put later are sent as they come. Once the run has ended and every chunk was sent, an `end` event (`data`: `{status, length}`) closes the stream. To resume after a disconnect, send `Last-Event-ID` (the last offset received) or `?offset=` (the first offset wanted): nothing is lost or repeated.",
+      request: { params: RunIdParams, query: StreamQuery },
+      responses: {
+        200: { description: "The stream", content: { "text/event-stream": { schema: { type: "string" } } } },
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const { runId } = c.req.valid("param");
+      const from = resumeOffset(c.req.header("last-event-id"), c.req.valid("query").offset);
+      if (from === null) {
+        throw new SpindleError("request.invalid", "header.Last-Event-ID: must be the offset of a chunk", {
+          fields: [{ path: "header.Last-Event-ID", message: "must be the offset of a chunk" }],
+        });
+      }
+      return c.var.service.openStream(runId, from) as unknown as never;
+    },
+  );
+
+  // Live channels: WebSockets the objects accept with the hibernation API (an idle one costs nothing).
+  const upgrade = {
+    101: { description: "Switching to a WebSocket: a `hello` first, then one message per change" },
+    426: { description: "Not a WebSocket upgrade", content: { "application/json": { schema: ErrorSchema } } },
+  } as const;
+  const requireUpgrade = (c: Context) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new SpindleError("request.upgrade_required", "this route speaks WebSocket: send 'Upgrade: websocket'");
+  };
+  app.openapi(
+    route("watchRun", {
+      method: "get",
+      path: "/api/v1/live/runs/{runId}",
+      summary: "Watch a run (WebSocket)",
+      description:
+        "The run's object tells its watchers of each change, at most every 100 ms: `{type: \"changed\", runId, status, streamLength}`, after a first `{type: \"hello\", …}` that says where the run is now (a page that reconnects reads the run again). Send `ping` to hear `pong` (answered without waking the object).",
+      request: { params: RunIdParams },
+      responses: { ...upgrade, ...errorResponses },
+    }),
+    async (c) => {
+      requireUpgrade(c);
+      return c.var.service.watchRun(c.req.valid("param").runId, c.req.raw) as unknown as never;
+    },
+  );
+  app.openapi(
+    route("watchRuns", {
+      method: "get",
+      path: "/api/v1/live/index/{shard}",
+      summary: "Watch the runs list (WebSocket, one per index shard)",
+      description: `The runs index is sharded by run id (${RUN_INDEX_SHARDS} shards, 0 to ${RUN_INDEX_SHARDS - 1}); a runs page opens one socket per shard. Each tells of the runs created or changed in it: \`{type: "runs", runs: RunSummary[]}\`, after a first \`{type: "hello"}\`.`,
+      request: { params: z.object({ shard: z.coerce.number().int().min(0).max(RUN_INDEX_SHARDS - 1).openapi({ param: { name: "shard", in: "path" } }) }) },
+      responses: { ...upgrade, ...errorResponses },
+    }),
+    async (c) => {
+      requireUpgrade(c);
+      return c.var.service.watchRuns(c.req.valid("param").shard, c.req.raw) as unknown as never;
+    },
   );
 
   app.openapi(

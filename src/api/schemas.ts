@@ -46,6 +46,7 @@ const TaskSchema = z
     taskRunId: z.string(),
     kind: z.enum(["task", "durable"]),
     role: z.enum(["on_failure", "on_success"]).nullable(),
+    parents: z.array(z.string()),
     status: TaskStatusSchema,
     retryCount: z.number(),
     attempt: z.number(),
@@ -298,3 +299,42 @@ export const ConcurrencyKeySchema = z
   .openapi("ConcurrencyKey") satisfies z.ZodType<ConcurrencyKeyView>;
 
 export const ConcurrencyListSchema = z.object({ concurrency: z.array(ConcurrencyKeySchema) }).openapi("ConcurrencyList");
+
+export const StreamQuery = z.object({
+  offset: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .openapi({ description: "The first chunk to send (from 0). A `Last-Event-ID` header (the last offset received) wins over it." }),
+});
+
+const BulkFilterSchema = z
+  .object({
+    workflow: z.string().min(1).optional(),
+    status: z.union([RunStatusSchema, z.array(RunStatusSchema)]).optional(),
+    since: isoDate.optional(),
+    until: isoDate.optional(),
+    metadata: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+
+export const BulkActionBodySchema = z
+  .object({
+    runIds: z.array(z.string()).min(1).max(1000).optional(),
+    filter: BulkFilterSchema.optional(),
+  })
+  .strict()
+  .superRefine((body, ctx) => {
+    if ((body.runIds === undefined) === (body.filter === undefined)) {
+      ctx.addIssue({ code: "custom", path: ["runIds"], message: "give either runIds or filter (the list's filters), not both or neither" });
+    }
+  })
+  .openapi("BulkAction");
+
+export const BulkActionResultSchema = z
+  .object({
+    affected: z.number().openapi({ description: "How many runs were cancelled (or replayed)." }),
+    runIds: z.array(z.string()).openapi({ description: "Those runs." }),
+  })
+  .openapi("BulkActionResult");

@@ -3,10 +3,12 @@ import type {
   CheckpointRequest,
   EventPush,
   EventPushResult,
+  LogLine,
   ParentLink,
   Reply,
   RunFilter,
   RunList,
+  RunStatus,
   RunTrigger,
   RunView,
   TriggerRequest,
@@ -31,6 +33,15 @@ import type { RegisterReply, ResolvedWorkflow, WorkerInfo } from "../registry/re
 import { validateConditions } from "../core/conditions";
 import { limitsOf, MAX_CHILDREN_PER_CALL, MAX_METADATA_BYTES, refuseOversized, sizeProblem } from "../core/limits";
 import type { DispatchRef } from "../run/workflow-run";
+import { MAX_STREAM_CHUNK_BYTES, type StreamChunk } from "../run/stream-store";
+
+/** The most runs one bulk cancel or replay acts on; a larger selection is done in several calls. */
+export const MAX_BULK_RUNS = 1_000;
+/** How many runs a bulk action asks at once. */
+const BULK_PARALLELISM = 25;
+
+/** What a bulk cancel or replay acts on: these runs, or every run the filter matches. */
+export type RunSelection = { runIds: string[] } | { filter: Omit<RunFilter, "limit" | "cursor"> };
 
 /** How long a looked-up definition is reused before asking the registry again. */
 export const DEFINITION_CACHE_MS = 5_000;
@@ -167,6 +178,112 @@ export class EngineService {
 
   async replayRun(runId: string): Promise<RunView> {
     return unwrap(await this.existingRun(runId).replay());
+  }
+
+  /** Cancels the selected runs that are still going; answers the ones it cancelled. */
+  async cancelRuns(selection: RunSelection): Promise<{ affected: number; runIds: string[] }> {
+    const candidates = await this.select(selection, ["QUEUED", "RUNNING"]);
+    const done = await this.each(candidates, async (runId) => {
+      if (isEndedStatus((await this.getRun(runId)).status)) return false;
+      return (await this.cancelRun(runId)).status === "CANCELLED";
+    });
+    return { affected: done.length, runIds: done };
+  }
+
+  /** Replays the selected runs that failed or were cancelled; answers the ones it replayed. */
+  async replayRuns(selection: RunSelection): Promise<{ affected: number; runIds: string[] }> {
+    const candidates = await this.select(selection, ["FAILED", "CANCELLED"]);
+    const done = await this.each(candidates, async (runId) => (await this.existingRun(runId).replay()).ok);
+    return { affected: done.length, runIds: done };
+  }
+
+  /** The run ids a selection names: listed ids as given (unknown ones count for nothing), or a filter's matches in `statuses`. */
+  private async select(selection: RunSelection, statuses: RunStatus[]): Promise<string[]> {
+    if ("runIds" in selection) {
+      if (selection.runIds.length > MAX_BULK_RUNS) {
+        throw new SpindleError("request.invalid", `body.runIds: at most ${MAX_BULK_RUNS} runs per call`, {
+          fields: [{ path: "body.runIds", message: `at most ${MAX_BULK_RUNS} runs per call` }],
+        });
+      }
+      selection.runIds.forEach((id, i) => {
+        if (!isUlid(id)) throw new SpindleError("request.invalid", `body.runIds.${i}: not a run id`, { fields: [{ path: `body.runIds.${i}`, message: "not a run id" }] });
+      });
+      return [...new Set(selection.runIds)];
+    }
+    const wanted = selection.filter.status?.length ? selection.filter.status.filter((s) => statuses.includes(s)) : statuses;
+    if (wanted.length === 0) return [];
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.listRuns({ ...selection.filter, status: wanted, limit: MAX_LIST_LIMIT, cursor });
+      ids.push(...page.runs.map((r) => r.runId));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor && ids.length < MAX_BULK_RUNS);
+    return ids.slice(0, MAX_BULK_RUNS);
+  }
+
+  /** Runs `act` on each id, a few at a time; answers the ids it acted on. */
+  private async each(ids: string[], act: (runId: string) => Promise<boolean>): Promise<string[]> {
+    const done: string[] = [];
+    for (let i = 0; i < ids.length; i += BULK_PARALLELISM) {
+      const batch = ids.slice(i, i + BULK_PARALLELISM);
+      const results = await Promise.all(batch.map((id) => act(id).catch(() => false)));
+      batch.forEach((id, j) => results[j] && done.push(id));
+    }
+    return done;
+  }
+
+  /** A task puts chunks on its run's stream (see `WorkflowRun.putStream`). */
+  async putStream(runId: string, ref: DispatchRef, first: number, chunks: string[]): Promise<{ offset: number }> {
+    chunks.forEach((chunk, i) => {
+      if (typeof chunk !== "string") throw new SpindleError("request.invalid", `chunks[${i}]: must be a string`, { fields: [{ path: `chunks[${i}]`, message: "must be a string" }] });
+      const bytes = new TextEncoder().encode(chunk).length;
+      if (bytes > MAX_STREAM_CHUNK_BYTES) {
+        const message = `${bytes} bytes; the limit is ${MAX_STREAM_CHUNK_BYTES}`;
+        throw new SpindleError("payload.too_large", `chunks[${i}]: ${message}`, { fields: [{ path: `chunks[${i}]`, message }] });
+      }
+    });
+    if (!Number.isInteger(first) || first < 0) throw new SpindleError("request.invalid", "first: must be a non-negative integer");
+    return unwrap(await this.existingRun(runId).putStream(ref, first, chunks));
+  }
+
+  /** Log lines of a running dispatch (see `WorkflowRun.appendLogs`). */
+  async appendLogs(runId: string, ref: DispatchRef, first: number, lines: LogLine[]): Promise<void> {
+    if (!Number.isInteger(first) || first < 0) throw new SpindleError("request.invalid", "first: must be a non-negative integer");
+    await this.existingRun(runId).appendLogs(ref, first, lines);
+  }
+
+  /** The run's stream as Server-Sent Events from `offset` on (see `WorkflowRun.fetch`). */
+  async openStream(runId: string, offset: number): Promise<Response> {
+    const res = await this.existingRun(runId).fetch(`https://run/stream?from=${offset}`);
+    if (res.status === 404) throw notFound("run", runId);
+    return res;
+  }
+
+  /** A WebSocket that hears of each change of the run. */
+  async watchRun(runId: string, request: Request): Promise<Response> {
+    const res = await this.existingRun(runId).fetch("https://run/live", { headers: { upgrade: request.headers.get("upgrade") ?? "" } });
+    if (res.status === 404) throw notFound("run", runId);
+    return res;
+  }
+
+  /** A WebSocket that hears of each run created or changed in one shard of the index. */
+  async watchRuns(shard: number, request: Request): Promise<Response> {
+    return this.env.RUN_INDEX.getByName(runIndexName(this.tenant, shard)).fetch("https://index/live", { headers: { upgrade: request.headers.get("upgrade") ?? "" } });
+  }
+
+  /** How many runs match a filter, per status (across the shards). */
+  async countRuns(filter: RunFilter): Promise<Partial<Record<RunStatus, number>>> {
+    const shards = await Promise.all(
+      Array.from({ length: RUN_INDEX_SHARDS }, (_, shard) => this.env.RUN_INDEX.getByName(runIndexName(this.tenant, shard)).counts(filter)),
+    );
+    const total: Partial<Record<RunStatus, number>> = {};
+    for (const counts of shards) for (const [status, n] of Object.entries(counts)) total[status as RunStatus] = (total[status as RunStatus] ?? 0) + n;
+    return total;
+  }
+
+  async readStream(runId: string, offset: number, limit: number): Promise<{ chunks: StreamChunk[]; length: number }> {
+    return unwrap(await this.existingRun(runId).readStream(offset, limit));
   }
 
   async checkpoint(runId: string, req: CheckpointRequest): Promise<CheckpointReply> {
@@ -502,6 +619,10 @@ function childRunId(tenant: string, parent: ParentLink): Promise<string> {
 /** Events spread over the index shards by id. */
 export function eventIndexShard(eventId: string): number {
   return fnv1a(eventId) % EVENT_INDEX_SHARDS;
+}
+
+function isEndedStatus(status: RunStatus): boolean {
+  return status === "COMPLETED" || status === "FAILED" || status === "CANCELLED";
 }
 
 /** The HTTP route checks events with zod; the RPC path comes here too, so check again. */

@@ -72,6 +72,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   "filter.conflict": 409,
   "schedule.conflict": 409,
   "webhook.unauthorized": 401,
+  "request.upgrade_required": 426,
+  "auth.cross_origin": 403,
+  "stream.full": 409,
 };
 
 export function httpStatusOf(code: string): number {

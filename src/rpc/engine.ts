@@ -20,6 +20,7 @@ import type {
   ScheduleView,
   RateLimitDuration,
   RateLimitView,
+  LogLine,
   Reply,
   RunFilter,
   RunList,
@@ -30,6 +31,7 @@ import type {
   WorkerRegistration,
 } from "@spindle/worker-sdk/protocol";
 import { valueLimitExceeded } from "@spindle/worker-sdk/protocol";
+import { createApp } from "../api/app";
 import { maxBodyBytes } from "../api/body-limits";
 import { SpindleError, toErrorData } from "../core/errors";
 import { tenantForToken } from "../core/tenants";
@@ -144,6 +146,24 @@ export class Engine extends WorkerEntrypoint<Env> {
     return this.call(token, (s) => s.rateLimits());
   }
 
+  /** A task puts chunks on its run's stream; `first` is the place of `chunks[0]` among its attempt's chunks. */
+  putStream(token: string, runId: string, ref: DispatchRef, first: number, chunks: string[]): Promise<Reply<{ offset: number }>> {
+    return this.call(token, (s) => s.putStream(runId, ref, first, chunks), chunks);
+  }
+
+  /** Log lines of a running dispatch, as they are logged; `first` is the place of `lines[0]` among its lines. */
+  appendLogs(token: string, runId: string, ref: DispatchRef, first: number, lines: LogLine[]): Promise<Reply<null>> {
+    return this.call(token, async (s) => (await s.appendLogs(runId, ref, first, lines), null), lines);
+  }
+
+  /**
+   * The HTTP API over the binding, for what a reply cannot carry: a run's stream (Server-Sent
+   * Events) is read through here by `runRef.stream()`.
+   */
+  override fetch(request: Request): Promise<Response> {
+    return Promise.resolve(app().fetch(request, this.env, this.ctx));
+  }
+
   register(token: string, registration: WorkerRegistration): Promise<Reply<RegisterReply>> {
     return this.call(token, (s) => s.register(registration), registration);
   }
@@ -163,3 +183,6 @@ export class Engine extends WorkerEntrypoint<Env> {
     }
   }
 }
+
+let shared: ReturnType<typeof createApp> | undefined;
+const app = () => (shared ??= createApp());

@@ -1,4 +1,4 @@
-import type { CheckpointRecord, RunView, TaskDefinition, TaskView, WaitView } from "@spindle/worker-sdk/protocol";
+import type { CheckpointRecord, EventLogEntry, RunView, TaskDefinition, TaskView, WaitView } from "@spindle/worker-sdk/protocol";
 import { evaluateFilter } from "../core/cel";
 import { iso } from "../core/clock";
 import { leaves } from "../core/conditions";
@@ -39,6 +39,7 @@ export function buildRunView(
         taskRunId: t.taskRunId,
         kind: def.kind,
         role: def.role ?? null,
+        parents: def.parents,
         status: t.status,
         retryCount: t.retryCount,
         attempt: t.attempt,
@@ -90,7 +91,14 @@ export function waitingView(
     return waits.conditions?.length ? { ...view, waitingFor: [waits] } : view;
   }
   const checkpoints = log.all(task.name);
-  const eventLog = records(task.name);
+  const bySeq = new Map(checkpoints.map((c) => [c.seq, c]));
+  const eventLog = records(task.name).map((r) => {
+    const c = bySeq.get(r.seq);
+    const entry: EventLogEntry = { ...r };
+    if (c) entry.recordedAt = iso(c.createdAt)!;
+    if (c?.data?.dueAt !== undefined) entry.dueAt = iso(c.data.dueAt)!;
+    return entry;
+  });
   return {
     evicted: task.evicted,
     invocations: task.invocation + (task.attempt > 0 ? 1 : 0),

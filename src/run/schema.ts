@@ -179,4 +179,21 @@ export const RUN_MIGRATIONS: readonly Migration[] = [
     description: "run: how many task queues share each pool of its worker",
     sql: ["ALTER TABLE run ADD COLUMN queue_shards INTEGER NOT NULL DEFAULT 1"],
   },
+  {
+    version: 7,
+    description: "live logs (each line's place in its dispatch, so a line sent live and again with the outcome is stored once) and the run's stream",
+    sql: [
+      "ALTER TABLE logs ADD COLUMN line INTEGER",
+      "CREATE UNIQUE INDEX logs_by_line ON logs (task, attempt, invocation, line)",
+      `CREATE TABLE stream (
+        position INTEGER PRIMARY KEY,
+        task TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        chunk INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        UNIQUE (task, attempt, chunk)
+      )`,
+    ],
+  },
 ];

@@ -299,36 +299,38 @@ export class TaskStore {
   }
 
   /**
-   * Stores the log lines one dispatch sent back. A second report of the same dispatch (a duplicate
-   * delivery) finds its lines already there and adds nothing.
+   * Stores log lines of one dispatch: `first` is the place of `lines[0]` among the lines the
+   * dispatch logged. Lines arrive live while the task runs and again with its outcome (and a
+   * delivery may repeat): each place is stored once.
    */
-  appendLogs(task: string, attempt: number, invocation: number, lines: LogLine[]): void {
+  appendLogs(task: string, attempt: number, invocation: number, lines: LogLine[], first = 0): void {
     if (lines.length === 0) return;
     const known = this.sql
       .exec("SELECT 1 FROM attempts WHERE task = ? AND attempt = ?", task, attempt)
       .toArray().length;
-    const already = this.sql
-      .exec("SELECT 1 FROM logs WHERE task = ? AND attempt = ? AND invocation = ? LIMIT 1", task, attempt, invocation)
-      .toArray().length;
-    if (!known || already) return;
-    const have =
+    if (!known) return;
+    let have =
       this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM logs WHERE task = ? AND attempt = ?", task, attempt).toArray()[0]?.n ?? 0;
-    for (const line of lines.slice(0, Math.max(0, MAX_LOG_LINES_PER_ATTEMPT - have))) {
-      this.sql.exec(
-        "INSERT INTO logs (task, attempt, invocation, at, level, message) VALUES (?, ?, ?, ?, ?, ?)",
+    for (const [i, line] of lines.entries()) {
+      if (have >= MAX_LOG_LINES_PER_ATTEMPT) return;
+      const written = this.sql.exec(
+        `INSERT INTO logs (task, attempt, invocation, line, at, level, message) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (task, attempt, invocation, line) DO NOTHING`,
         task,
         attempt,
         invocation,
+        first + i,
         line.at,
         line.level,
         String(line.message).slice(0, MAX_LOG_LINE_CHARS),
-      );
+      ).rowsWritten;
+      if (written > 0) have++;
     }
   }
 
   logs(task: string): (LogLine & { attempt: number })[] {
     return this.sql
-      .exec<LogRow>("SELECT task, attempt, at, level, message FROM logs WHERE task = ? ORDER BY id", task)
+      .exec<LogRow>("SELECT task, attempt, at, level, message FROM logs WHERE task = ? ORDER BY attempt, invocation, line, id", task)
       .toArray()
       .map((r) => ({ attempt: r.attempt, at: r.at, level: r.level as LogLine["level"], message: r.message }));
   }

@@ -4,6 +4,7 @@ import type {
   CheckpointReply,
   CheckpointRequest,
   ErrorData,
+  LogLine,
   ParentLink,
   RunTrigger,
   Reply,
@@ -36,6 +37,9 @@ import { buildRunView, waitingView } from "./run-view";
 import { RUN_MIGRATIONS } from "./schema";
 import { TaskStore, type TaskRecord } from "./task-store";
 import { TimerStore } from "./timer-store";
+import { isUpgrade, LiveSockets } from "../live/live-sockets";
+import { streamResponse } from "../live/stream-response";
+import { MAX_STREAM_CHUNKS, StreamStore, type StreamChunk } from "./stream-store";
 
 export type { DispatchRef } from "./machine";
 
@@ -44,6 +48,8 @@ export type { DispatchRef } from "./machine";
  * (a durable wait may name any number of event keys): the conditions of the others show none.
  */
 export const MAX_VIEW_BUSES = 16;
+/** A stream reader is sent this many chunks per read of storage. */
+const STREAM_PAGE = 100;
 
 /** A task's watch on its attempt returns after this long with `pending`, and the SDK watches again. */
 export const WATCH_MAX_MS = 60_000;
@@ -82,7 +88,12 @@ export class WorkflowRun extends DurableObject<Env> {
   private readonly timers: TimerStore;
   private readonly outbox: Outbox;
   private readonly log: DurableLog;
+  private readonly stream: StreamStore;
   private readonly machine: RunMachine;
+  /** The run's page and whoever else watches it (hibernatable WebSockets). */
+  private readonly live: LiveSockets;
+  /** Stream readers waiting for the next write (a chunk, or the run's end). */
+  private readonly streamWaiters = new Set<() => void>();
   private readonly liveness = new Liveness(clock.now());
   private readonly limits: Limits;
   private readonly endWaiters = new Set<() => void>();
@@ -104,6 +115,8 @@ export class WorkflowRun extends DurableObject<Env> {
     this.timers = new TimerStore(ctx.storage);
     this.outbox = new Outbox(ctx.storage.sql);
     this.log = new DurableLog(ctx.storage.sql);
+    this.stream = new StreamStore(ctx.storage.sql);
+    this.live = new LiveSockets(ctx);
     this.machine = new RunMachine(
       { runs: this.runs, tasks: this.tasks, timers: this.timers, outbox: this.outbox, log: this.log },
       {
@@ -332,6 +345,59 @@ export class WorkflowRun extends DurableObject<Env> {
     return ok(this.view(this.runs.get()!));
   }
 
+  /**
+   * A task puts chunks on the run's stream: `first` is the place of `chunks[0]` among the chunks its
+   * attempt has put. Only the running claim may; a chunk already recorded is not recorded again.
+   */
+  async putStream(ref: DispatchRef, first: number, chunks: string[]): Promise<Reply<{ offset: number }>> {
+    const run = this.current();
+    if (!run) return notFound();
+    const task = this.tasks.get(ref.task);
+    if (isTerminal(run.status) || !task || !isCurrent(task, ref)) {
+      return fail(new SpindleError("task.superseded", `attempt ${ref.attempt} invocation ${ref.invocation} of task '${ref.task}' is no longer running: it may not put to the stream`));
+    }
+    if (this.stream.length() + chunks.length > MAX_STREAM_CHUNKS) {
+      return fail(new SpindleError("stream.full", `the run's stream holds at most ${MAX_STREAM_CHUNKS} chunks`));
+    }
+    this.write(() => this.stream.append(ref.task, ref.attempt, first, chunks, clock.now()));
+    return ok({ offset: this.stream.length() });
+  }
+
+  /** Log lines of a dispatch, sent while it runs (its outcome brings them again; each is kept once). */
+  async appendLogs(ref: DispatchRef, first: number, lines: LogLine[]): Promise<void> {
+    if (!this.current()) return;
+    this.write(() => this.tasks.appendLogs(ref.task, ref.attempt, ref.invocation, lines, first));
+  }
+
+  /** The stream's chunks from `offset` on, at most `limit` (the dashboard's run page). */
+  async readStream(offset: number, limit: number): Promise<Reply<{ chunks: StreamChunk[]; length: number }>> {
+    if (!this.current()) return notFound();
+    return ok({ chunks: this.stream.from(offset, limit), length: this.stream.length() });
+  }
+
+  /**
+   * `/live`: a WebSocket that hears, once per change, that the run changed (hibernatable: an idle
+   * watcher keeps nothing in memory). `/stream?from=N`: the stream as Server-Sent Events from offset
+   * N, each chunk with its offset as its id, then `end` once the run has ended. The engine's routes
+   * reach this object by a tenant-scoped name only.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const run = this.current();
+    if (!run) return new Response("run not found", { status: 404 });
+    const url = new URL(request.url);
+    if (url.pathname === "/live" && isUpgrade(request)) return this.live.accept(this.liveNotice("hello"));
+    if (url.pathname === "/stream") return this.streamResponse(Number(url.searchParams.get("from") ?? "0"));
+    return new Response("no such path", { status: 404 });
+  }
+
+  override async webSocketMessage(): Promise<void> {
+    // Watchers only listen; their pings are answered by the runtime's auto-response.
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    LiveSockets.closed(ws, code, reason);
+  }
+
   async get(): Promise<Reply<RunView>> {
     const run = this.current();
     return run ? ok(await this.withQueueReasons(run, this.view(run, await this.waiterErrors(run)))) : notFound();
@@ -467,6 +533,8 @@ export class WorkflowRun extends DurableObject<Env> {
     }
     this.outbox.committed();
     this.liveness.committed();
+    this.live.changed(() => this.liveNotice("changed"));
+    for (const wake of [...this.streamWaiters]) wake();
     if (alarm === undefined) return;
     const applying = alarm === null ? this.ctx.storage.deleteAlarm() : this.ctx.storage.setAlarm(alarm);
     applying.catch((err: unknown) => console.error("could not set the run's alarm", err));
@@ -536,6 +604,30 @@ export class WorkflowRun extends DurableObject<Env> {
       // What failed because of it (a task, the run, a notice to the parent) goes out now.
       if (dead) await this.afterWrite();
     }
+  }
+
+  private liveNotice(type: "hello" | "changed") {
+    const run = this.runs.get()!;
+    return { type, runId: run.runId, status: run.status, streamLength: this.stream.length() };
+  }
+
+  private streamResponse(from: number): Response {
+    return streamResponse({
+      from,
+      read: (offset) => this.stream.from(offset, STREAM_PAGE),
+      ended: () => {
+        const status = this.runs.status()!;
+        return isTerminal(status) ? status : null;
+      },
+      nextWrite: () =>
+        new Promise<void>((resolve) => {
+          const wake = () => {
+            this.streamWaiters.delete(wake);
+            resolve();
+          };
+          this.streamWaiters.add(wake);
+        }),
+    });
   }
 
   private assignment(run: RunRecord, task: TaskRecord, now: number): Assignment {

@@ -24,6 +24,8 @@ export interface DevServerOptions {
   dir?: string;
   /** Defaults to a free port. */
   port?: number;
+  /** More arguments for `wrangler dev` (e.g. `--var NAME:value`). */
+  args?: string[];
 }
 
 export async function freePort(): Promise<number> {
@@ -61,7 +63,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const registry = join(dir, "registry");
   mkdirSync(registry, { recursive: true });
   let log = "";
-  const args = ["scripts/start.mjs", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", state];
+  const args = ["scripts/start.mjs", "--port", String(port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", state, ...(options.args ?? [])];
   const child: ChildProcess = spawn(process.execPath, args, {
     cwd: ROOT,
     env: {

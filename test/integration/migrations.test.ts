@@ -163,7 +163,7 @@ describe("schema migrations", () => {
     });
   });
 
-  it("upgrades a run object from version 4 to 6 (triggers, task queue shards), its run on one queue, and running again changes nothing", async () => {
+  it("upgrades a run object from version 4 to 7 (triggers, task queue shards, live log lines and the stream), its run on one queue, and running again changes nothing", async () => {
     const stub = env.RUNS.getByName("run:default:migration-scratch-5");
     await runInDurableObject(stub, (_instance, state) => {
       wipe(state);
@@ -172,9 +172,11 @@ describe("schema migrations", () => {
         `INSERT INTO run (id, run_id, tenant, workflow, worker, definition, metadata, priority, status, created_at)
          VALUES (1, 'r', 'default', 'w', 'test', '{}', '{}', 1, 'RUNNING', 0)`,
       );
-      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(6);
-      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(6);
+      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(7);
+      expect(migrate(state.storage, RUN_MIGRATIONS)).toBe(7);
       expect(state.storage.sql.exec("SELECT run_id, status, queue_shards FROM run").toArray()).toEqual([{ run_id: "r", status: "RUNNING", queue_shards: 1 }]);
+      expect(state.storage.sql.exec("SELECT COUNT(*) AS n FROM stream").one()).toEqual({ n: 0 });
+      expect(state.storage.sql.exec("SELECT name FROM pragma_table_info('logs') WHERE name = 'line'").toArray()).toEqual([{ name: "line" }]);
     });
   });
 

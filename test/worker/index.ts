@@ -13,12 +13,13 @@ import { limitsWorkflows } from "./limits";
 import { livenessWorkflows } from "./liveness";
 import { replayMatchingWorkflows } from "./replay-matching";
 import { triggerWorkflows } from "./triggers";
+import { streamWorkflows } from "./streams";
 import { regularWorkflows, spindle } from "./workflows";
 
 const testWorker = spindle.worker({
   name: "test",
   slots: 50,
-  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows, ...triggerWorkflows, ...flowWorkflows],
+  workflows: [...regularWorkflows, ...durableWorkflows, ...edgeCaseWorkflows, ...idempotencyWorkflows, ...replayMatchingWorkflows, ...livenessWorkflows, ...limitsWorkflows, ...triggerWorkflows, ...flowWorkflows, ...streamWorkflows],
 });
 
 export { default, Engine, EventBus, EventIndex, FlowLimits, IdempotencyKeys, Registry, RunIndex, Triggers, WorkflowRun, TaskQueue } from "../../src/index";

@@ -20,6 +20,7 @@ import type {
   ScheduleView,
   RateLimitDuration,
   RateLimitView,
+  LogLine,
   Reply,
   RunFilter,
   RunList,
@@ -69,6 +70,12 @@ export interface EngineClient {
   deleteSchedule(id: string): Promise<ScheduleView>;
   upsertRateLimit(key: string, limit: number, duration: RateLimitDuration): Promise<RateLimitView>;
   listRateLimits(): Promise<RateLimitView[]>;
+  /** Puts chunks on the run's stream: `first` is the place of `chunks[0]` among the chunks the attempt has put. */
+  putStream(runId: string, ref: DispatchRef, first: number, chunks: string[]): Promise<{ offset: number }>;
+  /** Sends log lines of a running dispatch as they are logged (its outcome carries them too). */
+  appendLogs(runId: string, ref: DispatchRef, first: number, lines: LogLine[]): Promise<void>;
+  /** Opens the run's stream (Server-Sent Events), after the chunk `lastEventId` if given. */
+  openStream(runId: string, lastEventId: string | null): Promise<Response>;
 }
 
 export interface FilterListFilter {
@@ -105,6 +112,10 @@ export interface EngineBinding {
   deleteSchedule(token: string, id: string): Promise<Reply<ScheduleView>>;
   upsertRateLimit(token: string, key: string, limit: number, duration: RateLimitDuration): Promise<Reply<RateLimitView>>;
   listRateLimits(token: string): Promise<Reply<RateLimitView[]>>;
+  putStream(token: string, runId: string, ref: DispatchRef, first: number, chunks: string[]): Promise<Reply<{ offset: number }>>;
+  appendLogs(token: string, runId: string, ref: DispatchRef, first: number, lines: LogLine[]): Promise<Reply<null>>;
+  /** The engine's HTTP API, through the binding. */
+  fetch(input: string, init?: RequestInit): Promise<Response>;
 }
 
 /**
@@ -215,6 +226,23 @@ export class RpcClient implements EngineClient {
   async listRateLimits() {
     return unwrap(await this.binding.listRateLimits(this.token));
   }
+  async putStream(runId: string, ref: DispatchRef, first: number, chunks: string[]) {
+    return unwrap(await this.binding.putStream(this.token, runId, ref, first, chunks));
+  }
+  async appendLogs(runId: string, ref: DispatchRef, first: number, lines: LogLine[]) {
+    unwrap(await this.binding.appendLogs(this.token, runId, ref, first, lines));
+  }
+  openStream(runId: string, lastEventId: string | null) {
+    return this.binding.fetch(`https://spindle.internal${streamPath(runId)}`, { headers: streamHeaders(this.token, lastEventId) });
+  }
+}
+
+export const streamPath = (runId: string) => `/api/v1/runs/${encodeURIComponent(runId)}/stream`;
+
+export function streamHeaders(token: string, lastEventId: string | null): Record<string, string> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "text/event-stream" };
+  if (lastEventId !== null) headers["last-event-id"] = lastEventId;
+  return headers;
 }
 
 /** The same operations over the engine's HTTP API. Runs tasks' children only through a binding. */
@@ -338,6 +366,16 @@ export class HttpClient implements EngineClient {
   }
   async listRateLimits(): Promise<RateLimitView[]> {
     return (await this.send<{ rateLimits: RateLimitView[] }>("GET", "/api/v1/rate-limits")).rateLimits;
+  }
+  putStream(): Promise<{ offset: number }> {
+    throw new SpindleError("config.unsupported", "tasks put to their run's stream over the SPINDLE service binding, not HTTPS");
+  }
+  appendLogs(): Promise<void> {
+    // Without a binding, a task's log lines reach the engine with its outcome.
+    return Promise.resolve();
+  }
+  openStream(runId: string, lastEventId: string | null): Promise<Response> {
+    return this.fetcher(`${this.base}${streamPath(runId)}`, { headers: streamHeaders(this.token, lastEventId) });
   }
 
   /** One call of the HTTP API; an answer that is not 2xx becomes a `SpindleError` with the engine's code. */

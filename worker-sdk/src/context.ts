@@ -1,5 +1,6 @@
 import type { EngineClient } from "./client.js";
 import { SpindleError } from "./errors.js";
+import { Outflow } from "./outflow.js";
 import type { Assignment, LogLine } from "./protocol.js";
 import type { RunOptions, RunRef, Runnable, TaskRef } from "./runnable.js";
 
@@ -17,6 +18,8 @@ export interface ChildSpec<I = unknown, O = unknown> {
 
 /** The most log lines one attempt sends back; more are counted and dropped. */
 export const MAX_LOG_LINES = 1000;
+/** The most bytes (UTF-8) one stream chunk may hold. */
+export const MAX_STREAM_CHUNK_BYTES = 64 * 1024;
 
 /**
  * What a task's function receives next to its input: who it is, what its parents produced, a
@@ -30,6 +33,8 @@ export class Context<I = unknown> {
   /** @internal */ readonly logs: LogLine[] = [];
   private dropped = 0;
   private spawned = 0;
+  private readonly liveLogs: Outflow<LogLine>;
+  private readonly stream: Outflow<string>;
 
   /** @internal */
   constructor(
@@ -40,6 +45,11 @@ export class Context<I = unknown> {
   ) {
     this.input = input;
     this.abortSignal = abortSignal;
+    const ref = { task: assignment.taskName, attempt: assignment.attempt, invocation: assignment.invocation };
+    this.liveLogs = new Outflow((first, lines) => client().appendLogs(assignment.runId, ref, first, lines));
+    this.stream = new Outflow(async (first, chunks) => {
+      await client().putStream(assignment.runId, ref, first, chunks);
+    });
     const log = (level: LogLine["level"]) => (message: string, ...args: unknown[]) => {
       // Also on the worker's own console, where `wrangler dev` and `wrangler tail` show it.
       console[level](`[${assignment.workflowName}/${assignment.taskName} ${assignment.runId}#${assignment.attempt}] ${message}`, ...args);
@@ -48,9 +58,32 @@ export class Context<I = unknown> {
         return;
       }
       const text = [message, ...args.map((a) => (typeof a === "string" ? a : safeJson(a)))].join(" ");
-      this.logs.push({ at: Date.now(), level, message: text });
+      const line: LogLine = { at: Date.now(), level, message: text };
+      this.logs.push(line);
+      // On the run's page as it happens. A line that does not make it live still reaches the run
+      // with the outcome.
+      this.liveLogs.push(line).catch(() => {});
     };
     this.logger = { info: log("info"), warn: log("warn"), error: log("error") };
+  }
+
+  /**
+   * Puts a chunk on the run's stream: readers of `GET /api/v1/runs/{runId}/stream` (and
+   * `runRef.stream()`, and the run's page) get it at once, in order. Resolves when the engine has
+   * recorded it. A durable task that replays puts its chunks again: the engine keeps each once.
+   */
+  putStream(chunk: string): Promise<void> {
+    if (typeof chunk !== "string") return Promise.reject(new SpindleError("input.invalid", "putStream takes a string chunk"));
+    const bytes = new TextEncoder().encode(chunk).length;
+    if (bytes > MAX_STREAM_CHUNK_BYTES) {
+      return Promise.reject(new SpindleError("payload.too_large", `a stream chunk of ${bytes} bytes; the limit is ${MAX_STREAM_CHUNK_BYTES}`));
+    }
+    return this.stream.push(chunk);
+  }
+
+  /** @internal everything put on the stream or logged so far has been sent. */
+  async flushed(): Promise<void> {
+    await Promise.all([this.stream.drain(), this.liveLogs.drain()]);
   }
 
   /** The output of a parent task (in an on-failure or on-success task: of any task of the run). */

@@ -65,6 +65,8 @@ export async function executeAssignment(
   } catch (err) {
     return { status: "failed", error: toErrorData(suspension?.fatal ?? err), logs: ctx?.logs ?? [] };
   } finally {
+    // The stream is complete before the run can end: its chunks land before the outcome.
+    if (ctx) await untilAborted(ctx.flushed(), controller.signal).catch(() => {});
     clearTimeout(timeout);
     stopWatching();
   }

@@ -434,6 +434,12 @@ export interface CheckpointRecord {
   order?: number;
 }
 
+/** A checkpoint as the run's view shows it: when it was recorded and, for a sleep, its deadline. */
+export interface EventLogEntry extends CheckpointRecord {
+  recordedAt?: string;
+  dueAt?: string;
+}
+
 /** A durable task records a call in its run's event log. */
 export interface CheckpointRequest {
   task: string;
@@ -497,6 +503,8 @@ export interface TaskView {
   taskRunId: string;
   kind: "task" | "durable";
   role: "on_failure" | "on_success" | null;
+  /** The tasks it runs after (the edges of the run's graph). */
+  parents: string[];
   status: TaskStatus;
   /** Retries so far in the current series. */
   retryCount: number;
@@ -526,7 +534,7 @@ export interface TaskView {
    */
   conditionErrors?: string[];
   /** Durable tasks: the event log. */
-  eventLog?: CheckpointRecord[];
+  eventLog?: EventLogEntry[];
   /** Durable tasks: invocations so far. */
   invocations?: number;
 }
@@ -704,6 +712,8 @@ export interface EngineCall {
     | "waitForRun"
     | "watchTask"
     | "checkpoint"
+    | "putStream"
+    | "appendLogs"
     | "pushEvent"
     | "pushEvents"
     | "listRuns"

@@ -19,6 +19,7 @@ import type {
   FilterCreate,
   FilterList,
   FilterView,
+  LogLine,
   RateLimitDuration,
   RateLimitView,
   RunFilter,
@@ -32,7 +33,7 @@ import type {
   TriggerResult,
   WatchResult,
 } from "./protocol.js";
-import type { DispatchRef, EngineClient, FilterListFilter } from "./client.js";
+import { streamHeaders, streamPath, type DispatchRef, type EngineClient, type FilterListFilter } from "./client.js";
 
 /** A standard fetch handler: a Worker's default export, or what any fetch-based server calls. */
 export interface ServedWorker {
@@ -115,6 +116,16 @@ export class SignedEngineClient implements EngineClient {
   }
   checkpoint(runId: string, req: CheckpointRequest) {
     return this.call<CheckpointReply>("checkpoint", [runId, req]);
+  }
+  putStream(runId: string, ref: DispatchRef, first: number, chunks: string[]) {
+    return this.call<{ offset: number }>("putStream", [runId, ref, first, chunks]);
+  }
+  async appendLogs(runId: string, ref: DispatchRef, first: number, lines: LogLine[]) {
+    await this.call<null>("appendLogs", [runId, ref, first, lines]);
+  }
+  openStream(runId: string, lastEventId: string | null): Promise<Response> {
+    if (!this.base) throw new SpindleError("config.missing_url", "no engine URL to read the stream from: pass { url } to Spindle.init()");
+    return this.fetcher(`${this.base.replace(/\/+$/, "")}${streamPath(runId)}`, { headers: streamHeaders(this.token, lastEventId) });
   }
   pushEvent(event: EventPush) {
     return this.call<EventPushResult>("pushEvent", [event]);

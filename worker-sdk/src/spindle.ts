@@ -23,7 +23,7 @@ import type {
 } from "./protocol.js";
 import { RATE_LIMIT_DURATIONS } from "./protocol.js";
 import { DurableTask, Task, type DurableTaskDeclaration, type TaskDeclaration } from "./task.js";
-import type { TaskImpl } from "./runnable.js";
+import { RunRef, type TaskImpl } from "./runnable.js";
 import { workers } from "./runtime.js";
 import { createServedWorker, type ServedWorker } from "./serve.js";
 import { buildWorker, createWorker, type SpindleWorkerClass, type WorkerOptions } from "./worker.js";
@@ -57,6 +57,8 @@ export class Spindle {
     list: (filter: RunFilter = {}): Promise<RunList> => this.client().listRuns(filter),
     cancel: (runId: string): Promise<RunView> => this.client().cancelRun(runId),
     replay: (runId: string): Promise<RunView> => this.client().replayRun(runId),
+    /** The run's stream, chunk by chunk (see `RunRef.stream`). */
+    stream: (runId: string): AsyncGenerator<string, void, undefined> => new RunRef<unknown>(runId, () => this.client()).stream(),
   };
 
   /**

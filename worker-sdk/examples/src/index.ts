@@ -15,6 +15,7 @@ import { onFailure, onSuccess } from "./hooks";
 import { nonRetryable, retries } from "./retries";
 import { simple } from "./simple";
 import { spindle } from "./spindle";
+import { stream } from "./stream";
 import { cancellation, timeout } from "./timeout";
 import { onCron, onEvent, orderAudit } from "./triggers";
 
@@ -55,5 +56,6 @@ export default spindle.worker({
     rateLimit,
     rateLimitStatic,
     slotCost,
+    stream,
   ],
 });
