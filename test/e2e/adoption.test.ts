@@ -81,6 +81,34 @@ console.log(JSON.stringify(await spindle.run("simple", { Message: "Hello World" 
     const printed = execFileSync("node", ["trigger.mjs", server.url, server.token], { cwd: project, encoding: "utf8" });
     expect(JSON.parse(printed)).toEqual({ TransformedMessage: "hello world" });
   });
+
+  it("reads a run's stream, defines a rate limit and cancels runs in bulk from a plain node script", () => {
+    const project = join(work, "fresh");
+    writeFileSync(
+      join(project, "more.mjs"),
+      `import { SpindleClient } from "@spindle/worker-sdk/client";
+const [url, token, tag] = process.argv.slice(2);
+const spindle = new SpindleClient({ url, token });
+const handle = await spindle.runNoWait("stream", {});
+const chunks = [];
+for await (const chunk of handle.stream()) chunks.push(chunk);
+const limit = await spindle.rateLimits.upsert({ key: "client-" + tag, limit: 7, duration: "minute" });
+const listed = (await spindle.rateLimits.list()).find((l) => l.key === "client-" + tag);
+// Waits for an event nobody pushes: it is still going when the bulk cancel comes.
+const slow = await spindle.runNoWait("durable-event", { userId: tag });
+const bulk = await spindle.runs.cancelMany({ runIds: [slow.runId] });
+console.log(JSON.stringify({ chunks, output: await handle.result(), limit: limit.limit, listed: listed?.limit, bulk, slow: (await slow.get()).status }));
+`,
+    );
+    const tag = `t${Date.now()}`;
+    const printed = JSON.parse(execFileSync("node", ["more.mjs", server.url, server.token, tag], { cwd: project, encoding: "utf8" }));
+    expect(printed.chunks).toEqual(Array.from({ length: 10 }, (_, i) => `chunk ${i}`));
+    expect(printed.output).toEqual({ chunks: 10 });
+    expect(printed.limit).toBe(7);
+    expect(printed.listed).toBe(7);
+    expect(printed.bulk.affected).toBe(1);
+    expect(printed.slow).toBe("CANCELLED");
+  });
 });
 
 describe("a worker served from plain Node", () => {

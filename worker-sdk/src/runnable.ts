@@ -6,7 +6,7 @@ import { toMs } from "./duration.js";
 import { RunCancelledError, RunFailedError, SpindleError } from "./errors.js";
 import { concurrencyData, rateLimitData, slotCostOf, type FlowOptions } from "./flow.js";
 import type { Declared } from "./spindle-client.js";
-import { followEventStream } from "./sse.js";
+import { runStream } from "./sse.js";
 import type {
   BackoffData,
   CronView,
@@ -132,22 +132,14 @@ export class RunRef<O> {
    * the first; the iteration ends when the run has ended and every chunk was read. A connection
    * that breaks off is resumed after the last chunk received: nothing is lost or repeated.
    */
-  async *stream(): AsyncGenerator<string, void, undefined> {
+  stream(): AsyncGenerator<string, void, undefined> {
     const client = this.client();
-    for await (const event of followEventStream((last) => client.openStream(this.runId, last), streamError, { endEvent: "end" })) {
-      yield event.data;
-    }
+    return runStream((last) => client.openStream(this.runId, last));
   }
 
   cancel(): Promise<RunView> {
     return this.client().cancelRun(this.runId);
   }
-}
-
-/** The engine refused to open a stream (an unknown run, a bad token): its error, typed. */
-async function streamError(res: Response): Promise<Error> {
-  const body = (await res.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
-  return new SpindleError(body?.error?.code ?? `http.${res.status}`, body?.error?.message ?? `HTTP ${res.status}`);
 }
 
 /** Anything that can be triggered by name: a standalone task or a workflow. */

@@ -5,7 +5,34 @@
  */
 import { HttpClient } from "./client.js";
 import { RunCancelledError, RunFailedError, SpindleError } from "./errors.js";
-import type { EventPush, RunFilter, RunList, RunView, TriggerRequest } from "./protocol.js";
+import type { FilterListFilter } from "./client.js";
+import type {
+  ConcurrencyKeyView,
+  CronCreate,
+  CronFilter,
+  CronList,
+  CronView,
+  EventFilter,
+  EventList,
+  EventPush,
+  EventPushResult,
+  EventView,
+  FilterCreate,
+  FilterList,
+  FilterView,
+  RateLimitDuration,
+  RateLimitView,
+  RunFilter,
+  RunList,
+  RunStatus,
+  RunView,
+  ScheduleCreate,
+  ScheduleFilter,
+  ScheduleList,
+  ScheduleView,
+  TriggerRequest,
+} from "./protocol.js";
+import { runStream } from "./sse.js";
 
 /** A declared task or workflow (what `spindle.task()` / `spindle.workflow()` return): its types flow through. */
 export interface Declared<I, O> {
@@ -40,7 +67,14 @@ export interface RunHandle<O> {
   result(): Promise<O>;
   get(): Promise<RunView>;
   cancel(): Promise<RunView>;
+  /** The run's stream, chunk by chunk as its tasks put them; ends when the run has ended (see `runs.stream`). */
+  stream(): AsyncGenerator<string, void, undefined>;
 }
+
+/** Which runs a bulk action takes: these ids (at most 1,000), or every run the list's filters match. */
+export type RunSelection =
+  | { runIds: string[] }
+  | { filter: { workflow?: string; status?: RunStatus | RunStatus[]; since?: string; until?: string; metadata?: Record<string, string> } };
 
 export interface WorkerView {
   name: string;
@@ -66,15 +100,58 @@ export class SpindleClient {
     list: (filter: RunFilter = {}): Promise<RunList> => this.http.listRuns(filter),
     cancel: (runId: string): Promise<RunView> => this.http.cancelRun(runId),
     replay: (runId: string): Promise<RunView> => this.http.replayRun(runId),
+    /**
+     * The run's stream (what its tasks put with `ctx.putStream`) as an async iterator, from the
+     * first chunk; it resumes by itself after a disconnect and ends when the run has ended.
+     */
+    stream: (runId: string): AsyncGenerator<string, void, undefined> => runStream((last) => this.http.openStream(runId, last)),
+    /** Cancels the selected runs that are still going → how many, and which. */
+    cancelMany: (selection: RunSelection): Promise<{ affected: number; runIds: string[] }> => this.http.send("POST", "/api/v1/runs/cancel", selection),
+    /** Replays the selected runs that failed or were cancelled → how many, and which. */
+    replayMany: (selection: RunSelection): Promise<{ affected: number; runIds: string[] }> => this.http.send("POST", "/api/v1/runs/replay", selection),
   };
 
   readonly events = {
+    /** Starts the workflows whose `onEvents` match the key and wakes the tasks waiting for it. */
     push: (
       key: string,
       payload: unknown,
       options: { additionalMetadata?: Record<string, string>; scope?: string; idempotencyKey?: string } = {},
-    ): Promise<{ eventId: string }> => this.http.pushEvent({ key, payload, ...options }),
-    bulkPush: (events: EventPush[]): Promise<{ eventId: string }[]> => this.http.pushEvents(events),
+    ): Promise<EventPushResult> => this.http.pushEvent({ key, payload, ...options }),
+    /** Every event or none. */
+    bulkPush: (events: EventPush[]): Promise<EventPushResult[]> => this.http.pushEvents(events),
+    list: (filter: EventFilter = {}): Promise<EventList> => this.http.listEvents(filter),
+    get: (eventId: string): Promise<EventView> => this.http.getEvent(eventId),
+  };
+
+  readonly filters = {
+    create: (filter: FilterCreate): Promise<FilterView> => this.http.createFilter(filter),
+    list: (filter: FilterListFilter = {}): Promise<FilterList> => this.http.listFilters(filter),
+    delete: (id: string): Promise<FilterView> => this.http.deleteFilter(id),
+  };
+
+  readonly crons = {
+    create: (workflow: string | Declared<unknown, unknown>, cron: CronCreate): Promise<CronView> => this.http.createCron(nameOf(workflow), cron),
+    list: (filter: CronFilter = {}): Promise<CronList> => this.http.listCrons(filter),
+    delete: (id: string): Promise<CronView> => this.http.deleteCron(id),
+  };
+
+  readonly schedules = {
+    create: (workflow: string | Declared<unknown, unknown>, schedule: ScheduleCreate): Promise<ScheduleView> => this.http.createSchedule(nameOf(workflow), schedule),
+    list: (filter: ScheduleFilter = {}): Promise<ScheduleList> => this.http.listSchedules(filter),
+    get: (id: string): Promise<ScheduleView> => this.http.getSchedule(id),
+    delete: (id: string): Promise<ScheduleView> => this.http.deleteSchedule(id),
+  };
+
+  readonly rateLimits = {
+    upsert: ({ key, limit, duration }: { key: string; limit: number; duration: RateLimitDuration }): Promise<RateLimitView> =>
+      this.http.upsertRateLimit(key, limit, duration),
+    list: (): Promise<RateLimitView[]> => this.http.listRateLimits(),
+  };
+
+  readonly concurrency = {
+    /** Each concurrency key that holds or queues runs. */
+    list: async (): Promise<ConcurrencyKeyView[]> => (await this.http.send<{ concurrency: ConcurrencyKeyView[] }>("GET", "/api/v1/concurrency")).concurrency,
   };
 
   readonly workers = {
@@ -104,8 +181,7 @@ export class SpindleClient {
 
   /** Starts a run and returns at once. */
   async runNoWait<I, O>(workflow: WorkflowTarget<I, O>, input: I, options: ClientRunOptions = {}): Promise<RunHandle<O>> {
-    const name = typeof workflow === "string" ? workflow : workflow.name;
-    const req: TriggerRequest = { workflow: name, input: input ?? null, ...options };
+    const req: TriggerRequest = { workflow: nameOf(workflow), input: input ?? null, ...options };
     const { runId } = await this.http.trigger(req);
     return this.handle<O>(runId);
   }
@@ -123,14 +199,29 @@ export class SpindleClient {
       },
       get: () => this.http.getRun(runId),
       cancel: () => this.http.cancelRun(runId),
+      stream: () => this.runs.stream(runId),
     };
   }
 }
 
+const nameOf = (workflow: WorkflowTarget<unknown, unknown>): string => (typeof workflow === "string" ? workflow : workflow.name);
+
 export { SpindleError, RunFailedError, RunCancelledError, PayloadTooLargeError } from "./errors.js";
 export type {
+  ConcurrencyKeyView,
+  CronCreate,
+  CronList,
+  CronView,
   ErrorData,
+  EventList,
   EventPush,
+  EventPushResult,
+  EventView,
+  FilterCreate,
+  FilterView,
+  RateLimitView,
+  ScheduleCreate,
+  ScheduleView,
   RunFilter,
   RunList,
   RunStatus,

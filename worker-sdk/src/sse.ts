@@ -2,6 +2,7 @@
  * Reading Server-Sent Events, with resumption: what `runRef.stream()` (and any client of the
  * engine's stream route) is built on. Runtime-neutral: it needs only `fetch`-style Responses.
  */
+import { SpindleError } from "./errors.js";
 
 export interface ServerSentEvent {
   /** The event's `id` (a stream chunk's offset), if it had one. */
@@ -99,4 +100,20 @@ export async function* followEventStream(
     else if (++failures > maxRetries) throw error ?? new Error(`the event stream broke off ${failures} times in a row without an event`);
     await new Promise((resolve) => setTimeout(resolve, delay(failures)));
   }
+}
+
+/**
+ * A run's stream (what its tasks put with `ctx.putStream`), chunk by chunk as they come, from the
+ * first; ends when the run has ended and every chunk was read. `open(lastEventId)` opens the
+ * engine's stream route (`GET /api/v1/runs/{runId}/stream`); a connection that breaks off is resumed
+ * after the last chunk received, so nothing is lost or repeated.
+ */
+export async function* runStream(open: (lastEventId: string | null) => Promise<Response>): AsyncGenerator<string, void, undefined> {
+  for await (const event of followEventStream(open, streamError, { endEvent: "end" })) yield event.data;
+}
+
+/** The engine refused to open a stream (an unknown run, a bad token): its error, typed. */
+async function streamError(res: Response): Promise<Error> {
+  const body = (await res.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
+  return new SpindleError(body?.error?.code ?? `http.${res.status}`, body?.error?.message ?? `HTTP ${res.status}`);
 }
