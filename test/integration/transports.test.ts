@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it, vi } from "vitest";
+import { exports } from "cloudflare:workers";
 import { conformanceInFlight } from "../worker/conformance";
-import { effects } from "../worker/workflows";
-import { api, getRun, result, trigger } from "./helpers";
+import { count, effects } from "../worker/workflows";
+import { api, getRun, result, TOKEN, trigger } from "./helpers";
 
 /**
  * One suite, both transports: the same scenarios run on a worker the engine reaches through a
@@ -62,5 +63,33 @@ describe.each([
     expect(effects.get(`${p}-durable:${tag}:memo`)).toBe(1);
     expect(run.tasks[0]!.invocations).toBe(2);
     expect(run.tasks[0]!.logs.map((l) => l.message)).toContain(`${p} woke`);
+  });
+
+  it("puts stream chunks and log lines live, while the task runs", async () => {
+    const tag = crypto.randomUUID();
+    const runId = await trigger(`${p}-stream`, { tag });
+    // Seen before the task ends: it is waiting for the gate this test opens.
+    await vi.waitUntil(
+      async () => {
+        const run = await getRun(runId);
+        return run.tasks[0]?.logs.some((l) => l.message === `${p} live line`) ? run : false;
+      },
+      { timeout: 15_000, interval: 50 },
+    );
+    expect((await getRun(runId)).status).toBe("RUNNING");
+    count(`${p}-stream:${tag}:go`);
+    expect((await result(runId)).output).toEqual({ chunks: 4 });
+    const res = await exports.default.fetch(`http://spindle.test/api/v1/runs/${runId}/stream`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const text = await res.text();
+    const chunks = [...text.matchAll(/^id: (\d+)\ndata: (.*)$/gm)].map((m) => [Number(m[1]), m[2]]);
+    expect(chunks).toEqual([
+      [0, "a"],
+      [1, "b"],
+      [2, "c"],
+      [3, "d"],
+    ]);
+    expect(text).toContain("event: end");
+    // The line sent live and again with the outcome is stored once.
+    expect((await getRun(runId)).tasks[0]!.logs.filter((l) => l.message === `${p} live line`)).toHaveLength(1);
   });
 });

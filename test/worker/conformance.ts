@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { Spindle, type Runnable } from "@spindle/worker-sdk";
-import { count } from "./workflows";
+import { count, effects } from "./workflows";
 
 /**
  * The transport conformance workflows: the same scenarios declared twice, once for a worker the
@@ -67,7 +67,20 @@ function scenarios(spindle: Spindle, prefix: string): Runnable<any, any>[] {
       return { first };
     },
   });
-  return [slots, timeout, heartbeat, cancel, durable];
+  // Puts three chunks and logs a line, then waits (polling: the test opens the gate from its own
+  // request) until the test has seen both while the task still runs.
+  const stream = spindle.task({
+    name: `${prefix}-stream`,
+    executionTimeout: "30s",
+    fn: async (input: { tag: string }, ctx) => {
+      for (const chunk of ["a", "b", "c"]) await ctx.putStream(chunk);
+      ctx.logger.info(`${prefix} live line`);
+      while (!effects.has(`${prefix}-stream:${input.tag}:go`) && !ctx.abortSignal.aborted) await new Promise((r) => setTimeout(r, 20));
+      await ctx.putStream("d");
+      return { chunks: 4 };
+    },
+  });
+  return [slots, timeout, heartbeat, cancel, durable, stream];
 }
 
 const bound = Spindle.init();
