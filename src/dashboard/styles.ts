@@ -32,6 +32,7 @@ pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px
 .status { display: inline-block; padding: .05rem .45rem; border-radius: 999px; font-size: .8rem; font-weight: 600; border: 1px solid currentColor; white-space: nowrap; }
 .status::before { content: ""; display: inline-block; width: .55em; height: .55em; border-radius: 50%; background: currentColor; margin-right: .35em; vertical-align: .05em; }
 .s-COMPLETED { color: var(--ok); } .s-FAILED { color: var(--bad); } .s-RUNNING { color: var(--run); } .s-QUEUED, .s-PENDING { color: var(--wait); } .s-CANCELLED, .s-SKIPPED { color: var(--off); }
+.s-SCHEDULED { color: var(--wait); } .s-FIRED { color: var(--ok); }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; margin: 0; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; word-break: break-word; }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: 1rem; }
