@@ -249,8 +249,8 @@ describe("the dashboard in Chromium", () => {
     const page = await signedIn();
     await page.getByRole("link", { name: "Workers" }).click();
     const example = page.locator("tr", { hasText: "example" });
-    await poll(() => text(example)).toContain("service binding WORKER_EXAMPLE");
-    await poll(() => text(example)).toContain("READY");
+    await poll(() => example.locator("td").nth(1).innerText()).toBe("service binding\nWORKER_EXAMPLE");
+    await poll(() => text(example.locator(".status").first())).toBe("ACTIVE");
     await poll(() => text(example)).toMatch(/regular: \d+ \/ 100/);
     await poll(() => text(example)).toContain("stream");
   });
