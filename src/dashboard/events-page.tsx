@@ -109,7 +109,7 @@ export function EventsPage(props: { tenant: string; query: EventsQuery; problems
                 </td>
                 <td>
                   {e.refused.length === 0 ? (
-                    <span class="muted">—</span>
+                    <span class="muted">none</span>
                   ) : (
                     <ul>
                       {e.refused.map((r) => (
