@@ -2,7 +2,17 @@
 import type { Child } from "hono/jsx";
 import type { RunStatus, TaskStatus } from "@spindle/worker-sdk/protocol";
 
-export type Page = "runs" | "run" | "workers" | "sign-in" | "not-found";
+export type Page = "runs" | "run" | "events" | "event" | "crons" | "schedules" | "flow" | "workers" | "sign-in" | "not-found";
+
+/** The pages the navigation names, and the page each one is current on. */
+const NAV: { href: string; label: string; current: Page[] }[] = [
+  { href: "/", label: "Runs", current: ["runs", "run"] },
+  { href: "/events", label: "Events", current: ["events", "event"] },
+  { href: "/crons", label: "Crons", current: ["crons"] },
+  { href: "/schedules", label: "Schedules", current: ["schedules"] },
+  { href: "/flow", label: "Flow control", current: ["flow"] },
+  { href: "/workers", label: "Workers", current: ["workers"] },
+];
 
 /** The page shell: navigation, sign-out, the live region's status line, the script. */
 export function Layout(props: { title: string; page: Page; tenant?: string; data?: Record<string, string>; children: Child }) {
@@ -21,8 +31,11 @@ export function Layout(props: { title: string; page: Page; tenant?: string; data
           {props.tenant !== undefined && (
             <>
               <nav aria-label="Main">
-                <a href="/" aria-current={props.page === "runs" ? "page" : undefined}>Runs</a>
-                <a href="/workers" aria-current={props.page === "workers" ? "page" : undefined}>Workers</a>
+                {NAV.map((n) => (
+                  <a href={n.href} aria-current={n.current.includes(props.page) ? "page" : undefined}>
+                    {n.label}
+                  </a>
+                ))}
               </nav>
               <span class="muted">
                 tenant <strong>{props.tenant}</strong>
@@ -66,4 +79,49 @@ export function duration(from: string | null | undefined, to: string | null | un
   const ms = (to ? Date.parse(to) : now) - Date.parse(from);
   const text = ms < 1000 ? `${ms} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : ms < 3_600_000 ? `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s` : `${(ms / 3_600_000).toFixed(1)} h`;
   return to ? text : `${text} so far`;
+}
+
+/**
+ * A filter's date and time as a form sends it: a datetime-local field has no zone, and the pages
+ * say their times are UTC. What cannot be read is reported as a problem, not guessed.
+ */
+export function utcFilterTime(field: string, value: string, problems: string[]): string | undefined {
+  if (!value) return undefined;
+  const zoned = /[zZ]|[+-]\d\d:?\d\d$/.test(value) ? value : `${value}Z`;
+  if (Number.isNaN(Date.parse(zoned))) {
+    problems.push(`${field}: not a date and time`);
+    return undefined;
+  }
+  return new Date(zoned).toISOString();
+}
+
+/** Cursor paging: back to the newest page, and on to older items when there are more. */
+export function Pager(props: { path: string; base: URLSearchParams; cursor: string; nextCursor: string | null; older: string }) {
+  const query = (extra: [string, string][] = []) => {
+    const q = new URLSearchParams([...props.base, ...extra]).toString();
+    return q ? `${props.path}?${q}` : props.path;
+  };
+  return (
+    <nav class="actions" aria-label="Pages">
+      {props.cursor && (
+        <a class="button" href={query()}>
+          Newest
+        </a>
+      )}
+      {props.nextCursor && (
+        <a class="button" href={query([["cursor", props.nextCursor]])}>
+          {props.older}
+        </a>
+      )}
+    </nav>
+  );
+}
+
+/** Pages without a live channel offer a reload of what they show, filters and page kept. */
+export function ReloadLink(props: { href: string }) {
+  return (
+    <a class="button" href={props.href}>
+      Reload
+    </a>
+  );
 }

@@ -10,10 +10,13 @@ import { RUN_INDEX_SHARDS } from "../core/names";
 import { tenantForToken } from "../core/tenants";
 import type { Env } from "../env";
 import { CLIENT_SCRIPT } from "./client-script";
+import { EventPage, EventsPage, parseEventsQuery } from "./events-page";
+import { FlowPage } from "./flow-page";
 import { NotFoundPage, SignInPage, WorkersPage } from "./other-pages";
 import { RunLive, RunPage } from "./run-page";
 import { parseRunsQuery, RunsLive, RunsPage, type RunsData } from "./runs-page";
 import { STYLES } from "./styles";
+import { CronsPage, parseTriggersQuery, SchedulesPage, TRIGGERS_PAGE_SIZE } from "./trigger-pages";
 
 /** The session cookie: the tenant's API token, HttpOnly and SameSite=Strict (Secure over HTTPS). */
 export const SESSION_COOKIE = "spindle_session";
@@ -36,6 +39,9 @@ const session: MiddlewareHandler<DashEnv> = async (c, next) => {
   c.set("service", new EngineService(c.env, tenant));
   await next();
 };
+
+/** The tenant's workflow names, for the pages' workflow filters. */
+const workflowNames = async (service: EngineService) => (await service.workflows()).map((w) => w.name).sort();
 
 /** A form post must come from the dashboard's own pages. */
 function sameOrigin(c: Context): boolean {
@@ -71,9 +77,9 @@ export function dashboard(): Hono<DashEnv> {
     const [list, counts, workflows] = await Promise.all([
       problems.length ? { runs: [], nextCursor: null } : service.listRuns(filter),
       problems.length ? {} : service.countRuns(countFilter),
-      service.workflows(),
+      workflowNames(service),
     ]);
-    const data: RunsData = { tenant: service.tenant, shards: RUN_INDEX_SHARDS, workflows: workflows.map((w) => w.name).sort(), query, filter, problems, list, counts };
+    const data: RunsData = { tenant: service.tenant, shards: RUN_INDEX_SHARDS, workflows, query, filter, problems, list, counts };
     return wantsLivePart(c) ? c.html(<RunsLive {...data} />) : page(c, <RunsPage {...data} />);
   });
 
@@ -91,6 +97,57 @@ export function dashboard(): Hono<DashEnv> {
       }
       throw err;
     }
+  });
+
+  app.get("/events", session, async (c) => {
+    const service = c.var.service;
+    const { query, filter, problems } = parseEventsQuery((n) => c.req.query(n));
+    const list = problems.length ? { events: [], nextCursor: null } : await service.triggers.listEvents(filter);
+    return page(c, <EventsPage tenant={service.tenant} query={query} problems={problems} list={list} />);
+  });
+
+  app.get("/events/:eventId", session, async (c) => {
+    const service = c.var.service;
+    const eventId = c.req.param("eventId");
+    try {
+      return page(c, <EventPage tenant={service.tenant} event={await service.triggers.getEvent(eventId)} />);
+    } catch (err) {
+      if (err instanceof SpindleError && err.code === "event.not_found") {
+        return page(c, <NotFoundPage tenant={service.tenant} what={`This tenant has no event ${eventId}.`} />, 404);
+      }
+      throw err;
+    }
+  });
+
+  app.get("/crons", session, async (c) => {
+    const service = c.var.service;
+    const query = parseTriggersQuery((n) => c.req.query(n));
+    const [list, workflows] = await Promise.all([
+      service.triggers.listCrons({ limit: TRIGGERS_PAGE_SIZE, ...(query.workflow ? { workflow: query.workflow } : {}), ...(query.cursor ? { cursor: query.cursor } : {}) }),
+      workflowNames(service),
+    ]);
+    return page(c, <CronsPage tenant={service.tenant} workflows={workflows} query={query} list={list} />);
+  });
+
+  app.get("/schedules", session, async (c) => {
+    const service = c.var.service;
+    const query = parseTriggersQuery((n) => c.req.query(n));
+    const [list, workflows] = await Promise.all([
+      service.triggers.listSchedules({
+        limit: TRIGGERS_PAGE_SIZE,
+        ...(query.workflow ? { workflow: query.workflow } : {}),
+        ...(query.status ? { status: query.status } : {}),
+        ...(query.cursor ? { cursor: query.cursor } : {}),
+      }),
+      workflowNames(service),
+    ]);
+    return page(c, <SchedulesPage tenant={service.tenant} workflows={workflows} query={query} list={list} />);
+  });
+
+  app.get("/flow", session, async (c) => {
+    const service = c.var.service;
+    const [rateLimits, concurrency] = await Promise.all([service.rateLimits(), service.concurrency()]);
+    return page(c, <FlowPage tenant={service.tenant} rateLimits={rateLimits} concurrency={concurrency} />);
   });
 
   app.get("/workers", session, async (c) => {

@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import type { RunFilter, RunList, RunStatus } from "@spindle/worker-sdk/protocol";
-import { duration, Layout, Status, time } from "./layout";
+import { duration, Layout, Status, time, utcFilterTime } from "./layout";
 
 export const RUN_STATUSES: RunStatus[] = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"];
 export const RUNS_PAGE_SIZE = 50;
@@ -24,11 +24,8 @@ export function parseRunsQuery(q: (name: string) => string | undefined, all: (na
   if (query.workflow) filter.workflow = query.workflow;
   if (status.length) filter.status = status;
   for (const field of ["since", "until"] as const) {
-    if (!query[field]) continue;
-    // A datetime-local field has no zone: the page says its times are UTC.
-    const value = /[zZ]|[+-]\d\d:?\d\d$/.test(query[field]) ? query[field] : `${query[field]}Z`;
-    if (Number.isNaN(Date.parse(value))) problems.push(`${field}: not a date and time`);
-    else filter[field] = new Date(value).toISOString();
+    const at = utcFilterTime(field, query[field], problems);
+    if (at) filter[field] = at;
   }
   const metadata: Record<string, string> = {};
   for (const pair of query.metadata.split(",").map((p) => p.trim()).filter(Boolean)) {

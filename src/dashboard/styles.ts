@@ -27,11 +27,13 @@ fieldset label { flex-direction: row; align-items: center; gap: .25rem; }
 table { border-collapse: collapse; width: 100%; font-size: .92rem; }
 th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: var(--soft); }
+td ul { margin: 0; padding-left: 1.1rem; }
 code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85rem; }
 pre { background: var(--soft); border: 1px solid var(--line); border-radius: 6px; padding: .5rem; overflow: auto; max-height: 24rem; white-space: pre-wrap; word-break: break-word; }
 .status { display: inline-block; padding: .05rem .45rem; border-radius: 999px; font-size: .8rem; font-weight: 600; border: 1px solid currentColor; white-space: nowrap; }
 .status::before { content: ""; display: inline-block; width: .55em; height: .55em; border-radius: 50%; background: currentColor; margin-right: .35em; vertical-align: .05em; }
 .s-COMPLETED { color: var(--ok); } .s-FAILED { color: var(--bad); } .s-RUNNING { color: var(--run); } .s-QUEUED, .s-PENDING { color: var(--wait); } .s-CANCELLED, .s-SKIPPED { color: var(--off); }
+.s-SCHEDULED { color: var(--wait); } .s-FIRED { color: var(--ok); }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; margin: 0; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; word-break: break-word; }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: 1rem; }

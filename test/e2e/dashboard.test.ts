@@ -215,12 +215,42 @@ describe("the dashboard in Chromium", () => {
     expect(await text(theirs.locator("body"))).not.toContain("to-lower");
   });
 
+  it("shows a pushed event on the Events page and follows its link to the run it started", async () => {
+    const name = `Ada-${Date.now()}`;
+    const pushed = await api.call("POST", "/api/v1/events", { key: "user:created", payload: { name } });
+    expect(pushed.status).toBe(200);
+    const [started] = pushed.body.runs as { workflow: string; runId: string }[];
+    expect(started?.workflow).toBe("on-event");
+    const page = await signedIn();
+    await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Events" }).click();
+    await page.getByRole("heading", { name: "Events" }).waitFor();
+    const event = page.locator(`tr[data-event-id="${pushed.body.eventId}"]`);
+    await poll(() => text(event)).toContain("user:created");
+    expect(await text(event)).toContain(name);
+    await event.getByRole("link", { name: started!.runId }).click();
+    await page.getByRole("heading", { name: /on-event/ }).waitFor();
+    expect(page.url()).toBe(`${server.url}/runs/${started!.runId}`);
+    await poll(() => text(page.locator("h1 .status"))).toBe("COMPLETED");
+    await poll(() => text(page.getByLabel("Output", { exact: true }))).toContain(name);
+  });
+
+  it("reaches every page from the navigation, each fitting a phone's width", async () => {
+    const page = await signedIn(server.token, { width: 390, height: 844 });
+    const nav = page.getByRole("navigation", { name: "Main" });
+    for (const [link, heading] of [["Events", "Events"], ["Crons", "Crons"], ["Schedules", "Schedules"], ["Flow control", "Flow control"], ["Workers", "Workers"], ["Runs", "Runs"]]) {
+      await nav.getByRole("link", { name: link }).click();
+      await page.getByRole("heading", { name: heading, exact: true }).waitFor();
+      expect(await nav.locator('[aria-current="page"]').textContent()).toBe(link);
+      expect(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
+    }
+  });
+
   it("lists the workers with their transport, status, slots in use and workflows", async () => {
     const page = await signedIn();
     await page.getByRole("link", { name: "Workers" }).click();
     const example = page.locator("tr", { hasText: "example" });
-    await poll(() => text(example)).toContain("service binding WORKER_EXAMPLE");
-    await poll(() => text(example)).toContain("READY");
+    await poll(() => example.locator("td").nth(1).innerText()).toBe("service binding\nWORKER_EXAMPLE");
+    await poll(() => text(example.locator(".status").first())).toBe("ACTIVE");
     await poll(() => text(example)).toMatch(/regular: \d+ \/ 100/);
     await poll(() => text(example)).toContain("stream");
   });
