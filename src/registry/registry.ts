@@ -292,8 +292,9 @@ export class Registry extends DurableObject<Env> {
         : null;
     // Declared crons and filters first: a workflow is never visible to a push without its filters.
     // Not those of a workflow this worker will be refused for: they are another definition's.
-    const taken = registration.workflows.filter((wf) => this.store.differingOwners(registration.name, wf).length === 0);
-    await this.env.TRIGGERS.getByName(triggersName(tenant)).syncDeclared(tenant, registration.name, await declaredTriggers({ ...registration, workflows: taken }));
+    const declaredNow = new Set(registration.workflows.map((wf) => wf.name));
+    const dropped = this.store.claims(registration.name).filter((c) => c.status === "active" && !declaredNow.has(c.workflow)).map((c) => c.workflow);
+    await this.syncDeclaredTriggers(tenant, registration);
     const result = this.ctx.storage.transactionSync(() =>
       this.store.applyRegistration(
         { name: registration.name, ...source, status: unreachable ? "unreachable" : "active", reason: unreachable, registration },
@@ -301,7 +302,23 @@ export class Registry extends DurableObject<Env> {
       ),
     );
     await this.configureQueues(tenant, registration, unreachable);
+    // A workflow this worker dropped that others still run keeps their declared crons and
+    // filters: the rows this worker held went with its sync, so the others' are synced again.
+    if (dropped.length > 0) {
+      for (const other of this.store.workers()) {
+        if (other.name === registration.name) continue;
+        if (!this.store.claims(other.name).some((c) => c.status === "active" && dropped.includes(c.workflow))) continue;
+        const theirs = JSON.parse(other.registration) as WorkerRegistration | null;
+        if (theirs) await this.syncDeclaredTriggers(tenant, theirs);
+      }
+    }
     return { workflows: result.accepted, refused: result.refused };
+  }
+
+  /** Declared crons and filters of a worker's workflows, except those it is refused for (another definition's). */
+  private async syncDeclaredTriggers(tenant: string, registration: WorkerRegistration): Promise<void> {
+    const taken = registration.workflows.filter((wf) => this.store.differingOwners(registration.name, wf).length === 0);
+    await this.env.TRIGGERS.getByName(triggersName(tenant)).syncDeclared(tenant, registration.name, await declaredTriggers({ ...registration, workflows: taken }));
   }
 
   /**

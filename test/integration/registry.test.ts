@@ -60,6 +60,23 @@ describe("registration", () => {
     expect(echo.body.crons.map((c: any) => c.expression)).not.toContain("17 3 * * *");
   });
 
+  it("keeps a shared workflow's declared cron when one of the workers sharing it drops the workflow", async () => {
+    const shared = { ...workflowDef("t-cron-shared", [taskDef("t-cron-shared")], "task"), onCrons: ["23 4 * * *"] };
+    const own = (name: string) => workflowDef(`t-own-${name}`, [taskDef(`t-own-${name}`)], "task");
+    for (const name of ["cron-share-a", "cron-share-b"]) {
+      expect(await env.SPINDLE.register(TOKEN, registration(name, [shared, own(name)]))).toMatchObject({ ok: true, value: { refused: [] } });
+    }
+    const before = await api("GET", "/api/v1/crons?workflow=t-cron-shared");
+    expect(before.body.crons).toEqual([expect.objectContaining({ expression: "23 4 * * *", source: "declared" })]);
+    // Whichever of the two holds the cron's row drops the workflow: the other still declares it.
+    for (const name of ["cron-share-a", "cron-share-b"]) {
+      expect(await env.SPINDLE.register(TOKEN, registration(name, [own(name)]))).toMatchObject({ ok: true });
+      const after = await api("GET", "/api/v1/crons?workflow=t-cron-shared");
+      const stillShared = name === "cron-share-a";
+      expect(after.body.crons.map((c: any) => c.expression)).toEqual(stillShared ? ["23 4 * * *"] : []);
+    }
+  });
+
   it("refuses an invalid DAG with the reason", async () => {
     const reply = await env.SPINDLE.register(TOKEN, registration("cyclic", [workflowDef("t-cycle", [taskDef("p", ["q"]), taskDef("q", ["p"])])]));
     expect(reply.ok).toBe(false);
