@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import { signRequest } from "@spindle/worker-sdk/protocol";
 import { registration, taskDef, workflowDef } from "../support/definitions";
-import { flaky } from "../worker/conformance";
+import { flaky, shardedSharingInFlight } from "../worker/conformance";
 import { api, result, TOKEN, trigger } from "./helpers";
 
 const worker = async (name: string) => (await api("GET", "/api/v1/workers")).body.workers.find((w: any) => w.name === name);
@@ -71,6 +71,29 @@ describe("registration that explains itself", () => {
     const ran = new Set<string>();
     for (let i = 0; i < 6; i++) ran.add(((await result(await trigger("t-shared", {}))).output as { ranOn: string }).ranOn);
     expect([...ran].every((w) => w === "share-a" || w === "share-b")).toBe(true);
+  });
+
+  it("shares a workflow between a worker whose pool is served by 2 task queues and one served by 1: every run ends, no worker over its slots", async () => {
+    for (const host of ["share-sharded", "share-single"]) expect((await api("POST", "/api/v1/workers", { url: `https://${host}.test/` })).status).toBe(200);
+    const ids = await Promise.all(Array.from({ length: 16 }, () => trigger("t-shared-sharded", { ms: 150 })));
+    const ranOn = new Set<string>();
+    for (const id of ids) {
+      const run = await result(id, { timeoutMs: 60_000 });
+      expect(run.status).toBe("COMPLETED");
+      ranOn.add((run.output as { ranOn: string }).ranOn);
+    }
+    expect([...ranOn].every((w) => w === "share-sharded" || w === "share-single")).toBe(true);
+    const sharded = shardedSharingInFlight.get("share-sharded");
+    const single = shardedSharingInFlight.get("share-single");
+    expect((sharded?.ran ?? 0) + (single?.ran ?? 0)).toBe(16);
+    expect(sharded?.ran ?? 0).toBeGreaterThan(0);
+    expect(sharded?.max ?? 0).toBeLessThanOrEqual(4);
+    expect(single?.max ?? 0).toBeLessThanOrEqual(1);
+    // Every slot taken was given back, on each queue of each pool.
+    await vi.waitUntil(async () => {
+      const [a, b] = [await worker("share-sharded"), await worker("share-single")];
+      return a.slotsInUse.regular === 0 && b.slotsInUse.regular === 0;
+    }, { timeout: 10_000 });
   });
 
   it("shows a worker that stopped answering as unreachable, and queues its runs until it is back", async () => {

@@ -108,6 +108,31 @@ export const sharingWorkers: Record<string, { fetch(request: Request): Promise<R
   "share-c.test": sharing("share-c", "20s"),
 };
 
+/**
+ * Two served workers sharing `t-shared-sharded`: one serves each pool by 2 task queues (4 slots),
+ * the other by 1 (1 slot). Each counts the attempts it runs at once.
+ */
+export const shardedSharingInFlight = new Map<string, { now: number; max: number; ran: number }>();
+function shardedSharing(name: string, slots: number, queueShards: number) {
+  const s = Spindle.init({ token: "test-token-default", fetch: engineFetch });
+  const shared = s.task({
+    name: "t-shared-sharded",
+    fn: async (input: { ms: number }) => {
+      const c = shardedSharingInFlight.get(name) ?? { now: 0, max: 0, ran: 0 };
+      shardedSharingInFlight.set(name, c);
+      c.now++;
+      c.ran++;
+      c.max = Math.max(c.max, c.now);
+      await new Promise((r) => setTimeout(r, input.ms));
+      c.now--;
+      return { ranOn: name };
+    },
+  });
+  return s.serve({ name, slots, queueShards, workflows: [shared] });
+}
+sharingWorkers["share-sharded.test"] = shardedSharing("share-sharded", 4, 2);
+sharingWorkers["share-single.test"] = shardedSharing("share-single", 1, 1);
+
 /** A bound worker holding a token no tenant has. */
 const strangerBound = Spindle.init({ token: "a-token-of-no-tenant-at-all" });
 export const strangerBoundWorker = strangerBound.worker({ name: "stranger-bound", workflows: [strangerBound.task({ name: "t-stranger-bound", fn: () => null })] });
