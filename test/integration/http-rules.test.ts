@@ -63,7 +63,7 @@ describe("the HTTP API's edges", () => {
     expect(doc.servers).toEqual([{ url: "http://spindle.test", description: "This engine" }]);
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
     const operations = Object.values(doc.paths).flatMap((p: any) => Object.values(p)) as any[];
-    expect(operations.length).toBe(32);
+    expect(operations.length).toBe(37);
     const ids = operations.map((o) => o.operationId);
     expect(ids.every((id) => typeof id === "string" && id.length > 0)).toBe(true);
     expect(new Set(ids).size).toBe(ids.length);
