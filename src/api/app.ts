@@ -85,8 +85,14 @@ export const notJson = {
 
 /** A route of the public API: named, and behind the bearer scheme. */
 export function route<const R extends Parameters<typeof createRoute>[0]>(operationId: string, config: R) {
-  return createRoute({ ...config, operationId, security: [{ bearer: [] }] });
+  const responses = config.method === "get" ? config.responses : { ...crossOrigin, ...config.responses };
+  return createRoute({ ...config, responses, operationId, security: [{ bearer: [] }] });
 }
+
+/** A write sent with the dashboard's session cookie from another origin (see `auth`). */
+const crossOrigin = {
+  403: { description: "Signed in by the dashboard's session cookie but sent from another origin (`auth.cross_origin`)", content: { "application/json": { schema: ErrorSchema } } },
+} as const;
 
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
@@ -320,7 +326,11 @@ export function createApp(): OpenAPIHono<AppEnv> {
           (action === "cancel" ? "Cancels the selected runs that are still going (QUEUED, RUNNING)." : "Replays the selected runs that FAILED or were CANCELLED.") +
           " Give `runIds` (at most 1000) or `filter` (the list's filters: workflow, status, since, until, metadata); a filter acts on at most 1000 runs per call (call again for more). Answers how many were affected, and which.",
         request: { body: { required: true, content: { "application/json": { schema: BulkActionBodySchema } } } },
-        responses: { 200: json(BulkActionResultSchema, "The runs acted on"), ...errorResponses },
+        responses: {
+          200: json(BulkActionResultSchema, "The runs acted on"),
+          ...notJson,
+          ...errorResponses,
+        },
       }),
       async (c) => {
         const body = c.req.valid("json");

@@ -77,5 +77,8 @@ describe("the HTTP API's edges", () => {
     }
     expect(Object.keys(doc.paths["/api/v1/workers"].post.responses)).toEqual(expect.arrayContaining(["200", "409", "415", "502"]));
     expect(Object.keys(doc.paths["/api/v1/workflows/{name}/runs"].post.responses)).toEqual(expect.arrayContaining(["200", "202", "409", "413", "415"]));
+    // A write may be refused for a cookie sent from another origin; a read may not.
+    expect(Object.keys(doc.paths["/api/v1/runs/cancel"].post.responses)).toEqual(expect.arrayContaining(["200", "403", "415"]));
+    expect(Object.keys(doc.paths["/api/v1/runs"].get.responses)).not.toContain("403");
   });
 });
