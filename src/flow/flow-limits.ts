@@ -66,6 +66,15 @@ export class FlowLimits extends DurableObject<Env> {
     if (freed.length > 0) this.ctx.waitUntil(this.notify(freed));
   }
 
+  /** The tasks holding these rate units started (the run tells at its start): their windows run from `at`. */
+  async started(tenant: string, units: { key: string; holder: string }[], at: number): Promise<void> {
+    const changed = this.ctx.storage.transactionSync(() => {
+      this.ensureTenant(tenant);
+      return this.store.started(units, at);
+    });
+    if (changed.length > 0) this.ctx.waitUntil(this.notify(changed));
+  }
+
   async upsertRateLimit(tenant: string, key: string, limit: number, duration: RateLimitDuration): Promise<RateLimitView> {
     const now = clock.now();
     this.ctx.storage.transactionSync(() => {

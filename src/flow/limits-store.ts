@@ -53,17 +53,29 @@ export const MIGRATIONS: readonly Migration[] = [
       "CREATE TABLE cancels (run_id TEXT PRIMARY KEY, message TEXT NOT NULL, next_at INTEGER NOT NULL)",
     ],
   },
+  {
+    version: 2,
+    description: "rate units: when the task that took a unit started (its window runs from then, not from admission)",
+    sql: ["ALTER TABLE rate_units ADD COLUMN started_at INTEGER"],
+  },
 ];
 
 /**
- * A unit comes back this long after its `duration`: units are taken at admission and the task
- * starts a dispatch later, so without the margin two starts could sit closer than the limit allows
- * (admissions spaced exactly `duration` apart, the first dispatched slower than the next). 250 ms
- * was not enough on a loaded 2-core machine (starts skewed by ~500 ms); the sound fix is to stamp a
- * unit when its task starts, not when it is admitted.
+ * A rate unit is taken when its task is admitted and counts until `duration` after the task
+ * started: the run tells the unit's object when the task starts (`started`), and the unit's window
+ * runs from then. The task's own code starts one call after the run records the start, so a
+ * started unit counts RATE_UNIT_MARGIN_MS longer. A unit whose start is never told (its task was
+ * cancelled before it started, or the notice is still on its way) counts until
+ * RATE_UNIT_PENDING_MS after `duration` from admission. So a unit counts from its admission to its
+ * start's window end, and of any `limit + 1` starts within one `duration`, the last admitted would
+ * have found the others' units counting and waited.
  */
-export const RATE_UNIT_MARGIN_MS = 1_000;
-const windowMs = (duration: RateLimitDuration): number => DURATION_MS[duration] + RATE_UNIT_MARGIN_MS;
+export const RATE_UNIT_MARGIN_MS = 250;
+export const RATE_UNIT_PENDING_MS = 60_000;
+
+/** SQL: until when a rate unit counts (`?` is the limit's duration in ms). */
+const UNTIL = `(COALESCE(started_at + ${RATE_UNIT_MARGIN_MS}, at + ${RATE_UNIT_PENDING_MS}) + ?)`;
+const durationMs = (duration: RateLimitDuration): number => DURATION_MS[duration];
 
 /** An attempt asking for what it needs from one flow object: all of it, or none. */
 export interface AcquireRequest {
@@ -154,8 +166,8 @@ export class LimitsStore {
   private holds(need: Need, now: number): boolean {
     if (need.kind === "concurrency") return this.sql.exec("SELECT 1 FROM holders WHERE id = ? AND holder = ?", need.id, need.holder).toArray().length > 0;
     const limit = this.rateLimit(need.key);
-    const window = limit ? windowMs(limit.duration) : 0;
-    return this.sql.exec("SELECT 1 FROM rate_units WHERE key = ? AND holder = ? AND at > ?", need.key, need.holder, now - window).toArray().length > 0;
+    if (!limit) return false;
+    return this.sql.exec(`SELECT 1 FROM rate_units WHERE key = ? AND holder = ? AND ${UNTIL} > ?`, need.key, need.holder, durationMs(limit.duration), now).toArray().length > 0;
   }
 
   /** Holders not checked since `before`, oldest check first: their runs are asked whether they still hold them. */
@@ -237,22 +249,22 @@ export class LimitsStore {
       limit = { kind: "dynamic", lim: need.dynamic.limit, duration: need.dynamic.duration };
     }
     if (!limit) return { ok: false, reason: reasons.rateUndefined(need.key), retryAt: null };
-    const window = windowMs(limit.duration);
-    if (this.sql.exec("SELECT 1 FROM rate_units WHERE key = ? AND holder = ? AND at > ?", need.key, need.holder, now - window).toArray().length > 0) {
+    const d = durationMs(limit.duration);
+    if (this.sql.exec(`SELECT 1 FROM rate_units WHERE key = ? AND holder = ? AND ${UNTIL} > ?`, need.key, need.holder, d, now).toArray().length > 0) {
       return { ok: true };
     }
     if (need.units > limit.lim) return { ok: false, reason: reasons.rateTooBig(need.key, need.units, limit.lim, limit.duration), retryAt: null };
-    // A sliding window: no span of `duration` ever holds more than `limit` units.
+    // A sliding window: no span of `duration` ever holds more than `limit` starts.
     const taken = this.sql
-      .exec<{ units: number; at: number }>("SELECT units, at FROM rate_units WHERE key = ? AND at > ? ORDER BY at", need.key, now - window)
+      .exec<{ units: number; until: number }>(`SELECT units, ${UNTIL} AS until FROM rate_units WHERE key = ? AND ${UNTIL} > ? ORDER BY until`, d, need.key, d, now)
       .toArray();
     let used = taken.reduce((sum, t) => sum + t.units, 0);
     if (used + need.units <= limit.lim) return { ok: true };
-    let retryAt = now + window;
+    let retryAt = now + d + RATE_UNIT_PENDING_MS;
     for (const t of taken) {
       used -= t.units;
       if (used + need.units <= limit.lim) {
-        retryAt = t.at + window;
+        retryAt = t.until;
         break;
       }
     }
@@ -288,6 +300,20 @@ export class LimitsStore {
     return [...byQueue].map(([queue, set]) => ({ queue, ids: [...set] }));
   }
 
+  /**
+   * The tasks holding these units started at `at`: each unit's window runs from its first start.
+   * Returns the ids of the limits whose units changed: their waiters were told to come back when a
+   * unit still waiting for its start would have expired, and should ask again now.
+   */
+  started(units: { key: string; holder: string }[], at: number): string[] {
+    const changed = new Set<string>();
+    for (const u of units) {
+      const stamped = this.sql.exec("UPDATE rate_units SET started_at = ? WHERE key = ? AND holder = ? AND started_at IS NULL", at, u.key, u.holder).rowsWritten;
+      if (stamped > 0) changed.add(needId({ kind: "rate", key: u.key, holder: u.holder, units: 0, dynamic: null }));
+    }
+    return [...changed];
+  }
+
   upsertRateLimit(key: string, limit: number, duration: RateLimitDuration): void {
     this.sql.exec(
       `INSERT INTO rate_limits (key, kind, lim, duration) VALUES (?, 'static', ?, ?)
@@ -301,9 +327,9 @@ export class LimitsStore {
   rateLimits(now: number): RateLimitView[] {
     const rows = this.sql.exec<{ key: string; kind: string; lim: number; duration: string }>("SELECT * FROM rate_limits ORDER BY key").toArray();
     return rows.map((r) => {
-      const window = windowMs(r.duration as RateLimitDuration);
+      const d = durationMs(r.duration as RateLimitDuration);
       const taken = this.sql
-        .exec<{ used: number | null; first: number | null }>("SELECT SUM(units) AS used, MIN(at) AS first FROM rate_units WHERE key = ? AND at > ?", r.key, now - window)
+        .exec<{ used: number | null; first: number | null }>(`SELECT SUM(units) AS used, MIN(${UNTIL}) AS first FROM rate_units WHERE key = ? AND ${UNTIL} > ?`, d, r.key, d, now)
         .toArray()[0];
       return {
         key: r.key,
@@ -311,7 +337,7 @@ export class LimitsStore {
         limit: r.lim,
         duration: r.duration as RateLimitDuration,
         unitsLeft: Math.max(0, r.lim - (taken?.used ?? 0)),
-        nextRefillAt: taken?.first ? new Date(taken.first + window).toISOString() : null,
+        nextRefillAt: taken?.first ? new Date(taken.first).toISOString() : null,
       };
     });
   }
@@ -341,7 +367,7 @@ export class LimitsStore {
   collect(now: number, staleBefore: number): void {
     this.sql.exec("DELETE FROM waiters WHERE seen_at < ?", staleBefore);
     for (const r of this.sql.exec<{ key: string; duration: string }>("SELECT key, duration FROM rate_limits").toArray()) {
-      this.sql.exec("DELETE FROM rate_units WHERE key = ? AND at <= ?", r.key, now - windowMs(r.duration as RateLimitDuration));
+      this.sql.exec(`DELETE FROM rate_units WHERE key = ? AND ${UNTIL} <= ?`, r.key, durationMs(r.duration as RateLimitDuration), now);
     }
     this.sql.exec(
       "DELETE FROM keys WHERE NOT EXISTS (SELECT 1 FROM holders h WHERE h.id = keys.id) AND NOT EXISTS (SELECT 1 FROM waiters w WHERE w.id = keys.id)",

@@ -189,6 +189,27 @@ export class RunMachine {
     this.s.timers.set("exec_timeout", ref.task, ref.attempt, now + def.executionTimeoutMs, String(ref.invocation));
     this.s.timers.set("liveness", ref.task, ref.attempt, now + LIVENESS_TIMEOUT_MS, String(ref.invocation));
     if (this.s.runs.markStarted(now)) this.reportToIndex(this.s.runs.get()!, now);
+    this.startRateUnits(run, def, ref, now);
+  }
+
+  /**
+   * The attempt's rate units count from its first start, not from its admission: tell the objects
+   * holding them (the start of a later invocation of a durable task changes nothing there).
+   */
+  private startRateUnits(run: RunRecord, def: TaskDefinition, ref: DispatchRef, now: number): void {
+    if (!def.rateLimits?.length) return;
+    const flow = this.flowOf(run, def, ref.attempt);
+    if (!flow || "error" in flow) return;
+    const byShard = new Map<number, { key: string; holder: string }[]>();
+    for (const n of flow.needs) {
+      if (n.kind !== "rate") continue;
+      const shard = flowShardOf(n);
+      byShard.set(shard, [...(byShard.get(shard) ?? []), { key: n.key, holder: n.holder }]);
+    }
+    for (const [shard, units] of byShard) {
+      const payload: OutboxPayloads["flow_started"] = { tenant: run.tenant, units, at: now };
+      this.s.outbox.add("flow_started", flowLimitsName(run.tenant, shard), payload, now);
+    }
   }
 
   /**

@@ -17,6 +17,7 @@ export interface OutboxPayloads {
   unsubscribe: { ids: string[] };
   /** `holders` null: every key the run holds in that flow object (the run ended). */
   flow_release: { tenant: string; runId: string; holders: { id: string; holder: string }[] | null };
+  flow_started: { tenant: string; units: { key: string; holder: string }[]; at: number };
 }
 
 export interface ChildEnded {
@@ -83,6 +84,14 @@ export async function deliver(env: Env, kind: OutboxKind, target: string, messag
       for (const m of messages) {
         const p = m.payload as OutboxPayloads["flow_release"];
         await stub.release(p.tenant, p.runId, p.holders);
+      }
+      return { kind: "other" };
+    }
+    case "flow_started": {
+      const stub = env.FLOW.getByName(target);
+      for (const m of messages) {
+        const p = m.payload as OutboxPayloads["flow_started"];
+        await stub.started(p.tenant, p.units, p.at);
       }
       return { kind: "other" };
     }

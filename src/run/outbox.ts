@@ -19,7 +19,8 @@ export type OutboxKind =
   | "child_lost"
   | "subscribe"
   | "unsubscribe"
-  | "flow_release";
+  | "flow_release"
+  | "flow_started";
 
 export interface OutboxMessage {
   id: number;

@@ -180,13 +180,13 @@ describe("schema migrations", () => {
     });
   });
 
-  it("creates a flow object's tables once, and running again changes nothing", async () => {
+  it("creates a flow object's tables (and the rate units' start column) once, and running again changes nothing", async () => {
     const stub = env.FLOW.getByName("flow:default:migration-scratch");
     await runInDurableObject(stub, (_instance, state) => {
       wipe(state);
-      expect(migrate(state.storage, FLOW_MIGRATIONS)).toBe(1);
+      expect(migrate(state.storage, FLOW_MIGRATIONS)).toBe(2);
       state.storage.sql.exec("INSERT INTO rate_limits (key, kind, lim, duration) VALUES ('k', 'static', 3, 'minute')");
-      expect(migrate(state.storage, FLOW_MIGRATIONS)).toBe(1);
+      expect(migrate(state.storage, FLOW_MIGRATIONS)).toBe(2);
       expect(state.storage.sql.exec("SELECT key, lim FROM rate_limits").toArray()).toEqual([{ key: "k", lim: 3 }]);
     });
   });
