@@ -128,6 +128,11 @@ export class Outbox {
     this.sent.add(id);
   }
 
+  /** Whether any message is here, sent or not (as an object finds its outbox when it comes up). */
+  holdsAny(): boolean {
+    return this.sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length > 0;
+  }
+
   /** Something was sent and not yet deleted. */
   hasSent(): boolean {
     return this.sent.size > 0;

@@ -23,7 +23,8 @@ import { ulid } from "../core/ids";
 import { jsonBytes, limitsOf, type Limits } from "../core/limits";
 import { evaluateFilter } from "../core/cel";
 import { eventBusName, poolOf, queueShardOf, runObjectName, taskQueueName, waiterId } from "../core/names";
-import { dispatchKey } from "../scheduler/messages";
+import { dispatchKey, type DispatchMessage } from "../scheduler/messages";
+import { runClaim } from "../scheduler/dispatch";
 import type { Env } from "../env";
 import type { ConditionLost, ConditionMet, ConditionRef, WaiterError } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
@@ -50,6 +51,12 @@ export type { DispatchRef } from "./machine";
 export const MAX_VIEW_BUSES = 16;
 /** A stream reader is sent this many chunks per read of storage. */
 const STREAM_PAGE = 100;
+
+/**
+ * A run object runs at most this many of its claims itself at once (a wide DAG's tasks); its task
+ * queue sends the others through the dispatch queue.
+ */
+export const MAX_OWN_DISPATCHES = 64;
 
 /** A task's watch on its attempt returns after this long with `pending`, and the SDK watches again. */
 export const WATCH_MAX_MS = 60_000;
@@ -101,6 +108,8 @@ export class WorkflowRun extends DurableObject<Env> {
   /** Decided inside a transaction, delivered once it has committed. */
   private pendingWatch: { key: string; result: WatchResult }[] = [];
   private runEnded = false;
+  /** Claims this object runs itself (handed over by their task queue), not through the dispatch queue. */
+  private ownClaims = 0;
   /**
    * Whether this object holds a run. A run's schema is created by the write that creates the run
    * (one commit, not two), so a call for a run that does not exist writes nothing at all.
@@ -131,6 +140,10 @@ export class WorkflowRun extends DurableObject<Env> {
       if (installedVersion(ctx.storage) > 0) {
         migrate(ctx.storage, RUN_MIGRATIONS);
         this.hasSchema = true;
+        // Back with messages still in its outbox (it went away between a commit and its send, or
+        // before deleting what it sent): send them now rather than at the outbox's grace alarm.
+        // Receivers are idempotent, so a message sent before costs only a repeat.
+        if (this.outbox.holdsAny()) ctx.waitUntil(Promise.resolve().then(() => this.afterWrite()));
       }
     });
   }
@@ -190,14 +203,39 @@ export class WorkflowRun extends DurableObject<Env> {
       await this.afterWrite();
       return ok({ kind: "stale", reason: "restarted: the claim this message started was lost", release: true });
     }
+    return ok(this.begin(run, task, ref, message));
+  }
+
+  /**
+   * Its task queue hands over a dispatch it has just admitted: the run starts it and runs it on its
+   * worker itself, with no dispatch queue in between (one hop and two calls fewer per task). The
+   * reply says only whether it started: a claim that did is this object's to run, heartbeat and
+   * record. `busy`: this object already runs MAX_OWN_DISPATCHES claims; the queue sends this one
+   * through the dispatch queue instead. Should the reply be lost, the queue sends the dispatch
+   * through the dispatch queue as well, and the run refuses it there as a duplicate.
+   */
+  async dispatch(m: DispatchMessage): Promise<Reply<{ kind: "started" } | { kind: "stale"; reason: string; release: boolean } | { kind: "busy" }>> {
+    const run = this.current();
+    if (!run) return notFound();
+    if (this.ownClaims >= MAX_OWN_DISPATCHES) return ok({ kind: "busy" });
+    const ref: DispatchRef = { task: m.task, attempt: m.attempt, invocation: m.invocation };
+    const start = this.begin(run, this.tasks.get(ref.task), ref, null);
+    if (start.kind === "stale") return ok(start);
+    this.ownClaims++;
+    this.ctx.waitUntil(runClaim(this.env, m, start.assignment, () => this, this.ctx).finally(() => this.ownClaims--));
+    return ok({ kind: "started" });
+  }
+
+  /** Starts the claim if it is the task's queued one; otherwise says why not. */
+  private begin(run: RunRecord, task: TaskRecord | null, ref: DispatchRef, message: string | null): StartReply {
     const stale = staleness(run, task, ref);
-    if (stale) return ok({ kind: "stale", ...stale });
+    if (stale) return { kind: "stale", ...stale };
     const now = clock.now();
     this.write(() => this.machine.start(run, ref, now, message));
     // The only message a start can owe is its index report: answer first. Its outbox row is
     // durable, and the run's next write (its outcome, or its timeout) sends whatever is left.
     this.ctx.waitUntil(this.afterWrite());
-    return ok({ kind: "started", assignment: this.assignment(this.runs.get()!, this.tasks.get(ref.task)!, now) });
+    return { kind: "started", assignment: this.assignment(this.runs.get()!, this.tasks.get(ref.task)!, now) };
   }
 
   /**

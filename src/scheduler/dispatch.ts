@@ -11,7 +11,7 @@ import type { WorkerService } from "./worker-service";
 const COMPLETE_RETRY_BASE_MS = 200;
 const COMPLETE_RETRY_MAX_MS = 5_000;
 
-type RunStub = {
+export type RunStub = {
   completeTask: (ref: DispatchRef, outcome: TaskOutcome) => Promise<Reply<{ accepted: boolean }>>;
   heartbeat: (ref: DispatchRef) => Promise<void>;
 };
@@ -52,27 +52,33 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
         if (!start || start.release) ctx.waitUntil(queue.release(m.key));
         return;
       }
-      const assignment = start.assignment;
-      ctx.waitUntil(
-        (async () => {
-          const stopBeating = heartbeat(runObject, ref);
-          try {
-            let outcome: TaskOutcome;
-            try {
-              outcome = await execute(env, m.tenant, m.worker, assignment, ctx);
-            } finally {
-              // The worker is free the moment it answers: give the slot back while the run records
-              // the outcome (a slow parent or index must not hold the pool).
-              ctx.waitUntil(queue.release(m.key));
-            }
-            await recordOutcome(runObject, ref, outcome);
-          } finally {
-            stopBeating();
-          }
-        })(),
-      );
+      ctx.waitUntil(runClaim(env, m, start.assignment, runObject, ctx));
     }),
   );
+}
+
+/**
+ * Runs a started claim on its worker and records its outcome: what the dispatch consumer does for a
+ * message, and what a run object does for a dispatch its task queue handed it directly. `run` is
+ * the claim's run (a new stub per call, or the object itself). Heartbeats go to the run from the
+ * start until the outcome is recorded; the slot is given back the moment the worker answers.
+ */
+export async function runClaim(env: Env, m: DispatchMessage, assignment: Assignment, run: () => RunStub, ctx: Pick<ExecutionContext, "waitUntil">): Promise<void> {
+  const ref: DispatchRef = { task: m.task, attempt: m.attempt, invocation: m.invocation };
+  const stopBeating = heartbeat(run, ref);
+  try {
+    let outcome: TaskOutcome;
+    try {
+      outcome = await execute(env, m.tenant, m.worker, assignment, ctx);
+    } finally {
+      // The worker is free the moment it answers: give the slot back while the run records
+      // the outcome (a slow parent or index must not hold the pool).
+      ctx.waitUntil(env.TASK_QUEUES.getByName(taskQueueName(m.tenant, m.worker, m.pool, m.shard ?? 0)).release(m.key));
+    }
+    await recordOutcome(run, ref, outcome);
+  } finally {
+    stopBeating();
+  }
 }
 
 /**
@@ -80,7 +86,7 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
  * signed HTTPS to the URL it was registered with. Either way the answer is the worker's outcome,
  * and a worker that could not be reached or crashed fails the attempt as retryable.
  */
-async function execute(env: Env, tenant: string, worker: string, assignment: Assignment, ctx: ExecutionContext): Promise<TaskOutcome> {
+async function execute(env: Env, tenant: string, worker: string, assignment: Assignment, ctx: Pick<ExecutionContext, "waitUntil">): Promise<TaskOutcome> {
   const binding = env[workerBindingName(worker) as `WORKER_${string}`] as WorkerService | undefined;
   if (binding) {
     try {

@@ -169,6 +169,7 @@ export class TaskQueue extends DurableObject<Env> {
   /** Where the runtime's alarm points (undefined until read once). */
   private alarmAt: number | null | undefined;
   private retryAt: number | null = null;
+  private cachedConfig: ConfigRow | null | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -182,6 +183,7 @@ export class TaskQueue extends DurableObject<Env> {
   async configure(identity: TaskQueueIdentity, slots: number, blockedReason: string | null): Promise<void> {
     this.ensureIdentity(identity);
     this.ctx.storage.sql.exec("UPDATE config SET slots = ?, blocked_reason = ? WHERE id = 1", slots, blockedReason);
+    this.cachedConfig = undefined;
     await this.pump();
   }
 
@@ -340,8 +342,10 @@ export class TaskQueue extends DurableObject<Env> {
     );
   }
 
+  /** The config row, read once and kept: it changes only through `configure` and `ensureIdentity`, which drop this copy. */
   private config(): ConfigRow | null {
-    return this.ctx.storage.sql.exec<ConfigRow>("SELECT * FROM config WHERE id = 1").toArray()[0] ?? null;
+    if (this.cachedConfig === undefined) this.cachedConfig = this.ctx.storage.sql.exec<ConfigRow>("SELECT * FROM config WHERE id = 1").toArray()[0] ?? null;
+    return this.cachedConfig;
   }
 
   private ensureIdentity(identity: TaskQueueIdentity): ConfigRow {
@@ -354,6 +358,7 @@ export class TaskQueue extends DurableObject<Env> {
       identity.pool,
       identity.shard ?? 0,
     );
+    this.cachedConfig = undefined;
     return this.config()!;
   }
 
@@ -373,16 +378,47 @@ export class TaskQueue extends DurableObject<Env> {
     if (candidates.length === 0) return false;
     const admitted = await this.takeFlow(config, candidates);
     if (admitted.length === 0) return true;
+    const viaQueue = await this.handOver(config, admitted);
+    if (viaQueue.length === 0) return true;
     try {
-      await this.send(config, admitted);
+      await this.send(config, viaQueue);
     } catch (err) {
       console.error(`task queue ${config.worker}/${config.pool}: dispatch send failed, retrying`, err);
-      this.putBack(admitted);
+      this.putBack(viaQueue);
       this.retryAt = clock.now() + SEND_RETRY_MS;
       this.planAlarm();
       return false;
     }
     return true;
+  }
+
+  /**
+   * Dispatching at once: each admitted task is handed straight to its run, which starts it and runs
+   * it on the worker (`WorkflowRun.dispatch`). Returns the tasks to send through the dispatch queue
+   * instead: those whose run could not be reached or did not answer (if it did start the task, the
+   * queued copy is refused there as a duplicate) and those whose run is busy. A run that refuses a
+   * stale dispatch gets its slot back here. The lease stays as it is either way: a dispatch that
+   * neither starts nor is refused is sent again when it expires.
+   */
+  private async handOver(config: ConfigRow, rows: TaskRow[]): Promise<TaskRow[]> {
+    const replies = await Promise.all(
+      rows.map(async (r) => {
+        try {
+          const reply = await this.env.RUNS.getByName(runObjectName(config.tenant, r.run_id)).dispatch(toMessage(config, r));
+          return reply.ok ? reply.value : { kind: "stale" as const, reason: reply.error.message, release: true };
+        } catch (err) {
+          console.error(`task queue ${config.worker}/${config.pool}: could not hand ${r.key} to its run, sending it through the dispatch queue`, err);
+          return null;
+        }
+      }),
+    );
+    const refused = rows.filter((_, i) => { const reply = replies[i]; return reply?.kind === "stale" && reply.release; });
+    if (refused.length > 0) {
+      this.ctx.storage.transactionSync(() => {
+        for (const r of refused) this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", r.key);
+      });
+    }
+    return rows.filter((_, i) => replies[i] === null || replies[i]!.kind === "busy");
   }
 
   private usedSlots(): number {

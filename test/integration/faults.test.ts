@@ -116,12 +116,12 @@ describe("faults", () => {
 
   it("keeps slots and queued tasks when a task queue is reset between admitting tasks and sending them", async () => {
     const queue = env.TASK_QUEUES.getByName("tq:default:test:regular");
-    // The reset lands after the admission (the leases) committed and before the dispatch is sent.
-    type Internals = { send(config: unknown, rows: { task: string }[]): Promise<void>; ctx: DurableObjectState };
+    // The reset lands after the admission (the leases) committed and before the dispatch is handed to its run.
+    type Internals = { handOver(config: unknown, rows: { task: string }[]): Promise<unknown[]>; ctx: DurableObjectState };
     const proto = TaskQueue.prototype as unknown as Internals;
-    const original = proto.send;
+    const original = proto.handOver;
     let resets = 0;
-    proto.send = async function (this: Internals, config, rows) {
+    proto.handOver = async function (this: Internals, config, rows) {
       if (resets === 0 && rows.some((r) => r.task === "t-echo")) {
         resets++;
         // The admission is on disk (a reset would otherwise take the unconfirmed write with it).
@@ -147,7 +147,7 @@ describe("faults", () => {
         advanceClock(-(DISPATCH_RESEND_MS + 1_000));
       }
     } finally {
-      proto.send = original;
+      proto.handOver = original;
     }
   });
 });

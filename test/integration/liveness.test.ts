@@ -5,7 +5,7 @@ import type { CheckpointRequest, RunView, TaskOutcome } from "@spindle/worker-sd
 import { advanceClock } from "../../src/core/clock";
 import { LIVENESS_TIMEOUT_MS, MAX_LOST_DISPATCHES } from "../../src/run/liveness";
 import { WorkflowRun, type DispatchRef } from "../../src/run/workflow-run";
-import { DISPATCH_RESEND_MS } from "../../src/scheduler/messages";
+import { DISPATCH_RESEND_MS, type DispatchMessage } from "../../src/scheduler/messages";
 import { MAX_DISPATCH_RESENDS, RESEND_MAX_MS, TaskQueue } from "../../src/scheduler/task-queue";
 import { gates, tightOrder } from "../worker/liveness";
 import { effects } from "../worker/workflows";
@@ -22,7 +22,7 @@ afterEach(() => {
   for (const undo of restore.splice(0).reverse()) undo();
 });
 
-function replace<K extends "heartbeat" | "startTask" | "completeTask" | "checkpoint">(name: K, impl: (original: WorkflowRun[K]) => WorkflowRun[K]): void {
+function replace<K extends "heartbeat" | "startTask" | "completeTask" | "checkpoint" | "dispatch">(name: K, impl: (original: WorkflowRun[K]) => WorkflowRun[K]): void {
   const original = WorkflowRun.prototype[name];
   WorkflowRun.prototype[name] = impl(original);
   restore.push(() => (WorkflowRun.prototype[name] = original));
@@ -143,6 +143,13 @@ describe("an attempt whose runner dies", () => {
     const t = tag("reply");
     let lost = 0;
     let starts = 0;
+    // The run is too busy to take the dispatch from its task queue: it comes through the dispatch queue.
+    replace("dispatch", (original) =>
+      async function (this: WorkflowRun, m: DispatchMessage) {
+        if (m.task === "t-gated") return { ok: true, value: { kind: "busy" } } as const;
+        return original.call(this, m);
+      },
+    );
     replace("startTask", (original) =>
       async function (this: WorkflowRun, ref: DispatchRef, message?: string | null) {
         const reply = await original.call(this, ref, message);
@@ -166,6 +173,44 @@ describe("an attempt whose runner dies", () => {
     expect(gatedTask.retryCount).toBe(0);
     expect(gatedTask.lostDispatches).toHaveLength(1);
     expect(gatedTask.lostDispatches[0]!.reason).toContain("delivered again");
+  });
+
+  it("runs a task handed straight to its run once when the run's reply to its task queue is lost", async () => {
+    const t = tag("handover");
+    let lost = 0;
+    let duplicates = 0;
+    // The run starts the task (and runs it), and its answer to the task queue is lost: the queue sends the
+    // dispatch through the dispatch queue as well, where the run refuses it as a duplicate.
+    replace("dispatch", (original) =>
+      async function (this: WorkflowRun, m: DispatchMessage) {
+        const reply = await original.call(this, m);
+        if (m.task === "t-gated" && lost === 0 && reply.ok && reply.value.kind === "started") {
+          lost++;
+          throw new Error("injected: the run started the task, its reply is lost");
+        }
+        return reply;
+      },
+    );
+    replace("startTask", (original) =>
+      async function (this: WorkflowRun, ref: DispatchRef, message?: string | null) {
+        const reply = await original.call(this, ref, message);
+        if (ref.task === "t-gated" && reply.ok && reply.value.kind === "stale" && reply.value.reason.startsWith("duplicate")) duplicates++;
+        return reply;
+      },
+    );
+    const runId = await trigger("t-gated", { tag: t, hold: true });
+    await vi.waitUntil(() => duplicates === 1 && effects.get(`t-gated:${t}`) === 1, { timeout: 10_000 });
+    gates.add(t);
+    const run = await result(runId, { timeoutMs: 30_000 });
+    expect(lost).toBe(1);
+    expect(run.status).toBe("COMPLETED");
+    expect(run.output).toEqual({ execution: 1 });
+    expect(effects.get(`t-gated:${t}`)).toBe(1);
+    expect(task(run, "t-gated").attempts).toHaveLength(1);
+    expect(task(run, "t-gated").lostDispatches).toEqual([]);
+    // The refused copy kept the running attempt's slot, which its end gave back.
+    const queue = env.TASK_QUEUES.getByName("tq:default:test:regular");
+    await vi.waitUntil(async () => (await queue.stats())!.inFlight === 0, { timeout: 10_000 });
   });
 
   it("records an outcome whose recording fails six times in a row", async () => {
@@ -195,16 +240,16 @@ describe("a dispatch lost before any consumer started it", () => {
   it("is sent again by its task queue within 30 s of its send, however long its execution timeout", async () => {
     const t = tag("unsent");
     const queue = env.TASK_QUEUES.getByName("tq:default:test:regular");
-    // The task queue's send of the dispatch is lost on the way (t-gated's execution timeout is 5 min).
-    type Sender = { send(config: unknown, rows: { task: string }[]): Promise<void> };
+    // The task queue's hand-over of the dispatch is lost on the way (t-gated's execution timeout is 5 min).
+    type Sender = { handOver(config: unknown, rows: { task: string }[]): Promise<unknown[]> };
     const proto = TaskQueue.prototype as unknown as Sender;
-    const original = proto.send;
+    const original = proto.handOver;
     let dropped = 0;
-    proto.send = async function (this: Sender, config, rows) {
+    proto.handOver = async function (this: Sender, config, rows) {
       const kept = rows.filter((r) => !(r.task === "t-gated" && dropped === 0 && ++dropped));
-      if (kept.length > 0) await original.call(this, config, kept);
+      return original.call(this, config, kept);
     };
-    restore.push(() => (proto.send = original));
+    restore.push(() => (proto.handOver = original));
     const runId = await trigger("t-gated", { tag: t });
     await vi.waitUntil(() => dropped === 1, { timeout: 10_000 });
     expect(task(await getRun(runId), "t-gated").status).toBe("QUEUED");
@@ -232,9 +277,18 @@ describe("a dispatch whose start always throws", () => {
       return originalSend.call(this, config, rows);
     };
     restore.push(() => (proto.send = originalSend));
-    // The resume's start throws, however often its dispatch is delivered.
+    // The resume's start throws, however often its dispatch is delivered, handed over or queued.
     const object = env.RUNS.idFromName(`run:default:${runId}`);
     let starts = 0;
+    replace("dispatch", (original) =>
+      async function (this: WorkflowRun, m: DispatchMessage) {
+        if (object.equals((this as unknown as { ctx: DurableObjectState }).ctx.id) && m.invocation === 1) {
+          starts++;
+          throw new Error("injected: the start throws");
+        }
+        return original.call(this, m);
+      },
+    );
     replace("startTask", (original) =>
       async function (this: WorkflowRun, ref: DispatchRef, message?: string | null) {
         if (object.equals((this as unknown as { ctx: DurableObjectState }).ctx.id) && ref.invocation === 1) {

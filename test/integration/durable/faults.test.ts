@@ -61,12 +61,17 @@ describe("durable tasks under faults", () => {
   it("runs a delivered-twice durable invocation once", async () => {
     const runId = await trigger("d-gated-sleep", {});
     await until(runId, evicted("d-gated-sleep"));
-    // Count the starts of invocation 1 as they reach the run.
+    // Count the starts of invocation 1 as they reach the run: handed over by its task queue, or through the dispatch queue.
     const original = WorkflowRun.prototype.startTask;
+    const originalDispatch = WorkflowRun.prototype.dispatch;
     let starts = 0;
     WorkflowRun.prototype.startTask = async function (this: WorkflowRun, ref, ...rest) {
       if (ref.task === "d-gated-sleep" && ref.invocation === 1) starts++;
       return original.call(this, ref, ...rest);
+    };
+    WorkflowRun.prototype.dispatch = async function (this: WorkflowRun, m) {
+      if (m.task === "d-gated-sleep" && m.invocation === 1) starts++;
+      return originalDispatch.call(this, m);
     };
     try {
       expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
@@ -77,6 +82,7 @@ describe("durable tasks under faults", () => {
       await vi.waitUntil(() => starts === 3, { timeout: 10_000 });
     } finally {
       WorkflowRun.prototype.startTask = original;
+      WorkflowRun.prototype.dispatch = originalDispatch;
     }
     gates.add(runId);
     const run = await result(runId);
