@@ -507,8 +507,8 @@ function report(summary, meta) {
       "",
       "Where a Spindle run's time goes (p50 ms, from the run's own timestamps; idle | under load):",
       `- trigger → task queued (auth, resolve, create the run object): ${fmtMs(p.toQueued.p50)} | ${fmtMs(lp.toQueued.p50)}`,
-      `- queued → started (outbox → task queue → dispatch Queue → consumer → startTask): ${fmtMs(p.queuedToStarted.p50)} | ${fmtMs(lp.queuedToStarted.p50)}`,
-      `- started → run finished (execute on the example worker, completeTask): ${fmtMs(p.startedToFinished.p50)} | ${fmtMs(lp.startedToFinished.p50)}`,
+      `- queued → started (outbox → task queue → the run, in the enqueue's answer or handed over → start): ${fmtMs(p.queuedToStarted.p50)} | ${fmtMs(lp.queuedToStarted.p50)}`,
+      `- started → run finished (execute on the example worker from the run's object, completeTask): ${fmtMs(p.startedToFinished.p50)} | ${fmtMs(lp.startedToFinished.p50)}`,
       `- finished → waitForRun returned: ${fmtMs(p.finishedToObserved.p50)} | ${fmtMs(lp.finishedToObserved.p50)}`,
     );
   }

@@ -48,7 +48,8 @@ export async function deliver(env: Env, kind: OutboxKind, target: string, messag
     case "enqueue": {
       const payloads = messages.map((m) => m.payload as OutboxPayloads["enqueue"]);
       const items = payloads.flatMap((p) => p.items);
-      const reply = await env.TASK_QUEUES.getByName(target).enqueue(payloads[0]!.identity, items);
+      // The run is the caller: what is admitted of it at once comes back in the reply.
+      const reply = await env.TASK_QUEUES.getByName(target).enqueue(payloads[0]!.identity, items, items[0]?.runId);
       return { kind: "enqueue", reply, items };
     }
     case "dequeue": {

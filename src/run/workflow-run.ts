@@ -226,6 +226,26 @@ export class WorkflowRun extends DurableObject<Env> {
     return ok({ kind: "started" });
   }
 
+  /**
+   * A task its queue admitted in its answer to this run's enqueue: the run takes it over as it would a
+   * hand-over. One it cannot take goes through the dispatch queue, as the task queue would send it;
+   * a stale one gives its slot back.
+   */
+  private async startAdmitted(m: DispatchMessage): Promise<void> {
+    const queue = this.env.TASK_QUEUES.getByName(taskQueueName(m.tenant, m.worker, m.pool, m.shard ?? 0));
+    try {
+      const reply = await this.dispatch(m);
+      const taken = reply.ok ? reply.value : { kind: "stale" as const, release: true };
+      if (taken.kind === "stale" && taken.release) this.ctx.waitUntil(queue.release(m.key).catch(() => undefined));
+      if (taken.kind !== "busy") return;
+    } catch (err) {
+      console.error(`run: could not take over ${m.key}, sending it through the dispatch queue`, err);
+    }
+    const dispatchQueue = m.pool === "durable" ? this.env.DISPATCH_DURABLE : this.env.DISPATCH;
+    // Should this send fail too, the task queue sends the dispatch again when its lease expires.
+    await dispatchQueue.send(m, { contentType: "json" }).catch((err: unknown) => console.error(`run: could not send ${m.key} through the dispatch queue`, err));
+  }
+
   /** Starts the claim if it is the task's queued one; otherwise says why not. */
   private begin(run: RunRecord, task: TaskRecord | null, ref: DispatchRef, message: string | null): StartReply {
     const stale = staleness(run, task, ref);
@@ -619,6 +639,7 @@ export class WorkflowRun extends DurableObject<Env> {
     try {
       const result = await deliver(this.env, first.kind, first.target, group);
       for (const m of group) this.outbox.done(m.id);
+      if (result.kind === "enqueue") for (const m of result.reply.admitted ?? []) await this.startAdmitted(m);
       if (result.kind === "enqueue" && result.reply.blockedReason) {
         const reason = result.reply.blockedReason;
         this.write(() => {

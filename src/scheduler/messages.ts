@@ -46,6 +46,8 @@ export interface DispatchMessage extends TaskQueueIdentity {
 export interface EnqueueReply {
   /** Set when the queue cannot dispatch now, e.g. no worker has registered for it. */
   blockedReason: string | null;
+  /** Tasks of the calling run admitted at once: the run starts them itself (their slots are leased). */
+  admitted?: DispatchMessage[];
 }
 
 export const dispatchKey = (runId: string, task: string, attempt: number, invocation: number): string =>

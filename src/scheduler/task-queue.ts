@@ -170,6 +170,8 @@ export class TaskQueue extends DurableObject<Env> {
   private alarmAt: number | null | undefined;
   private retryAt: number | null = null;
   private cachedConfig: ConfigRow | null | undefined;
+  /** Runs waiting for the reply to their enqueue, and what has been admitted of theirs meanwhile. */
+  private readonly callers = new Map<string, DispatchMessage[]>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -187,8 +189,26 @@ export class TaskQueue extends DurableObject<Env> {
     await this.pump();
   }
 
-  async enqueue(identity: TaskQueueIdentity, items: EnqueueItem[]): Promise<EnqueueReply> {
+  /**
+   * `caller`: the run enqueuing (it sends its own enqueues): what this call's admission admits of that
+   * run comes back in the reply (`admitted`) for the run to start itself, instead of being handed to
+   * it by a call of its own.
+   */
+  async enqueue(identity: TaskQueueIdentity, items: EnqueueItem[], caller?: string): Promise<EnqueueReply> {
     const config = this.ensureIdentity(identity);
+    const admitted: DispatchMessage[] = [];
+    const collecting = caller !== undefined && !this.callers.has(caller);
+    if (collecting) this.callers.set(caller, admitted);
+    try {
+      this.insertReady(items);
+      await this.pump();
+    } finally {
+      if (collecting) this.callers.delete(caller);
+    }
+    return { blockedReason: blockedReason(config), ...(admitted.length > 0 ? { admitted } : {}) };
+  }
+
+  private insertReady(items: EnqueueItem[]): void {
     this.ctx.storage.transactionSync(() => {
       for (const item of items) {
         const row: TaskRow = {
@@ -218,8 +238,6 @@ export class TaskQueue extends DurableObject<Env> {
         );
       }
     });
-    await this.pump();
-    return { blockedReason: blockedReason(config) };
   }
 
   /**
@@ -403,6 +421,12 @@ export class TaskQueue extends DurableObject<Env> {
   private async handOver(config: ConfigRow, rows: TaskRow[]): Promise<TaskRow[]> {
     const replies = await Promise.all(
       rows.map(async (r) => {
+        const caller = this.callers.get(r.run_id);
+        if (caller) {
+          // Its run is waiting for this queue's answer to its enqueue: the answer carries it.
+          caller.push(toMessage(config, r));
+          return { kind: "started" as const };
+        }
         try {
           const reply = await this.env.RUNS.getByName(runObjectName(config.tenant, r.run_id)).dispatch(toMessage(config, r));
           return reply.ok ? reply.value : { kind: "stale" as const, reason: reply.error.message, release: true };

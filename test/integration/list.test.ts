@@ -1,5 +1,23 @@
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { RunIndex } from "../../src/run/run-index";
+import type { IndexEntry } from "../../src/run/run-index";
+import { gates } from "../worker/liveness";
 import { api, result, trigger } from "./helpers";
+
+const original = RunIndex.prototype.upsert;
+afterEach(() => {
+  RunIndex.prototype.upsert = original;
+});
+
+/** Counts the index reports of one run, by status, as they reach its shard. */
+function countReports(): Map<string, string[]> {
+  const reports = new Map<string, string[]>();
+  RunIndex.prototype.upsert = async function (this: RunIndex, entry: IndexEntry) {
+    reports.set(entry.runId, [...(reports.get(entry.runId) ?? []), entry.status]);
+    return original.call(this, entry);
+  };
+  return reports;
+}
 
 describe("listing runs", () => {
   it("filters by workflow, status, time range and metadata, newest first, with a cursor", async () => {
@@ -57,5 +75,16 @@ describe("listing runs", () => {
     const limit = await api("GET", "/api/v1/runs?limit=0");
     expect(limit.status).toBe(400);
     expect(limit.body.error.fields[0].path).toBe("query.limit");
+  });
+
+  it("lists a running run as RUNNING, and the index hears of its creation, its start and its end once each", async () => {
+    const reports = countReports();
+    const tag = `held-${crypto.randomUUID()}`;
+    const held = await trigger("t-gated", { tag, hold: true }, { additionalMetadata: { tag } });
+    await vi.waitUntil(async () => (await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=RUNNING`)).body.runs.length === 1, { timeout: 10_000, interval: 50 });
+    gates.add(tag);
+    await result(held);
+    await vi.waitUntil(async () => (await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=COMPLETED`)).body.runs.length === 1, { timeout: 10_000 });
+    expect(reports.get(held)).toEqual(["QUEUED", "RUNNING", "COMPLETED"]);
   });
 });

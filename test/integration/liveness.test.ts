@@ -308,7 +308,10 @@ describe("a dispatch whose start always throws", () => {
       expect(await runDurableObjectAlarm(queue)).toBe(true);
     }
     const run = await result(runId);
-    expect(sends).toBe(1 + MAX_DISPATCH_RESENDS);
+    // Every re-send went through the dispatch queue; the first send too, unless the run took the dispatch
+    // over from its task queue's answer to its enqueue (then the run sent it there itself).
+    expect(sends).toBeGreaterThanOrEqual(MAX_DISPATCH_RESENDS);
+    expect(sends).toBeLessThanOrEqual(1 + MAX_DISPATCH_RESENDS);
     expect(run.status).toBe("FAILED");
     expect(run.error).toMatchObject({ code: "dispatch.not_started", task: "d-event", retryable: false });
     expect(run.error!.message).toContain(`task 'd-event' could not be started: its dispatch (attempt 1, invocation 1) was sent ${1 + MAX_DISPATCH_RESENDS} times and never started`);
