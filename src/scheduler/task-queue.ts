@@ -436,7 +436,10 @@ export class TaskQueue extends DurableObject<Env> {
         }
       }),
     );
-    const refused = rows.filter((_, i) => { const reply = replies[i]; return reply?.kind === "stale" && reply.release; });
+    const refused = rows.filter((_, i) => {
+      const reply = replies[i];
+      return reply?.kind === "stale" && reply.release;
+    });
     if (refused.length > 0) {
       this.ctx.storage.transactionSync(() => {
         for (const r of refused) this.ctx.storage.sql.exec("DELETE FROM leases WHERE key = ?", r.key);
