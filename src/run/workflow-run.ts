@@ -24,7 +24,7 @@ import { jsonBytes, limitsOf, type Limits } from "../core/limits";
 import { evaluateFilter } from "../core/cel";
 import { eventBusName, poolOf, queueShardOf, runObjectName, taskQueueName, waiterId } from "../core/names";
 import { dispatchKey, type DispatchMessage } from "../scheduler/messages";
-import { runClaim } from "../scheduler/dispatch";
+import { dispatchQueueOf, runClaim } from "../scheduler/dispatch";
 import type { Env } from "../env";
 import type { ConditionLost, ConditionMet, ConditionRef, WaiterError } from "../events/event-bus";
 import { installedVersion, migrate } from "../storage/migrate";
@@ -241,9 +241,8 @@ export class WorkflowRun extends DurableObject<Env> {
     } catch (err) {
       console.error(`run: could not take over ${m.key}, sending it through the dispatch queue`, err);
     }
-    const dispatchQueue = m.pool === "durable" ? this.env.DISPATCH_DURABLE : this.env.DISPATCH;
     // Should this send fail too, the task queue sends the dispatch again when its lease expires.
-    await dispatchQueue.send(m, { contentType: "json" }).catch((err: unknown) => console.error(`run: could not send ${m.key} through the dispatch queue`, err));
+    await dispatchQueueOf(this.env, m.pool).send(m, { contentType: "json" }).catch((err: unknown) => console.error(`run: could not send ${m.key} through the dispatch queue`, err));
   }
 
   /** Starts the claim if it is the task's queued one; otherwise says why not. */

@@ -57,6 +57,9 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
   );
 }
 
+/** The dispatch queue of a slot pool: durable tasks have their own. */
+export const dispatchQueueOf = (env: Env, pool: DispatchMessage["pool"]): Queue<DispatchMessage> => (pool === "durable" ? env.DISPATCH_DURABLE : env.DISPATCH);
+
 /**
  * Runs a started claim on its worker and records its outcome: what the dispatch consumer does for a
  * message, and what a run object does for a dispatch its task queue handed it directly. `run` is

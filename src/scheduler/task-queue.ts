@@ -5,6 +5,7 @@ import { Rounds } from "../core/rounds";
 import type { Env } from "../env";
 import { migrate, type Migration } from "../storage/migrate";
 import { type Need } from "../core/flow";
+import { dispatchQueueOf } from "./dispatch";
 import { giveBack, takeFlow, type FlowItem } from "./flow-admission";
 import type { DispatchMessage, EnqueueItem, EnqueueReply, TaskQueueIdentity } from "./messages";
 
@@ -553,8 +554,7 @@ export class TaskQueue extends DurableObject<Env> {
   }
 
   private async send(config: ConfigRow, rows: TaskRow[]): Promise<void> {
-    const queue = config.pool === "durable" ? this.env.DISPATCH_DURABLE : this.env.DISPATCH;
-    await queue.sendBatch(rows.map((r) => ({ body: toMessage(config, r), contentType: "json" as const })));
+    await dispatchQueueOf(this.env, config.pool as Pool).sendBatch(rows.map((r) => ({ body: toMessage(config, r), contentType: "json" as const })));
   }
 
   /** Points the alarm at the earliest lease expiry or send retry, without waiting for it. */
