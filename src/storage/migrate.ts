@@ -36,6 +36,9 @@ export function migrate(storage: DurableObjectStorage, migrations: readonly Migr
     return snapshot.version;
   }
   const fromNothing = current === 0;
+  // Tables the history did not create (the local runtime keeps an object's name in one) are not
+  // part of the snapshot, and their rows do not stop it.
+  const foreign = fromNothing ? new Set(objectsOf(sql).map((o) => o.table)) : new Set<string>();
   for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
     if (m.version <= current) continue;
     storage.transactionSync(() => {
@@ -47,20 +50,25 @@ export function migrate(storage: DurableObjectStorage, migrations: readonly Migr
     });
     current = m.version;
   }
-  if (fromNothing && current > 0) learnSnapshot(sql, migrations, current);
+  if (fromNothing && current > 0) learnSnapshot(sql, migrations, current, foreign);
   return current;
+}
+
+/** The schema's own objects: not SQLite's, not the runtime's (`_cf_`), not the version row. */
+function objectsOf(sql: SqlStorage): { type: string; name: string; table: string; sql: string | null }[] {
+  return sql
+    .exec<{ type: string; name: string; table: string; sql: string | null }>(
+      "SELECT type, name, tbl_name AS \"table\", sql FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name <> '_schema' ORDER BY type = 'index', rowid",
+    )
+    .toArray();
 }
 
 /**
  * Keeps the schema just built from nothing as the snapshot for the next new object, unless the
  * history also wrote rows (a snapshot holds only the schema).
  */
-function learnSnapshot(sql: SqlStorage, migrations: readonly Migration[], version: number): void {
-  const objects = sql
-    .exec<{ type: string; name: string; sql: string | null }>(
-      "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name <> '_schema' ORDER BY type = 'index', rowid",
-    )
-    .toArray();
+function learnSnapshot(sql: SqlStorage, migrations: readonly Migration[], version: number, foreign: Set<string>): void {
+  const objects = objectsOf(sql).filter((o) => !foreign.has(o.table));
   for (const o of objects) {
     if (o.type !== "table") continue;
     if (sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM "${o.name}"`).one().n > 0) return;

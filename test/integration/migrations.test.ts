@@ -272,4 +272,25 @@ describe("schema migrations", () => {
       });
     }
   });
+
+  it("learns the snapshot even when the object already holds a table of its own with rows (the local runtime keeps an object's name in one), and leaves that table out", async () => {
+    const copy = [...TASK_QUEUE_MIGRATIONS];
+    const latest = Math.max(...copy.map((m) => m.version));
+    await runInDurableObject(env.RUNS.getByName(`snap-host-${crypto.randomUUID()}`), (_i, state) => {
+      wipe(state);
+      state.storage.sql.exec("DROP TABLE IF EXISTS _schema");
+      state.storage.sql.exec("CREATE TABLE host_name (id INTEGER PRIMARY KEY, name TEXT)");
+      state.storage.sql.exec("INSERT INTO host_name (id, name) VALUES (1, 'x')");
+      expect(migrate(state.storage, copy)).toBe(latest);
+    });
+    expect(hasSnapshot(copy)).toBe(true);
+    await runInDurableObject(env.RUNS.getByName(`snap-host-b-${crypto.randomUUID()}`), (_i, state) => {
+      wipe(state);
+      state.storage.sql.exec("DROP TABLE IF EXISTS _schema");
+      expect(migrate(state.storage, copy)).toBe(latest);
+      const tables = state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((t) => t.name);
+      expect(tables).not.toContain("host_name");
+      expect(tables).toContain("ready");
+    });
+  });
 });
