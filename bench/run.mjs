@@ -8,6 +8,7 @@
 // flight), BENCH_THROUGHPUT_ROUNDS (2), BENCH_PERSIST_DIR (parent of the fresh state dir; os.tmpdir()),
 // BENCH_VERBOSE=1 (echo wrangler's output). Durable: BENCH_CHECKPOINTS (1000), BENCH_DURABLE_ROUNDS (3),
 // BENCH_WAKE_N (20), BENCH_FANOUT_N (1000). Dashboard: BENCH_DASHBOARD_RUNS (10000), BENCH_DASHBOARD_SAMPLES (20).
+// BENCH_LOCAL_OBSERVABILITY=true keeps wrangler dev's local trace collector on (off by default here).
 import { spawn, execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -149,6 +150,11 @@ async function startServer() {
       // A private dev registry: other `wrangler dev` sessions on this machine (tests, `npm start`)
       // neither bind to these workers nor make this session reload mid-benchmark.
       WRANGLER_REGISTRY_PATH: join(dir, "registry"),
+      // wrangler dev's local trace collector (on by default) writes every invocation of every worker
+      // to a SQLite trace store, on the same workerd thread as the systems measured: a cost of the
+      // local tool, paid per cross-worker call, that production does not put on a request's path.
+      // Off for all three systems alike; BENCH_LOCAL_OBSERVABILITY=true measures with it.
+      X_LOCAL_OBSERVABILITY: process.env.BENCH_LOCAL_OBSERVABILITY ?? "false",
       CI: "1",
       NO_COLOR: "1",
     },
@@ -475,7 +481,8 @@ function report(summary, meta) {
   const lines = [];
   const nRuns = CONFIG.throughputN.toLocaleString("en-US");
   lines.push(
-    `Local \`wrangler dev\` (one workerd), ${meta.wrangler}, workerd ${meta.workerd}, Node ${meta.node}, ${meta.cpus}.`,
+    `Local \`wrangler dev\` (one workerd), ${meta.wrangler}, workerd ${meta.workerd}, Node ${meta.node}, ${meta.cpus};` +
+      ` local trace collector ${(process.env.BENCH_LOCAL_OBSERVABILITY ?? "false") === "false" ? "off" : "on"} (BENCH_LOCAL_OBSERVABILITY).`,
     `Latency: ${CONFIG.rounds} interleaved rounds x ${CONFIG.latencyN} sequential runs = ${summary.spindle.samples} samples per system.` +
       ` Throughput: ${nRuns} runs, ${CONFIG.concurrency === CONFIG.throughputN ? "all" : CONFIG.concurrency} in flight,` +
       ` ${CONFIG.throughputRounds} round${CONFIG.throughputRounds > 1 ? "s (mean; each round in brackets)" : ""}.`,
