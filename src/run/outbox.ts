@@ -99,10 +99,12 @@ export class Outbox {
   add(kind: OutboxKind, target: string, payload: unknown, now: number): void {
     if (kind === "index") {
       // Only the newest index update of a run matters; drop older ones not already on the wire.
-      const inFlight = [...this.sending, ...this.sent];
+      // One statement text whatever is in flight (the ids are a bound JSON array), so it is
+      // prepared once per object.
       this.sql.exec(
-        `DELETE FROM outbox WHERE kind = 'index' AND target = ?${inFlight.length ? ` AND id NOT IN (${inFlight.join(",")})` : ""}`,
+        "DELETE FROM outbox WHERE kind = 'index' AND target = ? AND id NOT IN (SELECT value FROM json_each(?))",
         target,
+        JSON.stringify([...this.sending, ...this.sent]),
       );
     }
     this.sql.exec("INSERT INTO outbox (kind, target, payload, next_at) VALUES (?, ?, ?, ?)", kind, target, JSON.stringify(payload), now);
@@ -147,7 +149,7 @@ export class Outbox {
   purge(): void {
     if (this.sent.size === 0) return;
     this.purging = [...this.sent];
-    this.sql.exec(`DELETE FROM outbox WHERE id IN (${this.purging.join(",")})`);
+    this.sql.exec("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))", JSON.stringify(this.purging));
   }
 
   /** The write committed: what it deleted is gone. */

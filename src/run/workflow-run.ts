@@ -57,6 +57,8 @@ const STREAM_PAGE = 100;
  * queue sends the others through the dispatch queue.
  */
 export const MAX_OWN_DISPATCHES = 64;
+/** How long after a task's start its reports wait, to go out with its end should it end by then. */
+export const START_REPORT_DELAY_MS = 1_000;
 
 /** A task's watch on its attempt returns after this long with `pending`, and the SDK watches again. */
 export const WATCH_MAX_MS = 60_000;
@@ -251,9 +253,13 @@ export class WorkflowRun extends DurableObject<Env> {
     if (stale) return { kind: "stale", ...stale };
     const now = clock.now();
     this.write(() => this.machine.start(run, ref, now, message));
-    // The only message a start can owe is its index report: answer first. Its outbox row is
-    // durable, and the run's next write (its outcome, or its timeout) sends whatever is left.
-    this.ctx.waitUntil(this.afterWrite());
+    // A start owes only reports: to the run index, and to the task's rate limits (whose units count
+    // from it). Answer first. The index's report waits a little: a task that ends by then sends it
+    // with its outcome, where its end replaces its start (one call instead of two). The rows are
+    // durable: should this object go away first, they are sent when it comes back.
+    this.wakeWaiters();
+    const tellsRateLimits = (this.machine.taskDef(run, ref.task).rateLimits?.length ?? 0) > 0;
+    this.ctx.waitUntil((tellsRateLimits ? Promise.resolve() : scheduler.wait(START_REPORT_DELAY_MS)).then(() => this.afterWrite()));
     return { kind: "started", assignment: this.assignment(this.runs.get()!, this.tasks.get(ref.task)!, now) };
   }
 
@@ -603,6 +609,13 @@ export class WorkflowRun extends DurableObject<Env> {
    * leaving it for the outbox's grace alarm.
    */
   private async afterWrite(horizon = clock.now()): Promise<void> {
+    this.wakeWaiters();
+    await this.flushOutbox(horizon);
+    if (this.outbox.hasSent() && this.outbox.isSettled() && isTerminal(this.runs.status() ?? "QUEUED")) this.write(() => {});
+  }
+
+  /** Gives watchers and end waiters what a committed write decided for them. */
+  private wakeWaiters(): void {
     for (const { key, result } of this.pendingWatch.splice(0)) {
       for (const finish of [...(this.watchers.get(key) ?? [])]) finish(result);
       this.watchers.delete(key);
@@ -612,8 +625,6 @@ export class WorkflowRun extends DurableObject<Env> {
       for (const done of [...this.endWaiters]) done();
       this.endWaiters.clear();
     }
-    await this.flushOutbox(horizon);
-    if (this.outbox.hasSent() && this.outbox.isSettled() && isTerminal(this.runs.status() ?? "QUEUED")) this.write(() => {});
   }
 
   /**

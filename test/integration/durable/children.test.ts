@@ -26,7 +26,11 @@ describe("durable children and slot pools", () => {
     const run = await result(runId);
     expect(run.output).toEqual({ square: 49 });
     expect(task(run, "d-run-inside").eventLog!.map((c) => c.kind)).toEqual(["child"]);
-    expect(task(run, "d-run-inside").invocations).toBe(2);
+    // The child is triggered before its checkpoint is recorded: a child that has already ended by
+    // then resolves the checkpoint at once and the task goes on in the same invocation; otherwise
+    // it is evicted and runs a second one. Either way the code after the call runs once (below).
+    // Eviction while children run is the 1,000-child test's (exactly 2 invocations).
+    expect([1, 2]).toContain(task(run, "d-run-inside").invocations);
     expect(effects.get(`d-run-inside:after:${runId}`)).toBe(1);
     const child = await getRun(run.children[0]!);
     expect(child.parent).toEqual({ runId, taskName: "d-run-inside" });
