@@ -86,6 +86,8 @@ export class Outbox {
   private readonly sent = new Set<number>();
   /** False once everything due has been taken: a write that adds nothing costs no query. */
   private mayHaveDue = true;
+  /** The kinds of the messages added since the last `take`. */
+  private readonly fresh = new Set<OutboxKind>();
   /** Deleted by the write in progress: forgotten once it commits, still `sent` if it rolls back. */
   private purging: number[] = [];
 
@@ -109,12 +111,14 @@ export class Outbox {
     }
     this.sql.exec("INSERT INTO outbox (kind, target, payload, next_at) VALUES (?, ?, ?, ?)", kind, target, JSON.stringify(payload), now);
     this.mayHaveDue = true;
+    this.fresh.add(kind);
   }
 
   /** Due messages not already being sent; marks them as being sent. */
   take(now: number): OutboxMessage[] {
     if (!this.mayHaveDue) return [];
     this.mayHaveDue = false;
+    this.fresh.clear();
     const rows = this.sql.exec<OutboxRow>("SELECT * FROM outbox WHERE next_at <= ? ORDER BY id", now).toArray();
     const out: OutboxMessage[] = [];
     for (const r of rows) {
@@ -128,6 +132,11 @@ export class Outbox {
   done(id: number): void {
     this.sending.delete(id);
     this.sent.add(id);
+  }
+
+  /** The kinds of the messages added since they were last taken to be sent (none: nothing new to send). */
+  addedKinds(): ReadonlySet<OutboxKind> {
+    return this.fresh;
   }
 
   /** Whether any message is here, sent or not (as an object finds its outbox when it comes up). */

@@ -253,13 +253,16 @@ export class WorkflowRun extends DurableObject<Env> {
     if (stale) return { kind: "stale", ...stale };
     const now = clock.now();
     this.write(() => this.machine.start(run, ref, now, message));
-    // A start owes only reports: to the run index, and to the task's rate limits (whose units count
-    // from it). Answer first. The index's report waits a little: a task that ends by then sends it
-    // with its outcome, where its end replaces its start (one call instead of two). The rows are
-    // durable: should this object go away first, they are sent when it comes back.
+    // Answer first, then send what the start owes. A report to the run index alone waits a little:
+    // a task that ends by then sends it with its outcome, where its end replaces its start (one
+    // call instead of two). Anything else (a rate limit told of the start) goes at once. The rows
+    // are durable: should this object go away first, they are sent when it comes back.
     this.wakeWaiters();
-    const tellsRateLimits = (this.machine.taskDef(run, ref.task).rateLimits?.length ?? 0) > 0;
-    this.ctx.waitUntil((tellsRateLimits ? Promise.resolve() : scheduler.wait(START_REPORT_DELAY_MS)).then(() => this.afterWrite()));
+    const owed = this.outbox.addedKinds();
+    if (owed.size > 0) {
+      const onlyIndex = [...owed].every((kind) => kind === "index");
+      this.ctx.waitUntil((onlyIndex ? scheduler.wait(START_REPORT_DELAY_MS) : Promise.resolve()).then(() => this.afterWrite()));
+    }
     return { kind: "started", assignment: this.assignment(this.runs.get()!, this.tasks.get(ref.task)!, now) };
   }
 
