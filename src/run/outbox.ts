@@ -88,6 +88,8 @@ export class Outbox {
   private mayHaveDue = true;
   /** The kinds of the messages added since the last `take`. */
   private readonly fresh = new Set<OutboxKind>();
+  /** The last `take` held messages back. */
+  private held = false;
   /** Deleted by the write in progress: forgotten once it commits, still `sent` if it rolls back. */
   private purging: number[] = [];
 
@@ -114,8 +116,12 @@ export class Outbox {
     this.fresh.add(kind);
   }
 
-  /** Due messages not already being sent; marks them as being sent. */
-  take(now: number): OutboxMessage[] {
+  /**
+   * Due messages not already being sent; marks them as being sent. Those of kind `hold` stay due,
+   * for a later take (`heldBack` says whether there were any).
+   */
+  take(now: number, hold: OutboxKind | null = null): OutboxMessage[] {
+    this.held = false;
     if (!this.mayHaveDue) return [];
     this.mayHaveDue = false;
     this.fresh.clear();
@@ -123,6 +129,10 @@ export class Outbox {
     const out: OutboxMessage[] = [];
     for (const r of rows) {
       if (this.sending.has(r.id) || this.sent.has(r.id)) continue;
+      if (r.kind === hold) {
+        this.held = this.mayHaveDue = true;
+        continue;
+      }
       this.sending.add(r.id);
       out.push({ id: r.id, kind: r.kind as OutboxKind, target: r.target, payload: JSON.parse(r.payload), tries: r.tries });
     }
@@ -132,6 +142,11 @@ export class Outbox {
   done(id: number): void {
     this.sending.delete(id);
     this.sent.add(id);
+  }
+
+  /** The last `take` left due messages of the kind it was told to hold. */
+  heldBack(): boolean {
+    return this.held;
   }
 
   /** The kinds of the messages added since they were last taken to be sent (none: nothing new to send). */

@@ -31,7 +31,7 @@ import { installedVersion, migrate } from "../storage/migrate";
 import { DurableLog, type ConditionRecord } from "./durable-log";
 import { Liveness } from "./liveness";
 import { RunMachine, watchKey, type DispatchRef } from "./machine";
-import { NEVER_GIVEN_UP, Outbox, OUTBOX_MAX_TRIES, type OutboxMessage } from "./outbox";
+import { NEVER_GIVEN_UP, Outbox, OUTBOX_MAX_TRIES, type OutboxKind, type OutboxMessage } from "./outbox";
 import { deliver, type ChildEnded, type ChildLost, type OutboxPayloads } from "./outbox-delivery";
 import { RunStore, type RunRecord } from "./run-store";
 import { buildRunView, waitingView } from "./run-view";
@@ -57,8 +57,12 @@ const STREAM_PAGE = 100;
  * queue sends the others through the dispatch queue.
  */
 export const MAX_OWN_DISPATCHES = 64;
-/** How long after a task's start its reports wait, to go out with its end should it end by then. */
-export const START_REPORT_DELAY_MS = 1_000;
+/**
+ * How long a run's report to the run index waits after its creation or a task's start, to go out
+ * with what follows (the start, the end) should that come by then: one call and one index commit
+ * for a run that ends within it, instead of three.
+ */
+export const INDEX_REPORT_DELAY_MS = 1_000;
 
 /** A task's watch on its attempt returns after this long with `pending`, and the SDK watches again. */
 export const WATCH_MAX_MS = 60_000;
@@ -184,7 +188,11 @@ export class WorkflowRun extends DurableObject<Env> {
     });
     // Only now: had the write failed, it would have rolled the schema back with it.
     this.hasSchema = true;
-    await this.afterWrite();
+    // Everything the creation owes goes now (its enqueue, a link to its parent), except its report
+    // to the run index: that waits, and a task started or ended by then replaces it.
+    this.wakeWaiters();
+    await this.flushOutbox(now, "index");
+    if (this.outbox.heldBack()) this.reportLater();
     const run = this.runs.get()!;
     return ok({ runId: run.runId, status: run.status });
   }
@@ -260,8 +268,8 @@ export class WorkflowRun extends DurableObject<Env> {
     this.wakeWaiters();
     const owed = this.outbox.addedKinds();
     if (owed.size > 0) {
-      const onlyIndex = [...owed].every((kind) => kind === "index");
-      this.ctx.waitUntil((onlyIndex ? scheduler.wait(START_REPORT_DELAY_MS) : Promise.resolve()).then(() => this.afterWrite()));
+      if ([...owed].every((kind) => kind === "index")) this.reportLater();
+      else this.ctx.waitUntil(Promise.resolve().then(() => this.afterWrite()));
     }
     return { kind: "started", assignment: this.assignment(this.runs.get()!, this.tasks.get(ref.task)!, now) };
   }
@@ -617,6 +625,11 @@ export class WorkflowRun extends DurableObject<Env> {
     if (this.outbox.hasSent() && this.outbox.isSettled() && isTerminal(this.runs.status() ?? "QUEUED")) this.write(() => {});
   }
 
+  /** Sends what the outbox holds once INDEX_REPORT_DELAY_MS has passed (see there). */
+  private reportLater(): void {
+    this.ctx.waitUntil(scheduler.wait(INDEX_REPORT_DELAY_MS).then(() => this.afterWrite()));
+  }
+
   /** Gives watchers and end waiters what a committed write decided for them. */
   private wakeWaiters(): void {
     for (const { key, result } of this.pendingWatch.splice(0)) {
@@ -634,8 +647,8 @@ export class WorkflowRun extends DurableObject<Env> {
    * Sends what the outbox holds, grouped by kind and target. Unsubscriptions go last, so one can
    * never overtake the subscription it cancels.
    */
-  private async flushOutbox(horizon: number): Promise<void> {
-    const messages = this.outbox.take(horizon);
+  private async flushOutbox(horizon: number, hold: OutboxKind | null = null): Promise<void> {
+    const messages = this.outbox.take(horizon, hold);
     if (messages.length === 0) return;
     const groups = new Map<string, OutboxMessage[]>();
     for (const m of messages) {

@@ -77,7 +77,7 @@ describe("listing runs", () => {
     expect(limit.body.error.fields[0].path).toBe("query.limit");
   });
 
-  it("lists a running run as RUNNING, and the index hears of its creation, its start and its end once each", async () => {
+  it("lists a running run as RUNNING, and the index hears of its start and its end once each (the start replaces the creation)", async () => {
     const reports = countReports();
     const tag = `held-${crypto.randomUUID()}`;
     const held = await trigger("t-gated", { tag, hold: true }, { additionalMetadata: { tag } });
@@ -85,6 +85,28 @@ describe("listing runs", () => {
     gates.add(tag);
     await result(held);
     await vi.waitUntil(async () => (await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=COMPLETED`)).body.runs.length === 1, { timeout: 10_000 });
-    expect(reports.get(held)).toEqual(["QUEUED", "RUNNING", "COMPLETED"]);
+    // The task started within a second of the creation: the start's report replaced the creation's.
+    expect(reports.get(held)).toEqual(["RUNNING", "COMPLETED"]);
+  });
+
+  it("tells the index of a run that ends within a second once, at its end", async () => {
+    const reports = countReports();
+    const tag = `quick-${crypto.randomUUID()}`;
+    const quick = await trigger("t-echo", { tag }, { additionalMetadata: { tag } });
+    expect((await result(quick)).status).toBe("COMPLETED");
+    await vi.waitUntil(async () => (await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=COMPLETED`)).body.runs.length === 1, { timeout: 10_000 });
+    expect(reports.get(quick)).toEqual(["COMPLETED"]);
+  });
+
+  it("lists a run that waits in its queue as QUEUED: its creation is told when nothing replaces it", async () => {
+    const reports = countReports();
+    const tag = `waiting-${crypto.randomUUID()}`;
+    // Its rate limit is never defined, so its task stays queued.
+    const waiting = await trigger("f-rate-undefined", {}, { additionalMetadata: { tag } });
+    await vi.waitUntil(async () => (await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=QUEUED`)).body.runs.length === 1, { timeout: 10_000, interval: 50 });
+    expect(reports.get(waiting)).toEqual(["QUEUED"]);
+    expect((await api("POST", `/api/v1/runs/${waiting}/cancel`)).status).toBe(200);
+    await vi.waitUntil(async () => (await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=CANCELLED`)).body.runs.length === 1, { timeout: 10_000 });
+    expect(reports.get(waiting)).toEqual(["QUEUED", "CANCELLED"]);
   });
 });
