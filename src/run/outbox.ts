@@ -1,3 +1,5 @@
+import { LIVENESS_TIMEOUT_MS } from "./liveness";
+
 /**
  * Messages this run owes to other objects (queue a task, update the run index, cancel a child),
  * written in the same transaction as the state change that caused them and sent right after it
@@ -72,9 +74,11 @@ interface DeadLetterRow extends Record<string, SqlStorageValue> {
 }
 /**
  * A message is sent right after the write that adds it; if the object goes away before the send
- * lands, the alarm sends it this long after it was added.
+ * lands, the alarm sends it this long after it was added. As long as a claim's liveness check
+ * (`LIVENESS_TIMEOUT_MS`), so that the alarm a new run sets for its enqueue is already early enough
+ * for the check its task's start arms, and the start need not move it (see `TimerStore.plan`).
  */
-export const OUTBOX_GRACE_MS = 60_000;
+export const OUTBOX_GRACE_MS = LIVENESS_TIMEOUT_MS;
 
 export class Outbox {
   private readonly sending = new Set<number>();

@@ -35,6 +35,9 @@ const toTimer = (r: TimerRow): Timer => ({
   data: r.data,
 });
 
+/** How much earlier than its next due time an alarm may stay set (see `plan`). */
+export const ALARM_SLACK_MS = 1_000;
+
 export class TimerStore {
   /** The `alarm` row, read once per object instance and kept in step with every write of it. */
   private armed: number | null | undefined;
@@ -80,11 +83,18 @@ export class TimerStore {
    * row in the same transaction. Returns the new time (null: no alarm), or undefined when it does
    * not change. The caller applies it to the runtime's alarm in the same turn, so the two commit
    * together.
+   *
+   * An alarm already set for a little earlier (less than ALARM_SLACK_MS) is left where it is: it
+   * would fire early, find nothing due, and point itself at what is. Moving an alarm costs a write
+   * of the runtime's alarm store besides the commit, and a short run would otherwise move it by a
+   * few milliseconds at each step (the outbox's grace at its creation, the liveness check at its
+   * task's start, the grace again at its end) only to delete it.
    */
   plan(also: number | null = null): number | null | undefined {
     const timer = this.storage.sql.exec<{ next: number | null }>("SELECT MIN(due_at) AS next FROM timers").toArray()[0]?.next ?? null;
     const next = timer === null ? also : also === null ? timer : Math.min(timer, also);
-    if (next === this.armedAt()) return undefined;
+    const armed = this.armedAt();
+    if (next === armed || (next !== null && armed !== null && armed < next && next - armed < ALARM_SLACK_MS)) return undefined;
     this.storage.sql.exec("INSERT INTO alarm (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at", next);
     this.armed = next;
     return next;

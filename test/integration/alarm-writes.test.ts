@@ -1,0 +1,64 @@
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import { result, runStub, task, trigger, until } from "./helpers";
+
+/**
+ * Moving a Durable Object's alarm costs a write of the runtime's alarm store besides the commit. A
+ * run keeps its alarm where it is when the next due time is only a little later (`TimerStore.plan`),
+ * so a short run sets it once and deletes it once; a long wait still moves it.
+ */
+describe("a run's alarm writes", () => {
+  /** Records every setAlarm and deleteAlarm, by the storage they were called on. */
+  async function recordAlarmWrites(): Promise<{ calls: Map<object, string[]>; restore: () => void }> {
+    const probe = runStub(`alarm-probe-${crypto.randomUUID()}`);
+    const proto = await runInDurableObject(probe, (_instance, state) => Object.getPrototypeOf(state.storage));
+    const { setAlarm, deleteAlarm } = proto;
+    const calls = new Map<object, string[]>();
+    const note = (storage: object, what: string) => calls.set(storage, [...(calls.get(storage) ?? []), what]);
+    proto.setAlarm = function (this: object, ...args: unknown[]) {
+      note(this, "set");
+      return setAlarm.apply(this, args);
+    };
+    proto.deleteAlarm = function (this: object, ...args: unknown[]) {
+      note(this, "delete");
+      return deleteAlarm.apply(this, args);
+    };
+    return {
+      calls,
+      restore: () => {
+        proto.setAlarm = setAlarm;
+        proto.deleteAlarm = deleteAlarm;
+      },
+    };
+  }
+
+  it("sets a short run's alarm once, at its creation, and deletes it once, at its end", async () => {
+    const { calls, restore } = await recordAlarmWrites();
+    try {
+      const runId = await trigger("t-echo", { alarm: true });
+      expect((await result(runId)).status).toBe("COMPLETED");
+      const storage = await runInDurableObject(runStub(runId), (_instance, state) => state.storage);
+      // The deletion comes with the write that tidies the outbox, just after the end.
+      await vi.waitUntil(() => (calls.get(storage) ?? []).includes("delete"), { timeout: 5_000 });
+      expect(calls.get(storage)).toEqual(["set", "delete"]);
+      expect(await runInDurableObject(runStub(runId), (_instance, state) => state.storage.getAlarm())).toBeNull();
+    } finally {
+      restore();
+    }
+  });
+
+  it("moves the alarm to a sleep's deadline, far beyond the slack", async () => {
+    const { calls, restore } = await recordAlarmWrites();
+    try {
+      const runId = await trigger("d-sleep", { duration: "1h" });
+      const waiting = await until(runId, (run) => task(run, "d-sleep").evicted === true);
+      const due = Date.parse(task(waiting, "d-sleep").waitingFor![0]!.conditions![0]!.dueAt!);
+      const storage = await runInDurableObject(runStub(runId), (_instance, state) => state.storage);
+      await vi.waitUntil(async () => (await runInDurableObject(runStub(runId), (_instance, state) => state.storage.getAlarm())) === due, { timeout: 5_000 });
+      expect(calls.get(storage)?.at(-1)).toBe("set");
+      await runInDurableObject(runStub(runId), (instance) => instance.cancel());
+    } finally {
+      restore();
+    }
+  });
+});
