@@ -235,12 +235,19 @@ export class Outbox {
   /**
    * When the alarm must come to send what is still here: a fresh message after its grace period
    * (it is normally sent long before), a failed one at its retry time. Null when nothing is left.
+   * A message on its way is left to its send, which settles it; should the send hang, the alarm
+   * looks again a grace period from now (not at its grace time, passed already, again and again).
    */
-  alarmAt(): number | null {
-    return (
+  alarmAt(now: number): number | null {
+    const at =
       this.sql
-        .exec<{ at: number | null }>("SELECT MIN(CASE WHEN tries = 0 THEN next_at + ? ELSE next_at END) AS at FROM outbox", OUTBOX_GRACE_MS)
-        .toArray()[0]?.at ?? null
-    );
+        .exec<{ at: number | null }>(
+          "SELECT MIN(CASE WHEN tries = 0 THEN next_at + ? ELSE next_at END) AS at FROM outbox WHERE id NOT IN (SELECT value FROM json_each(?))",
+          OUTBOX_GRACE_MS,
+          JSON.stringify([...this.sending]),
+        )
+        .toArray()[0]?.at ?? null;
+    if (this.sending.size === 0) return at;
+    return at === null ? now + OUTBOX_GRACE_MS : Math.min(at, now + OUTBOX_GRACE_MS);
   }
 }

@@ -101,6 +101,16 @@ export class TimerStore {
   }
 
   /**
+   * `due`, or the armed alarm's time when that is less than ALARM_SLACK_MS earlier: for a timer
+   * that may fire that much early (a liveness check), so that it shares the alarm already set
+   * instead of costing an alarm run of its own a moment after it.
+   */
+  sharing(due: number): number {
+    const armed = this.armedAt();
+    return armed !== null && armed <= due && due - armed < ALARM_SLACK_MS ? armed : due;
+  }
+
+  /**
    * The alarm fired: the timers due are those due by now or by the time the alarm was set for,
    * whichever is later (the runtime fires an alarm at or after its time; a test may fire it early).
    */

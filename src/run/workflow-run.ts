@@ -595,7 +595,7 @@ export class WorkflowRun extends DurableObject<Env> {
       this.ctx.storage.transactionSync(() => {
         this.outbox.purge();
         fn();
-        alarm = this.timers.plan(this.outbox.alarmAt());
+        alarm = this.timers.plan(this.outbox.alarmAt(clock.now()));
       });
     } catch (err) {
       this.pendingWatch.length = watches;

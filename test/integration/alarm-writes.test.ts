@@ -1,6 +1,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
-import { result, runStub, task, trigger, until } from "./helpers";
+import { LIVENESS_TIMEOUT_MS } from "../../src/run/liveness";
+import { ALARM_SLACK_MS } from "../../src/run/timer-store";
+import { gates } from "../worker/liveness";
+import { getRun, result, runStub, task, trigger, until } from "./helpers";
 
 /**
  * Moving a Durable Object's alarm costs a write of the runtime's alarm store besides the commit. A
@@ -42,6 +45,34 @@ describe("a run's alarm writes", () => {
       await vi.waitUntil(() => (calls.get(storage) ?? []).includes("delete"), { timeout: 5_000 });
       expect(calls.get(storage)).toEqual(["set", "delete"]);
       expect(await runInDurableObject(runStub(runId), (_instance, state) => state.storage.getAlarm())).toBeNull();
+    } finally {
+      restore();
+    }
+  });
+
+  it("lets a task's first liveness check share the alarm its run's creation set", async () => {
+    const { calls, restore } = await recordAlarmWrites();
+    const tag = `alarm-${crypto.randomUUID()}`;
+    try {
+      const runId = await trigger("t-gated", { tag, hold: true });
+      await until(runId, (run) => run.tasks[0]!.status === "RUNNING");
+      const { alarm, liveness, created } = await runInDurableObject(runStub(runId), (_instance, state) => ({
+        alarm: state.storage.getAlarm(),
+        liveness: state.storage.sql.exec<{ due_at: number }>("SELECT due_at FROM timers WHERE kind = 'liveness'").one().due_at,
+        created: state.storage.sql.exec<{ created_at: number }>("SELECT created_at FROM run").one().created_at,
+      }));
+      const started = Date.parse((await getRun(runId)).tasks[0]!.startedAt!);
+      // The check is due when the alarm set at the creation (its outbox's grace) fires: at most
+      // ALARM_SLACK_MS before a timeout counted from the start, when the start came that soon.
+      expect(await alarm).toBe(liveness);
+      if (started - created < ALARM_SLACK_MS) {
+        expect(liveness).toBe(created + LIVENESS_TIMEOUT_MS);
+        expect(calls.get(await runInDurableObject(runStub(runId), (_instance, state) => state.storage))).toEqual(["set"]);
+      } else {
+        expect(liveness).toBe(started + LIVENESS_TIMEOUT_MS);
+      }
+      gates.add(tag);
+      expect((await result(runId)).status).toBe("COMPLETED");
     } finally {
       restore();
     }

@@ -83,19 +83,26 @@ describe("listing runs", () => {
     const held = await trigger("t-gated", { tag, hold: true }, { additionalMetadata: { tag } });
     await vi.waitUntil(async () => (await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=RUNNING`)).body.runs.length === 1, { timeout: 10_000, interval: 50 });
     gates.add(tag);
-    await result(held);
+    const run = await result(held);
     await vi.waitUntil(async () => (await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=COMPLETED`)).body.runs.length === 1, { timeout: 10_000 });
-    // The task started within a second of the creation: the start's report replaced the creation's.
-    expect(reports.get(held)).toEqual(["RUNNING", "COMPLETED"]);
+    const startedWithin = Date.parse(run.tasks[0]!.startedAt!) - Date.parse(run.createdAt);
+    // A task that starts within a second of its run's creation replaces the creation's report with
+    // its start's (the usual case; a loaded machine may take longer, and then all three are told).
+    if (startedWithin < 900) expect(reports.get(held)).toEqual(["RUNNING", "COMPLETED"]);
+    else expect([["QUEUED", "RUNNING", "COMPLETED"], ["RUNNING", "COMPLETED"]]).toContainEqual(reports.get(held));
   });
 
   it("tells the index of a run that ends within a second once, at its end", async () => {
     const reports = countReports();
     const tag = `quick-${crypto.randomUUID()}`;
     const quick = await trigger("t-echo", { tag }, { additionalMetadata: { tag } });
-    expect((await result(quick)).status).toBe("COMPLETED");
+    const run = await result(quick);
+    expect(run.status).toBe("COMPLETED");
     await vi.waitUntil(async () => (await api("GET", `/api/v1/runs?metadata=tag:${tag}&status=COMPLETED`)).body.runs.length === 1, { timeout: 10_000 });
-    expect(reports.get(quick)).toEqual(["COMPLETED"]);
+    const endedWithin = Date.parse(run.finishedAt!) - Date.parse(run.createdAt);
+    // The usual case; on a machine so loaded that the run took longer, what it was by then is told first.
+    if (endedWithin < 900) expect(reports.get(quick)).toEqual(["COMPLETED"]);
+    else expect(reports.get(quick)?.at(-1)).toBe("COMPLETED");
   });
 
   it("lists a run that waits in its queue as QUEUED: its creation is told when nothing replaces it", async () => {
