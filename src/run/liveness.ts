@@ -5,8 +5,9 @@
  * heard from each claim in memory only, so a heartbeat costs no write. A `liveness` timer, armed at
  * the start, looks again every LIVENESS_TIMEOUT_MS: a claim not heard from for that long is lost
  * (its consumer died with the outcome it was waiting for) and the run dispatches it again. The
- * first look may come up to ALARM_SLACK_MS (1 s) early, to share the alarm the run's creation set
- * (`TimerStore.sharing`); by then a live consumer has sent two heartbeats.
+ * first look after a start may come up to ALARM_SLACK_MS (1 s) early, to share an alarm already set
+ * (for a run's first task, the one its creation set: `TimerStore.sharing`); one heartbeat by then
+ * is enough, and a live consumer sends its first 5 s after the start.
  *
  * After the run's object restarts it has heard from no one yet, so it counts from its own boot:
  * a claim not heard from is looked at once more a timeout later (the mark `:unheard` on the timer

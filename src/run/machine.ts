@@ -187,7 +187,7 @@ export class RunMachine {
     this.s.tasks.start(ref.task, ref.attempt, now, message);
     this.s.timers.clear("schedule_timeout", ref.task, ref.attempt);
     this.s.timers.set("exec_timeout", ref.task, ref.attempt, now + def.executionTimeoutMs, String(ref.invocation));
-    // The first look may come up to ALARM_SLACK_MS early: it shares the alarm the run's creation set.
+    // The first look may come up to ALARM_SLACK_MS early, to share an alarm already set (see liveness.ts).
     this.s.timers.set("liveness", ref.task, ref.attempt, this.s.timers.sharing(now + LIVENESS_TIMEOUT_MS), String(ref.invocation));
     if (this.s.runs.markStarted(now)) this.reportToIndex(this.s.runs.get()!, now);
     this.startRateUnits(run, def, ref, now);

@@ -1,6 +1,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { EventBus } from "../../src/events/event-bus";
+import { advanceClock, clock } from "../../src/core/clock";
+import { OUTBOX_GRACE_MS } from "../../src/run/outbox";
 import { WorkflowRun } from "../../src/run/workflow-run";
 import { push, result, runStub, task, trigger, until } from "./helpers";
 
@@ -54,6 +56,44 @@ describe("outbox delivery", () => {
       expect(parent.status).toBe("COMPLETED");
       expect(inFlight).toBe(1);
     } finally {
+      WorkflowRun.prototype.childEnded = original;
+    }
+  });
+
+  it("looks again a grace period later at a send that hangs, instead of firing again and again", async () => {
+    const original = WorkflowRun.prototype.childEnded;
+    let hold = true;
+    let inFlight = 0;
+    WorkflowRun.prototype.childEnded = async function (this: WorkflowRun, report) {
+      if (report.parentTask !== "rv-lost-parent") return original.call(this, report);
+      if (hold) {
+        inFlight++;
+        while (hold) await new Promise((r) => setTimeout(r, 10));
+      }
+      return original.call(this, report);
+    };
+    const skew = OUTBOX_GRACE_MS + 5_000;
+    let skewed = false;
+    try {
+      const parentId = await trigger("rv-lost-parent", {});
+      const parked = await until(parentId, (r) => task(r, "rv-lost-parent").evicted === true && r.children.length === 1);
+      const child = runStub(parked.children[0]!);
+      await vi.waitUntil(() => inFlight === 1, { timeout: 10_000, interval: 10 });
+      // The child's report has now been on the wire past its grace period, and its alarm fires.
+      advanceClock(skew);
+      skewed = true;
+      expect(await runDurableObjectAlarm(child)).toBe(true);
+      const alarm = await runInDurableObject(child, (_i, state) => state.storage.getAlarm());
+      expect(alarm, "the alarm still covers the report on its way").not.toBeNull();
+      // Not at the grace time already passed (the runtime would fire it at once, again and again).
+      expect(alarm!).toBeGreaterThan(clock.now() + OUTBOX_GRACE_MS - 1_000);
+      hold = false;
+      const parent = await result(parentId, { timeoutMs: 8_000 });
+      expect(parent.status).toBe("COMPLETED");
+      expect(inFlight).toBe(1);
+    } finally {
+      hold = false;
+      if (skewed) advanceClock(-skew);
       WorkflowRun.prototype.childEnded = original;
     }
   });
