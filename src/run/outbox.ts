@@ -92,8 +92,6 @@ export class Outbox {
   private mayHaveDue = true;
   /** The kinds of the messages added since the last `take`. */
   private readonly fresh = new Set<OutboxKind>();
-  /** The last `take` held messages back. */
-  private held = false;
   /** Deleted by the write in progress: forgotten once it commits, still `sent` if it rolls back. */
   private purging: number[] = [];
 
@@ -122,10 +120,9 @@ export class Outbox {
 
   /**
    * Due messages not already being sent; marks them as being sent. Those of kind `hold` stay due,
-   * for a later take (`heldBack` says whether there were any).
+   * for a later take.
    */
   take(now: number, hold: OutboxKind | null = null): OutboxMessage[] {
-    this.held = false;
     if (!this.mayHaveDue) return [];
     this.mayHaveDue = false;
     this.fresh.clear();
@@ -134,7 +131,7 @@ export class Outbox {
     for (const r of rows) {
       if (this.sending.has(r.id) || this.sent.has(r.id)) continue;
       if (r.kind === hold) {
-        this.held = this.mayHaveDue = true;
+        this.mayHaveDue = true;
         continue;
       }
       this.sending.add(r.id);
@@ -146,11 +143,6 @@ export class Outbox {
   done(id: number): void {
     this.sending.delete(id);
     this.sent.add(id);
-  }
-
-  /** The last `take` left due messages of the kind it was told to hold. */
-  heldBack(): boolean {
-    return this.held;
   }
 
   /** The kinds of the messages added since they were last taken to be sent (none: nothing new to send). */

@@ -38,6 +38,9 @@ const toTimer = (r: TimerRow): Timer => ({
 /** How much earlier than its next due time an alarm may stay set (see `plan`). */
 export const ALARM_SLACK_MS = 1_000;
 
+/** An alarm set for `armed` will do for a timer due at `due`: it is at most ALARM_SLACK_MS earlier. */
+const doesFor = (armed: number | null, due: number): armed is number => armed !== null && armed <= due && due - armed < ALARM_SLACK_MS;
+
 export class TimerStore {
   /** The `alarm` row, read once per object instance and kept in step with every write of it. */
   private armed: number | null | undefined;
@@ -94,7 +97,7 @@ export class TimerStore {
     const timer = this.storage.sql.exec<{ next: number | null }>("SELECT MIN(due_at) AS next FROM timers").toArray()[0]?.next ?? null;
     const next = timer === null ? also : also === null ? timer : Math.min(timer, also);
     const armed = this.armedAt();
-    if (next === armed || (next !== null && armed !== null && armed < next && next - armed < ALARM_SLACK_MS)) return undefined;
+    if (next === armed || (next !== null && doesFor(armed, next))) return undefined;
     this.storage.sql.exec("INSERT INTO alarm (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at", next);
     this.armed = next;
     return next;
@@ -107,7 +110,7 @@ export class TimerStore {
    */
   sharing(due: number): number {
     const armed = this.armedAt();
-    return armed !== null && armed <= due && due - armed < ALARM_SLACK_MS ? armed : due;
+    return doesFor(armed, due) ? armed : due;
   }
 
   /**

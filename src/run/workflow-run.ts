@@ -189,10 +189,11 @@ export class WorkflowRun extends DurableObject<Env> {
     // Only now: had the write failed, it would have rolled the schema back with it.
     this.hasSchema = true;
     // Everything the creation owes goes now (its enqueue, a link to its parent), except its report
-    // to the run index: that waits, and a task started or ended by then replaces it.
+    // to the run index (every creation adds one): that waits, and a task started or ended by then
+    // replaces it.
     this.wakeWaiters();
     await this.flushOutbox(now, "index");
-    if (this.outbox.heldBack()) this.reportLater();
+    this.reportLater();
     const run = this.runs.get()!;
     return ok({ runId: run.runId, status: run.status });
   }

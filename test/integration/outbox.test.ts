@@ -7,78 +7,85 @@ import { WorkflowRun } from "../../src/run/workflow-run";
 import { push, result, runStub, task, trigger, until } from "./helpers";
 
 /**
+ * Holds each report a child of `rv-lost-parent` sends its parent on the wire, neither answered nor
+ * failed, until `release()`; then it fails (a send cut off) or goes through. (The parent polls: a
+ * promise settled from the test's context could not wake the parent's.)
+ */
+function holdChildReports(then: "fail" | "deliver") {
+  const original = WorkflowRun.prototype.childEnded;
+  let hold = true;
+  const reports = {
+    inFlight: 0,
+    delivered: 0,
+    release: () => {
+      hold = false;
+    },
+    restore: () => {
+      hold = false;
+      WorkflowRun.prototype.childEnded = original;
+    },
+  };
+  WorkflowRun.prototype.childEnded = async function (this: WorkflowRun, report) {
+    if (report.parentTask !== "rv-lost-parent") return original.call(this, report);
+    if (hold) {
+      reports.inFlight++;
+      while (hold) await new Promise((r) => setTimeout(r, 10));
+      if (then === "fail") throw new Error("parent too slow");
+    }
+    reports.delivered++;
+    return original.call(this, report);
+  };
+  return reports;
+}
+
+/**
  * The run's outbox: a message is written in the same transaction as the change that owes it, and
  * the alarm covers it from then on (a fresh one after a grace period, a failed one at its retry
  * time), so neither an object reset mid-send nor a run of failures can lose one.
  */
 describe("outbox delivery", () => {
   it("delivers a child's report to its parent even if the child's object is reset mid-send", async () => {
-    const original = WorkflowRun.prototype.childEnded;
-    let hold = true;
-    let inFlight = 0;
-    let delivered = 0;
     // The parent is slow to answer (an overloaded object, a long GC pause...) while the child's
-    // object is reset (a deploy, an eviction, an isolate crash): the send neither completes nor
-    // fails until the test says so. (It polls: a promise settled from the test's context could not
-    // wake the parent's.)
-    WorkflowRun.prototype.childEnded = async function (this: WorkflowRun, report) {
-      if (report.parentTask !== "rv-lost-parent") return original.call(this, report);
-      if (hold) {
-        inFlight++;
-        while (hold) await new Promise((r) => setTimeout(r, 10));
-        throw new Error("parent too slow");
-      }
-      delivered++;
-      return original.call(this, report);
-    };
+    // object is reset (a deploy, an eviction, an isolate crash).
+    const reports = holdChildReports("fail");
     try {
       const parentId = await trigger("rv-lost-parent", {});
       const parked = await until(parentId, (r) => task(r, "rv-lost-parent").evicted === true && r.children.length === 1);
       const childId = parked.children[0]!;
       // The window that matters: the child has ended and its report is on the wire, unanswered.
-      await vi.waitUntil(() => inFlight === 1, { timeout: 10_000, interval: 10 });
+      await vi.waitUntil(() => reports.inFlight === 1, { timeout: 10_000, interval: 10 });
       const child = runStub(childId);
       // The crash: the child's object is reset while its send is in flight.
       await runInDurableObject(child, (_i, state) => state.abort("simulated reset")).catch(() => undefined);
-      hold = false;
+      reports.release();
       const fresh = runStub(childId); // a stub to the object as it comes back
       // The report is still in the child's outbox, committed and unsent (no try was counted)...
       const rows = await runInDurableObject(fresh, (_i, state) => state.storage.sql.exec("SELECT kind, tries FROM outbox WHERE kind = 'child_ended'").toArray());
       expect(rows).toEqual([{ kind: "child_ended", tries: 0 }]);
-      expect(delivered).toBe(0);
+      expect(reports.delivered).toBe(0);
       // ...and the child's alarm covers it: the child has ended and will not write again, so the
       // alarm is what sends it.
       const alarm = await runInDurableObject(fresh, (_i, state) => state.storage.getAlarm());
       expect(alarm, "the child's alarm covers its unsent outbox row").not.toBeNull();
       expect(await runDurableObjectAlarm(fresh)).toBe(true);
-      expect(delivered).toBe(1);
+      expect(reports.delivered).toBe(1);
       const parent = await result(parentId, { timeoutMs: 8_000 });
       expect(parent.status).toBe("COMPLETED");
-      expect(inFlight).toBe(1);
+      expect(reports.inFlight).toBe(1);
     } finally {
-      WorkflowRun.prototype.childEnded = original;
+      reports.restore();
     }
   });
 
   it("looks again a grace period later at a send that hangs, instead of firing again and again", async () => {
-    const original = WorkflowRun.prototype.childEnded;
-    let hold = true;
-    let inFlight = 0;
-    WorkflowRun.prototype.childEnded = async function (this: WorkflowRun, report) {
-      if (report.parentTask !== "rv-lost-parent") return original.call(this, report);
-      if (hold) {
-        inFlight++;
-        while (hold) await new Promise((r) => setTimeout(r, 10));
-      }
-      return original.call(this, report);
-    };
+    const reports = holdChildReports("deliver");
     const skew = OUTBOX_GRACE_MS + 5_000;
     let skewed = false;
     try {
       const parentId = await trigger("rv-lost-parent", {});
       const parked = await until(parentId, (r) => task(r, "rv-lost-parent").evicted === true && r.children.length === 1);
       const child = runStub(parked.children[0]!);
-      await vi.waitUntil(() => inFlight === 1, { timeout: 10_000, interval: 10 });
+      await vi.waitUntil(() => reports.inFlight === 1, { timeout: 10_000, interval: 10 });
       // The child's report has now been on the wire past its grace period, and its alarm fires.
       advanceClock(skew);
       skewed = true;
@@ -87,14 +94,13 @@ describe("outbox delivery", () => {
       expect(alarm, "the alarm still covers the report on its way").not.toBeNull();
       // Not at the grace time already passed (the runtime would fire it at once, again and again).
       expect(alarm!).toBeGreaterThan(clock.now() + OUTBOX_GRACE_MS - 1_000);
-      hold = false;
+      reports.release();
       const parent = await result(parentId, { timeoutMs: 8_000 });
       expect(parent.status).toBe("COMPLETED");
-      expect(inFlight).toBe(1);
+      expect(reports.inFlight).toBe(1);
     } finally {
-      hold = false;
       if (skewed) advanceClock(-skew);
-      WorkflowRun.prototype.childEnded = original;
+      reports.restore();
     }
   });
 
