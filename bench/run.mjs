@@ -18,11 +18,12 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = join(ROOT, "node_modules", ".bin");
-const SYSTEMS = ["spindle", "floor", "workflows"];
+const SYSTEMS = ["spindle", "floor", "workflows", "object"];
 const LABEL = {
   spindle: "Spindle (`simple`)",
   floor: "Floor (Queue → DO row)",
   workflows: "Workflows (1 step)",
+  object: "One new object per run (a fresh SQLite DO, one row)",
 };
 
 const num = (name, fallback) => {
@@ -153,7 +154,7 @@ async function startServer() {
       // wrangler dev's local trace collector (on by default) writes every invocation of every worker
       // to a SQLite trace store, on the same workerd thread as the systems measured: a cost of the
       // local tool, paid per cross-worker call, that production does not put on a request's path.
-      // Off for all three systems alike; BENCH_LOCAL_OBSERVABILITY=true measures with it.
+      // Off for every system alike; BENCH_LOCAL_OBSERVABILITY=true measures with it.
       X_LOCAL_OBSERVABILITY: process.env.BENCH_LOCAL_OBSERVABILITY ?? "false",
       CI: "1",
       NO_COLOR: "1",
@@ -500,12 +501,17 @@ function report(summary, meta) {
   const sp = summary.spindle;
   const fl = summary.floor;
   const wf = summary.workflows;
+  const ob = summary.object;
   lines.push(
     "",
     "Spindle as a ratio (latency: higher is slower; throughput: higher is better):",
     `- latency p50: ${fmtX(sp.latencyP50 / fl.latencyP50)} floor, ${fmtX(sp.latencyP50 / wf.latencyP50)} Workflows`,
     `- latency p95: ${fmtX(sp.latencyP95 / fl.latencyP95)} floor, ${fmtX(sp.latencyP95 / wf.latencyP95)} Workflows`,
     `- throughput:  ${fmtX(sp.throughput / fl.throughput)} floor, ${fmtX(sp.throughput / wf.throughput)} Workflows`,
+    "",
+    "The bound of one Durable Object per run (Spindle's design): merely creating a fresh object and committing one row in it" +
+      ` gives ${fmtX(ob.throughput / wf.throughput)} a Workflow's throughput and ${fmtX(ob.latencyP50 / wf.latencyP50)} its latency p50;` +
+      ` Spindle reaches ${fmtX(sp.throughput / ob.throughput)} of that throughput and takes ${fmtX(sp.latencyP50 / ob.latencyP50)} that latency.`,
   );
   if (sp.parts) {
     const p = sp.parts;

@@ -18,14 +18,17 @@ export { BenchShardedWorker } from "./flow";
  *   Object (`FloorSink`), which wakes the waiter blocked in `FloorSink.waitFor`.
  * - `workflows`: a Cloudflare Workflow instance whose `run()` does one `step.do` that lower-cases the
  *   message, then records the step's output in the same `FloorSink`, waited on the same way.
+ * - `object`: not a way to do the job but the least a design with one Durable Object per run (Spindle's)
+ *   must pay for each: a fresh SQLite object, addressed by name as a run's is, that creates its table
+ *   and commits one row. The call returns once the row is durable.
  *
  * Endpoints (all GET, JSON): `/` (health), `/latency?system=&n=` (n runs one after another),
  * `/throughput?system=&n=&concurrency=` (n runs, at most `concurrency` in flight), `/dashboard/seed?runs=&expect=`
  * and `/dashboard/measure?samples=` (the dashboard's runs page with that many runs in the tenant).
  */
 
-export type System = "spindle" | "floor" | "workflows";
-const SYSTEMS: readonly System[] = ["spindle", "floor", "workflows"];
+export type System = "spindle" | "floor" | "workflows" | "object";
+const SYSTEMS: readonly System[] = ["spindle", "floor", "workflows", "object"];
 
 const INPUT = { Message: "Hello World" } as const;
 const TERMINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
@@ -167,6 +170,14 @@ async function runOnce(env: Env, system: System): Promise<Sample> {
       const t1 = Date.now();
       check(system, await sink(env).waitFor(id, RUN_TIMEOUT_MS));
       return { ms: Date.now() - t0, triggerMs: t1 - t0 };
+    }
+    case "object": {
+      // A new name each time: a new object, created by this very call (FloorSink's constructor makes
+      // its table), its row written in one commit.
+      const id = crypto.randomUUID();
+      await env.SINK.getByName(`object:${id}`).record(id, JSON.stringify({ TransformedMessage: INPUT.Message.toLowerCase() }));
+      const t1 = Date.now();
+      return { ms: t1 - t0, triggerMs: t1 - t0 };
     }
     case "workflows": {
       const instance = await env.WF.create({ params: { Message: INPUT.Message } });
