@@ -30,7 +30,9 @@ export function migrate(storage: DurableObjectStorage, migrations: readonly Migr
   const snapshot = current === 0 ? snapshots.get(migrations) : undefined;
   if (snapshot) {
     storage.transactionSync(() => {
-      for (const statement of snapshot.statements) sql.exec(statement);
+      // One call for the whole schema: a new object runs it at its creation, on the trigger's path,
+      // and one multi-statement exec costs about a quarter less than a call per statement.
+      sql.exec(snapshot.statements.join(";\n"));
       sql.exec("INSERT INTO _schema (id, version) VALUES (1, ?)", snapshot.version);
     });
     return snapshot.version;
