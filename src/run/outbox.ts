@@ -145,6 +145,11 @@ export class Outbox {
     this.sent.add(id);
   }
 
+  /** These are no longer on their way (their send failed): each is taken again when it is due. */
+  settle(messages: readonly OutboxMessage[]): void {
+    for (const m of messages) this.sending.delete(m.id);
+  }
+
   /** The kinds of the messages added since they were last taken to be sent (none: nothing new to send). */
   addedKinds(): ReadonlySet<OutboxKind> {
     return this.fresh;

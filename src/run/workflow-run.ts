@@ -677,16 +677,27 @@ export class WorkflowRun extends DurableObject<Env> {
       const reason = err instanceof Error ? err.message : String(err);
       console.error(`run outbox: ${first.kind} to ${first.target} failed (try ${first.tries + 1}${NEVER_GIVEN_UP.has(first.kind) ? "" : ` of ${OUTBOX_MAX_TRIES}`}): ${reason}`);
       let dead = false;
-      this.write(() => {
-        const now = clock.now();
-        for (const m of group) {
-          const letter = this.outbox.failed(m, reason, now);
-          if (letter) {
-            dead = true;
-            this.machine.deadLettered(this.runs.get()!, letter, now);
+      try {
+        this.write(() => {
+          const now = clock.now();
+          for (const m of group) {
+            const letter = this.outbox.failed(m, reason, now);
+            if (letter) {
+              dead = true;
+              this.machine.deadLettered(this.runs.get()!, letter, now);
+            }
           }
-        }
-      });
+        });
+      } catch (writeErr) {
+        // Recording the failure failed too, and rolled back: the rows are as they were, still due,
+        // and the alarm still covers them. They are tried again then; the caller's own change has
+        // committed already, so its call does not fail for this.
+        console.error(`run outbox: could not record the failed ${first.kind} to ${first.target}; the alarm tries it again`, writeErr);
+      } finally {
+        // None of the group is on its way any more, whether or not the write above went through
+        // (one that threw partway would otherwise leave the rest marked in flight, never retried).
+        this.outbox.settle(group);
+      }
       // What failed because of it (a task, the run, a notice to the parent) goes out now.
       if (dead) await this.afterWrite();
     }

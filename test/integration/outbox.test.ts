@@ -2,7 +2,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { EventBus } from "../../src/events/event-bus";
 import { advanceClock, clock } from "../../src/core/clock";
-import { OUTBOX_GRACE_MS } from "../../src/run/outbox";
+import { Outbox, OUTBOX_GRACE_MS } from "../../src/run/outbox";
 import { WorkflowRun } from "../../src/run/workflow-run";
 import { push, result, runStub, task, trigger, until } from "./helpers";
 
@@ -167,6 +167,54 @@ describe("outbox delivery", () => {
       expect(run.output).toEqual({ fired: { "rv:k1": { id, n: 1 } } });
     } finally {
       EventBus.prototype.subscribe = originalSubscribe;
+    }
+  });
+
+  it("tries a failed message again even when recording its failure throws", async () => {
+    const originalSubscribe = EventBus.prototype.subscribe;
+    const originalFailed = Outbox.prototype.failed;
+    const id = `id-${crypto.randomUUID()}`;
+    let k1Down = true; // the bus of rv:k1 refuses subscriptions until the test says otherwise
+    let k1Failures = 0;
+    let k1Sent = 0;
+    let recordingThrew = 0;
+    EventBus.prototype.subscribe = async function (this: EventBus, tenant, key, waiters) {
+      if (key === "rv:k1" && waiters.some((w) => w.expression?.includes(id))) {
+        if (k1Down) {
+          k1Failures++;
+          throw new Error("k1 bus overloaded");
+        }
+        k1Sent++;
+      }
+      return originalSubscribe.call(this, tenant, key, waiters);
+    };
+    // The fault: the write that records the failed send throws (a storage error), before it has
+    // recorded anything, so it rolls back.
+    Outbox.prototype.failed = function (this: Outbox, m, error, now) {
+      if (m.target.endsWith(":rv:k1") && recordingThrew === 0) {
+        recordingThrew++;
+        throw new Error("simulated storage error");
+      }
+      return originalFailed.call(this, m, error, now);
+    };
+    try {
+      const runId = await trigger("rv-or-waits", { id });
+      await vi.waitUntil(() => recordingThrew === 1 && k1Failures >= 1, { timeout: 10_000, interval: 10 });
+      // The message is still the outbox's to send (it was not left marked as on its way): once
+      // the bus is back, a retry (or the alarm, run here so as not to wait out the backoff) sends it.
+      k1Down = false;
+      for (let i = 0; i < 10 && k1Sent === 0; i++) {
+        await runDurableObjectAlarm(runStub(runId));
+        await vi.waitUntil(() => k1Sent > 0, { timeout: 1_000, interval: 10 }).catch(() => undefined);
+      }
+      expect(k1Sent).toBe(1);
+      await push("rv:k1", { id, n: 1 });
+      const run = await result(runId, { timeoutMs: 10_000 });
+      expect(run.status).toBe("COMPLETED");
+      expect(run.output).toEqual({ fired: { "rv:k1": { id, n: 1 } } });
+    } finally {
+      EventBus.prototype.subscribe = originalSubscribe;
+      Outbox.prototype.failed = originalFailed;
     }
   });
 
