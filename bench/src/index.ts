@@ -40,7 +40,7 @@ const EXPECTED = JSON.stringify({ TransformedMessage: "hello world" });
 const RUN_TIMEOUT_MS = 120_000;
 /** The engine answers one `waitForRun` after at most 60 s (MAX_WAIT_MS); ask again until the deadline. */
 const SPINDLE_WAIT_MS = 60_000;
-/** All three systems record into / wait on one sink object (the same one for floor and Workflows). */
+/** Spindle aside, the systems record into one sink object, waited on there (the floor and Workflows); `object` makes a new one per run. */
 const SINK_NAME = "sink";
 
 interface FloorMessage {

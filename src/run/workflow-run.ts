@@ -572,7 +572,7 @@ export class WorkflowRun extends DurableObject<Env> {
         this.machine.fire(this.runs.get()!, timer, now);
       }
     });
-    await this.afterWrite(horizon);
+    await this.afterWrite(horizon, true);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -620,9 +620,9 @@ export class WorkflowRun extends DurableObject<Env> {
    * that has ended will not write again, so it deletes what it sent now, in one commit, instead of
    * leaving it for the outbox's grace alarm.
    */
-  private async afterWrite(horizon = clock.now()): Promise<void> {
+  private async afterWrite(horizon = clock.now(), fromAlarm = false): Promise<void> {
     this.wakeWaiters();
-    await this.flushOutbox(horizon);
+    await this.flushOutbox(horizon, null, fromAlarm);
     if (this.outbox.hasSent() && this.outbox.isSettled() && isTerminal(this.runs.status() ?? "QUEUED")) this.write(() => {});
   }
 
@@ -648,7 +648,7 @@ export class WorkflowRun extends DurableObject<Env> {
    * Sends what the outbox holds, grouped by kind and target. Unsubscriptions go last, so one can
    * never overtake the subscription it cancels.
    */
-  private async flushOutbox(horizon: number, hold: OutboxKind | null = null): Promise<void> {
+  private async flushOutbox(horizon: number, hold: OutboxKind | null = null, fromAlarm = false): Promise<void> {
     const messages = this.outbox.take(horizon, hold);
     if (messages.length === 0) return;
     const groups = new Map<string, OutboxMessage[]>();
@@ -657,11 +657,12 @@ export class WorkflowRun extends DurableObject<Env> {
       groups.set(key, [...(groups.get(key) ?? []), m]);
     }
     const all = [...groups.values()];
-    await Promise.all(all.filter((g) => g[0]!.kind !== "unsubscribe").map((group) => this.send(group)));
-    await Promise.all(all.filter((g) => g[0]!.kind === "unsubscribe").map((group) => this.send(group)));
+    await Promise.all(all.filter((g) => g[0]!.kind !== "unsubscribe").map((group) => this.send(group, fromAlarm)));
+    await Promise.all(all.filter((g) => g[0]!.kind === "unsubscribe").map((group) => this.send(group, fromAlarm)));
   }
 
-  private async send(group: OutboxMessage[]): Promise<void> {
+  /** `fromAlarm`: the alarm is sending (see the failure path below). */
+  private async send(group: OutboxMessage[], fromAlarm: boolean): Promise<void> {
     const first = group[0]!;
     try {
       const result = await deliver(this.env, first.kind, first.target, group);
@@ -689,13 +690,17 @@ export class WorkflowRun extends DurableObject<Env> {
           }
         });
       } catch (writeErr) {
-        // Recording the failure failed too, and rolled back: the rows are as they were, still due,
-        // and the alarm still covers them. They are tried again then; the caller's own change has
-        // committed already, so its call does not fail for this.
-        console.error(`run outbox: could not record the failed ${first.kind} to ${first.target}; the alarm tries it again`, writeErr);
+        // Recording the failure threw and rolled back: the rows are as they were, due again. From
+        // the alarm, the error goes on, so that the runtime runs the alarm again later, backing off
+        // (the alarm covers these rows; answering it would leave it armed at their passed time, to
+        // fire at once, again and again). From any other call, the caller's own change has
+        // committed and its answer must not fail for this: the alarm tries them again.
+        dead = false;
+        if (fromAlarm) throw writeErr;
+        console.error(`run outbox: could not record the failed ${first.kind} to ${first.target}; its alarm tries it again`, writeErr);
       } finally {
-        // None of the group is on its way any more, whether or not the write above went through
-        // (one that threw partway would otherwise leave the rest marked in flight, never retried).
+        // None of the group is on its way any more, whether or not that write went through. Left
+        // marked as on their way, they would never be sent again while this object lives.
         this.outbox.settle(group);
       }
       // What failed because of it (a task, the run, a notice to the parent) goes out now.

@@ -218,6 +218,71 @@ describe("outbox delivery", () => {
     }
   });
 
+  it("fails the alarm (run again later, backing off) when, from the alarm, a failed send cannot be recorded", async () => {
+    const originalSubscribe = EventBus.prototype.subscribe;
+    const originalFailed = Outbox.prototype.failed;
+    const originalAlarm = WorkflowRun.prototype.alarm;
+    const id = `id-${crypto.randomUUID()}`;
+    let k1Down = true;
+    let k1Failures = 0;
+    let k1Sent = 0;
+    let inAlarm = 0;
+    let storageBroken = true; // only ever inside the alarm
+    let alarmRejections = 0;
+    EventBus.prototype.subscribe = async function (this: EventBus, tenant, key, waiters) {
+      if (key === "rv:k1" && waiters.some((w) => w.expression?.includes(id))) {
+        if (k1Down) {
+          k1Failures++;
+          throw new Error("k1 bus overloaded");
+        }
+        k1Sent++;
+      }
+      return originalSubscribe.call(this, tenant, key, waiters);
+    };
+    Outbox.prototype.failed = function (this: Outbox, m, error, now) {
+      if (m.target.endsWith(":rv:k1") && storageBroken && inAlarm > 0) throw new Error("simulated storage error");
+      return originalFailed.call(this, m, error, now);
+    };
+    WorkflowRun.prototype.alarm = async function (this: WorkflowRun) {
+      inAlarm++;
+      try {
+        return await originalAlarm.call(this);
+      } catch (err) {
+        if (String(err).includes("simulated storage error")) alarmRejections++;
+        throw err;
+      } finally {
+        inAlarm--;
+      }
+    };
+    try {
+      const runId = await trigger("rv-or-waits", { id });
+      // The first failure comes from the checkpoint's own send, and is recorded: a retry, due soon.
+      await vi.waitUntil(() => k1Failures >= 1, { timeout: 10_000, interval: 10 });
+      // The retry is the alarm's to send; it fails and cannot be recorded: the alarm fails with it,
+      // so the runtime runs it again later (whoever runs it first: the runtime, or this test).
+      for (let i = 0; i < 20 && alarmRejections === 0; i++) {
+        await runDurableObjectAlarm(runStub(runId)).catch(() => undefined);
+        await vi.waitUntil(() => alarmRejections > 0, { timeout: 500, interval: 10 }).catch(() => undefined);
+      }
+      expect(alarmRejections).toBeGreaterThan(0);
+      // Storage and bus are back: the message is sent (it was not left marked as on its way).
+      storageBroken = false;
+      k1Down = false;
+      for (let i = 0; i < 10 && k1Sent === 0; i++) {
+        await runDurableObjectAlarm(runStub(runId)).catch(() => undefined);
+        await vi.waitUntil(() => k1Sent > 0, { timeout: 1_000, interval: 10 }).catch(() => undefined);
+      }
+      expect(k1Sent).toBe(1);
+      await push("rv:k1", { id, n: 1 });
+      const run = await result(runId, { timeoutMs: 10_000 });
+      expect(run.status).toBe("COMPLETED");
+    } finally {
+      EventBus.prototype.subscribe = originalSubscribe;
+      Outbox.prototype.failed = originalFailed;
+      WorkflowRun.prototype.alarm = originalAlarm;
+    }
+  });
+
   it("leaves nothing behind once a run has ended: no outbox rows, no alarm", async () => {
     const runId = await trigger("t-echo", { tidy: true });
     await result(runId);
