@@ -39,6 +39,55 @@ function holdChildReports(then: "fail" | "deliver") {
 }
 
 /**
+ * The bus of `rv:k1`, for one `rv-or-waits` run's waiter (`id`): refuses its subscription while
+ * `down`, counting the failures, and counts what it takes once it is back.
+ */
+function k1Bus(id: string) {
+  const original = EventBus.prototype.subscribe;
+  const bus = {
+    down: true,
+    failures: 0,
+    sent: 0,
+    restore: () => {
+      EventBus.prototype.subscribe = original;
+    },
+  };
+  EventBus.prototype.subscribe = async function (this: EventBus, tenant, key, waiters) {
+    if (key === "rv:k1" && waiters.some((w) => w.expression?.includes(id))) {
+      if (bus.down) {
+        bus.failures++;
+        throw new Error("k1 bus overloaded");
+      }
+      bus.sent++;
+    }
+    return original.call(this, tenant, key, waiters);
+  };
+  return bus;
+}
+
+/** Runs the run's alarm (rather than waiting out a backoff) until `done()`, at most `times` times. */
+async function alarmUntil(runId: string, done: () => boolean, times = 10): Promise<void> {
+  for (let i = 0; i < times && !done(); i++) {
+    await runDurableObjectAlarm(runStub(runId)).catch(() => undefined);
+    await vi.waitUntil(done, { timeout: 1_000, interval: 10 }).catch(() => undefined);
+  }
+}
+
+/**
+ * The bus comes back: a retry (or the alarm, run here rather than waiting out the backoff) sends
+ * the subscription, once, and an event on `rv:k1` wakes the run.
+ */
+async function expectSentWhenBack(bus: ReturnType<typeof k1Bus>, runId: string, id: string): Promise<void> {
+  bus.down = false;
+  await alarmUntil(runId, () => bus.sent > 0);
+  expect(bus.sent).toBe(1);
+  await push("rv:k1", { id, n: 1 });
+  const run = await result(runId, { timeoutMs: 10_000 });
+  expect(run.status).toBe("COMPLETED");
+  expect(run.output).toEqual({ fired: { "rv:k1": { id, n: 1 } } });
+}
+
+/**
  * The run's outbox: a message is written in the same transaction as the change that owes it, and
  * the alarm covers it from then on (a fresh one after a grace period, a failed one at its retry
  * time), so neither an object reset mid-send nor a run of failures can lose one.
@@ -171,23 +220,10 @@ describe("outbox delivery", () => {
   });
 
   it("tries a failed message again even when recording its failure throws", async () => {
-    const originalSubscribe = EventBus.prototype.subscribe;
-    const originalFailed = Outbox.prototype.failed;
     const id = `id-${crypto.randomUUID()}`;
-    let k1Down = true; // the bus of rv:k1 refuses subscriptions until the test says otherwise
-    let k1Failures = 0;
-    let k1Sent = 0;
+    const bus = k1Bus(id);
+    const originalFailed = Outbox.prototype.failed;
     let recordingThrew = 0;
-    EventBus.prototype.subscribe = async function (this: EventBus, tenant, key, waiters) {
-      if (key === "rv:k1" && waiters.some((w) => w.expression?.includes(id))) {
-        if (k1Down) {
-          k1Failures++;
-          throw new Error("k1 bus overloaded");
-        }
-        k1Sent++;
-      }
-      return originalSubscribe.call(this, tenant, key, waiters);
-    };
     // The fault: the write that records the failed send throws (a storage error), before it has
     // recorded anything, so it rolls back.
     Outbox.prototype.failed = function (this: Outbox, m, error, now) {
@@ -199,46 +235,23 @@ describe("outbox delivery", () => {
     };
     try {
       const runId = await trigger("rv-or-waits", { id });
-      await vi.waitUntil(() => recordingThrew === 1 && k1Failures >= 1, { timeout: 10_000, interval: 10 });
-      // The message is still the outbox's to send (it was not left marked as on its way): once
-      // the bus is back, a retry (or the alarm, run here so as not to wait out the backoff) sends it.
-      k1Down = false;
-      for (let i = 0; i < 10 && k1Sent === 0; i++) {
-        await runDurableObjectAlarm(runStub(runId));
-        await vi.waitUntil(() => k1Sent > 0, { timeout: 1_000, interval: 10 }).catch(() => undefined);
-      }
-      expect(k1Sent).toBe(1);
-      await push("rv:k1", { id, n: 1 });
-      const run = await result(runId, { timeoutMs: 10_000 });
-      expect(run.status).toBe("COMPLETED");
-      expect(run.output).toEqual({ fired: { "rv:k1": { id, n: 1 } } });
+      await vi.waitUntil(() => recordingThrew === 1 && bus.failures >= 1, { timeout: 10_000, interval: 10 });
+      // The message is still the outbox's to send (it was not left marked as on its way).
+      await expectSentWhenBack(bus, runId, id);
     } finally {
-      EventBus.prototype.subscribe = originalSubscribe;
+      bus.restore();
       Outbox.prototype.failed = originalFailed;
     }
   });
 
   it("fails the alarm (run again later, backing off) when, from the alarm, a failed send cannot be recorded", async () => {
-    const originalSubscribe = EventBus.prototype.subscribe;
+    const id = `id-${crypto.randomUUID()}`;
+    const bus = k1Bus(id);
     const originalFailed = Outbox.prototype.failed;
     const originalAlarm = WorkflowRun.prototype.alarm;
-    const id = `id-${crypto.randomUUID()}`;
-    let k1Down = true;
-    let k1Failures = 0;
-    let k1Sent = 0;
     let inAlarm = 0;
     let storageBroken = true; // only ever inside the alarm
     let alarmRejections = 0;
-    EventBus.prototype.subscribe = async function (this: EventBus, tenant, key, waiters) {
-      if (key === "rv:k1" && waiters.some((w) => w.expression?.includes(id))) {
-        if (k1Down) {
-          k1Failures++;
-          throw new Error("k1 bus overloaded");
-        }
-        k1Sent++;
-      }
-      return originalSubscribe.call(this, tenant, key, waiters);
-    };
     Outbox.prototype.failed = function (this: Outbox, m, error, now) {
       if (m.target.endsWith(":rv:k1") && storageBroken && inAlarm > 0) throw new Error("simulated storage error");
       return originalFailed.call(this, m, error, now);
@@ -257,27 +270,16 @@ describe("outbox delivery", () => {
     try {
       const runId = await trigger("rv-or-waits", { id });
       // The first failure comes from the checkpoint's own send, and is recorded: a retry, due soon.
-      await vi.waitUntil(() => k1Failures >= 1, { timeout: 10_000, interval: 10 });
+      await vi.waitUntil(() => bus.failures >= 1, { timeout: 10_000, interval: 10 });
       // The retry is the alarm's to send; it fails and cannot be recorded: the alarm fails with it,
       // so the runtime runs it again later (whoever runs it first: the runtime, or this test).
-      for (let i = 0; i < 20 && alarmRejections === 0; i++) {
-        await runDurableObjectAlarm(runStub(runId)).catch(() => undefined);
-        await vi.waitUntil(() => alarmRejections > 0, { timeout: 500, interval: 10 }).catch(() => undefined);
-      }
+      await alarmUntil(runId, () => alarmRejections > 0, 20);
       expect(alarmRejections).toBeGreaterThan(0);
-      // Storage and bus are back: the message is sent (it was not left marked as on its way).
+      // Storage is back, and the message is still the outbox's to send.
       storageBroken = false;
-      k1Down = false;
-      for (let i = 0; i < 10 && k1Sent === 0; i++) {
-        await runDurableObjectAlarm(runStub(runId)).catch(() => undefined);
-        await vi.waitUntil(() => k1Sent > 0, { timeout: 1_000, interval: 10 }).catch(() => undefined);
-      }
-      expect(k1Sent).toBe(1);
-      await push("rv:k1", { id, n: 1 });
-      const run = await result(runId, { timeoutMs: 10_000 });
-      expect(run.status).toBe("COMPLETED");
+      await expectSentWhenBack(bus, runId, id);
     } finally {
-      EventBus.prototype.subscribe = originalSubscribe;
+      bus.restore();
       Outbox.prototype.failed = originalFailed;
       WorkflowRun.prototype.alarm = originalAlarm;
     }
