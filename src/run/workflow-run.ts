@@ -657,8 +657,15 @@ export class WorkflowRun extends DurableObject<Env> {
       groups.set(key, [...(groups.get(key) ?? []), m]);
     }
     const all = [...groups.values()];
-    await Promise.all(all.filter((g) => g[0]!.kind !== "unsubscribe").map((group) => this.send(group, fromAlarm)));
-    await Promise.all(all.filter((g) => g[0]!.kind === "unsubscribe").map((group) => this.send(group, fromAlarm)));
+    // Every group taken is sent (and so settled) even if another's send throws (from the alarm: see
+    // `send`); the first error goes on once all have been tried.
+    const errors: unknown[] = [];
+    for (const batch of [all.filter((g) => g[0]!.kind !== "unsubscribe"), all.filter((g) => g[0]!.kind === "unsubscribe")]) {
+      for (const sent of await Promise.allSettled(batch.map((group) => this.send(group, fromAlarm)))) {
+        if (sent.status === "rejected") errors.push(sent.reason);
+      }
+    }
+    if (errors.length > 0) throw errors[0];
   }
 
   /** `fromAlarm`: the alarm is sending (see the failure path below). */
@@ -704,7 +711,7 @@ export class WorkflowRun extends DurableObject<Env> {
         this.outbox.settle(group);
       }
       // What failed because of it (a task, the run, a notice to the parent) goes out now.
-      if (dead) await this.afterWrite();
+      if (dead) await this.afterWrite(clock.now(), fromAlarm);
     }
   }
 
