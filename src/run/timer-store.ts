@@ -38,6 +38,13 @@ const toTimer = (r: TimerRow): Timer => ({
 /** How much earlier than its next due time an alarm may stay set (see `plan`). */
 export const ALARM_SLACK_MS = 1_000;
 
+/**
+ * An alarm this long past its time when a write comes has not run to its end: the runtime is
+ * retrying it after failures (backing off), or has given up on it after its last retry. The write
+ * sets it again (see `plan`).
+ */
+export const ALARM_OVERDUE_MS = 60_000;
+
 /** An alarm set for `armed` will do for a timer due at `due`: it is at most ALARM_SLACK_MS earlier. */
 const doesFor = (armed: number | null, due: number): armed is number => armed !== null && armed <= due && due - armed < ALARM_SLACK_MS;
 
@@ -93,11 +100,14 @@ export class TimerStore {
    * few milliseconds at each step (the outbox's grace at its creation, the liveness check at its
    * task's start, the grace again at its end) only to delete it.
    */
-  plan(also: number | null = null): number | null | undefined {
+  plan(also: number | null, now: number): number | null | undefined {
     const timer = this.storage.sql.exec<{ next: number | null }>("SELECT MIN(due_at) AS next FROM timers").toArray()[0]?.next ?? null;
     const next = timer === null ? also : also === null ? timer : Math.min(timer, also);
     const armed = this.armedAt();
-    if (next === armed || (next !== null && doesFor(armed, next))) return undefined;
+    // An alarm long overdue may be one the runtime gave up on: set it again, or what it covers
+    // would wait for the object's next start.
+    const overdue = armed !== null && now - armed > ALARM_OVERDUE_MS;
+    if (!overdue && (next === armed || (next !== null && doesFor(armed, next)))) return undefined;
     this.storage.sql.exec("INSERT INTO alarm (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at", next);
     this.armed = next;
     return next;

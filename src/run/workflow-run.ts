@@ -596,7 +596,8 @@ export class WorkflowRun extends DurableObject<Env> {
       this.ctx.storage.transactionSync(() => {
         this.outbox.purge();
         fn();
-        alarm = this.timers.plan(this.outbox.alarmAt(clock.now()));
+        const now = clock.now();
+        alarm = this.timers.plan(this.outbox.alarmAt(now), now);
       });
     } catch (err) {
       this.pendingWatch.length = watches;

@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it, vi } from "vitest";
 import { LIVENESS_TIMEOUT_MS } from "../../src/run/liveness";
-import { ALARM_SLACK_MS } from "../../src/run/timer-store";
+import { ALARM_OVERDUE_MS, ALARM_SLACK_MS, TimerStore } from "../../src/run/timer-store";
 import { gates } from "../worker/liveness";
 import { getRun, result, runStub, task, trigger, until } from "./helpers";
 
@@ -91,5 +91,21 @@ describe("a run's alarm writes", () => {
     } finally {
       restore();
     }
+  });
+
+  it("sets an alarm again that a write finds long past its time (one the runtime may have given up on)", async () => {
+    const runId = await trigger("d-sleep", { duration: "1h" });
+    const waiting = await until(runId, (run) => task(run, "d-sleep").evicted === true);
+    const due = Date.parse(task(waiting, "d-sleep").waitingFor![0]!.conditions![0]!.dueAt!);
+    await vi.waitUntil(async () => (await runInDurableObject(runStub(runId), (_instance, state) => state.storage.getAlarm())) === due, { timeout: 5_000 });
+    // What a write's plan decides, with the sleep's alarm set for `due`, at two moments after it:
+    // a little late (the runtime is about to run it: leave it) and long overdue (set it again).
+    const [late, overdue] = await runInDurableObject(runStub(runId), (_instance, state) => {
+      const timers = new TimerStore(state.storage);
+      return state.storage.transactionSync(() => [timers.plan(null, due + 30_000), timers.plan(null, due + ALARM_OVERDUE_MS + 1)]);
+    });
+    expect(late).toBeUndefined();
+    expect(overdue).toBe(due);
+    await runInDurableObject(runStub(runId), (instance) => instance.cancel());
   });
 });
