@@ -145,7 +145,10 @@ export class Outbox {
     this.sent.add(id);
   }
 
-  /** These are no longer on their way (their send failed): each is taken again when it is due. */
+  /**
+   * These are no longer on their way (their send failed): each is taken again when it is due. Left
+   * marked as on their way, they would never be sent again while this object lives.
+   */
   settle(messages: readonly OutboxMessage[]): void {
     for (const m of messages) this.sending.delete(m.id);
   }
@@ -194,10 +197,10 @@ export class Outbox {
 
   /**
    * A send failed: try again later, backing off, or, past OUTBOX_MAX_TRIES, dead-letter it (call
-   * inside a write, so the alarm is planned). Returns the dead letter, if it became one.
+   * inside a write, once `settle` has taken it off the wire, so the alarm is planned for it).
+   * Returns the dead letter, if it became one.
    */
   failed(m: OutboxMessage, error: string, now: number): DeadLetter | null {
-    this.sending.delete(m.id);
     if (m.tries + 1 >= OUTBOX_MAX_TRIES && !NEVER_GIVEN_UP.has(m.kind)) {
       const dead: DeadLetter = { kind: m.kind, target: m.target, payload: m.payload, tries: m.tries + 1, error, at: now };
       this.keepDeadLetter(dead);

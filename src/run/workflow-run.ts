@@ -685,6 +685,9 @@ export class WorkflowRun extends DurableObject<Env> {
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       console.error(`run outbox: ${first.kind} to ${first.target} failed (try ${first.tries + 1}${NEVER_GIVEN_UP.has(first.kind) ? "" : ` of ${OUTBOX_MAX_TRIES}`}): ${reason}`);
+      // None of the group is on its way any more: settled before the write that records the failure
+      // (whose alarm plan must see them), so that they are taken again even if that write throws.
+      this.outbox.settle(group);
       let dead = false;
       try {
         this.write(() => {
@@ -706,10 +709,6 @@ export class WorkflowRun extends DurableObject<Env> {
         dead = false;
         if (fromAlarm) throw writeErr;
         console.error(`run outbox: could not record the failed ${first.kind} to ${first.target}; its alarm tries it again`, writeErr);
-      } finally {
-        // None of the group is on its way any more, whether or not that write went through. Left
-        // marked as on their way, they would never be sent again while this object lives.
-        this.outbox.settle(group);
       }
       // What failed because of it (a task, the run, a notice to the parent) goes out now.
       if (dead) await this.afterWrite(clock.now(), fromAlarm);
